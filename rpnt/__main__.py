@@ -1,0 +1,5 @@
+import sys
+
+from rpnt.cli import main
+
+sys.exit(main())

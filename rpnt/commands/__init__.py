@@ -1,0 +1,1 @@
+"""Subcommands of the ``rpnt`` command line (see :mod:`rpnt.cli`)."""

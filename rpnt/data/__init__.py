@@ -1,0 +1,1 @@
+"""In-memory session data and window sampling shared by every model and baseline."""

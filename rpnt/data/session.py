@@ -1,0 +1,99 @@
+"""The in-memory form of one ingested session (one Zarr store, schema v1).
+
+Sessions are small (minutes to an hour of 20 ms bins), so training and evaluation hold
+them in memory as plain numpy arrays: no per-step Zarr reads. ``rpnt.store.load_session``
+builds a :class:`SessionData` from a store; tests may build one directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+#: Bin-level split codes of ``split(time)`` in the store (labels in its attrs).
+SPLIT_CODES: dict[str, int] = {"none": -1, "train": 0, "valid": 1, "test": 2}
+
+
+@dataclass
+class SessionData:
+    """One session's binned data.
+
+    Shapes: ``n_time`` bins, ``n_unit`` units, ``n_axis`` behaviour axes, ``n_trial`` trials.
+    """
+
+    session: str  #: e.g. "sub-C_ses-CO-20160909"
+    subject: str  #: e.g. "C"
+    task: str  #: "center_out", "random_target", "maze", ...
+    recording_date: str  #: ISO date, "2016-09-09"
+    dataset: str  #: registry name of the dataset
+    bin_size_s: float
+    time: np.ndarray  #: (n_time,) float64 bin starts, seconds
+    spike_counts: np.ndarray  #: (n_time, n_unit) unsigned integer counts
+    velocity: np.ndarray  #: (n_time, n_axis) float32, NaN where no behaviour
+    split: np.ndarray  #: (n_time,) int8, codes in SPLIT_CODES
+    eval_mask: np.ndarray  #: (n_time,) bool, bins on which decoding is scored
+    unit_id: np.ndarray  #: (n_unit,) str
+    unit_area: np.ndarray  #: (n_unit,) str, e.g. "M1", "PMd"
+    unit_site: np.ndarray  #: (n_unit,) str, electrode group / array / probe site
+    unit_xyz: np.ndarray  #: (n_unit, 3) float, NaN when unknown
+    trial_start: np.ndarray  #: (n_trial,) float64 s
+    trial_stop: np.ndarray  #: (n_trial,) float64 s
+    trial_split: np.ndarray  #: (n_trial,) str: train / valid / test / none
+    position: np.ndarray | None = None  #: (n_time, n_axis) float32 or None
+    spike_times: np.ndarray | None = None  #: (n_spike,) float64 s, sorted
+    spike_unit: np.ndarray | None = None  #: (n_spike,) int32 unit index
+    attrs: dict[str, Any] = field(default_factory=dict)  #: all store attributes
+
+    @property
+    def n_time(self) -> int:
+        return int(self.spike_counts.shape[0])
+
+    @property
+    def n_unit(self) -> int:
+        return int(self.spike_counts.shape[1])
+
+    @property
+    def sites(self) -> list[str]:
+        """Distinct sites in order of first appearance."""
+        return list(dict.fromkeys(self.unit_site.tolist()))
+
+    def split_mask(self, name: str) -> np.ndarray:
+        """(n_time,) bool: bins whose split is ``name``."""
+        return self.split == SPLIT_CODES[name]
+
+    def trial_bins(self, which: str) -> np.ndarray:
+        """(n_time,) bool: bins inside trials whose ``trial_split`` is ``which``."""
+        sel = self.trial_split == which
+        lo = np.searchsorted(self.time, self.trial_start[sel], side="left")
+        hi = np.searchsorted(self.time, self.trial_stop[sel], side="left")
+        # Difference array: +1 at each start, -1 at each stop, cumulative sum > 0 inside.
+        delta = np.zeros(self.n_time + 1, dtype=np.int64)
+        np.add.at(delta, lo, 1)
+        np.add.at(delta, hi, -1)
+        return np.cumsum(delta[:-1]) > 0
+
+    def select_units(self, keep: np.ndarray) -> SessionData:
+        """A copy restricted to units where ``keep`` (n_unit,) is True.
+
+        Raw spikes are filtered and re-indexed too, so spike-token models see the same
+        units as binned models.
+        """
+        keep = np.asarray(keep, dtype=bool)
+        new_index = np.cumsum(keep) - 1
+        spike_times, spike_unit = self.spike_times, self.spike_unit
+        if spike_times is not None and spike_unit is not None:
+            sel = keep[spike_unit]
+            spike_times = spike_times[sel]
+            spike_unit = new_index[spike_unit[sel]].astype(np.int32)
+        return replace(
+            self,
+            spike_counts=self.spike_counts[:, keep],
+            unit_id=self.unit_id[keep],
+            unit_area=self.unit_area[keep],
+            unit_site=self.unit_site[keep],
+            unit_xyz=self.unit_xyz[keep],
+            spike_times=spike_times,
+            spike_unit=spike_unit,
+        )

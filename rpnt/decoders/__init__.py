@@ -1,0 +1,4 @@
+"""Velocity decoders (RPNT and its peers) behind one interface, saved one way.
+
+See :mod:`rpnt.decoders.base`.
+"""

@@ -1,0 +1,77 @@
+"""Provenance: what produced an output, recorded in every store, checkpoint and table."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import rpnt
+
+#: Packages whose versions are recorded with every output.
+TRACKED_PACKAGES = (
+    "numpy", "torch", "pynwb", "hdmf", "h5py", "zarr", "xarray", "pandas", "dandi",
+    "snakemake", "torch-brain",
+)
+
+
+@functools.cache
+def git_commit() -> str:
+    """The commit of the rpnt checkout ("+dirty" if modified), or "unknown"."""
+    root = Path(rpnt.__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+@functools.cache
+def package_versions() -> dict[str, str]:
+    """Installed versions of :data:`TRACKED_PACKAGES` (absent ones are omitted)."""
+    out = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def config_hash(config: Any) -> str:
+    """A stable short hash of a JSON-serialisable config (key order does not matter)."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def provenance(config: Any | None = None, **extra: Any) -> dict[str, Any]:
+    """A provenance record: rpnt version, git commit, package versions, config hash, extras."""
+    rec: dict[str, Any] = {
+        "rpnt_version": rpnt.__version__,
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+    }
+    if config is not None:
+        rec["config_hash"] = config_hash(config)
+    rec.update(extra)
+    return rec
