@@ -27,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
     for name, (module, help_) in TARGETS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        if importlib.util.find_spec(module) is None:
+        try:
+            present = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            present = False
+        if not present:
             continue  # that part of rpnt is not in this checkout
         # The benchmark modules keep their heavy imports inside run(), so this is cheap.
         importlib.import_module(module).add_arguments(p)
