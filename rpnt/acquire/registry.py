@@ -1,0 +1,213 @@
+"""The dataset registry ``config/datasets.yaml``: load, validate, plan sessions.
+
+Every dataset the workflow can use is one entry (see ``docs/datasets.md``). The registry
+is validated against ``workflow/schemas/datasets.schema.yaml`` (unknown keys rejected);
+relative paths inside it (``dandi.manifest``, ``local.folder``) are resolved against the
+directory holding the registry file, so the returned entries carry absolute paths.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rpnt.acquire.naming import session_record
+from rpnt.errors import RpntError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "datasets.schema.yaml"
+#: the public DANDI archive; lowest precedence (see :func:`resolve_api_url`)
+DEFAULT_API_URL = "https://api.dandiarchive.org/api"
+#: environment variable overriding the registry's API URL (``--api-url`` beats it)
+API_URL_ENV = "RPNT_DANDI_API_URL"
+#: environment variable naming the registry file when no path is given
+REGISTRY_ENV = "RPNT_REGISTRY"
+
+
+def default_registry_path() -> Path:
+    """``$RPNT_REGISTRY``, else ``./config/datasets.yaml``, else the checkout's copy."""
+    env = os.environ.get(REGISTRY_ENV)
+    if env:
+        return Path(env)
+    local = Path("config") / "datasets.yaml"
+    return local if local.is_file() else REPO_ROOT / "config" / "datasets.yaml"
+
+
+@functools.cache
+def _schema() -> dict:
+    if not SCHEMA_PATH.is_file():
+        raise RpntError(f"{SCHEMA_PATH}: registry schema missing; reinstall rpnt from a "
+                        "full checkout")
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _where(doc: dict, path: list) -> str:
+    """``datasets[3] (nlb_mc_rtt) .dandi.version`` for an error path."""
+    if len(path) >= 2 and path[0] == "datasets" and isinstance(path[1], int):
+        i = path[1]
+        try:
+            name = doc["datasets"][i].get("name", "?")
+        except (AttributeError, IndexError, KeyError, TypeError):
+            name = "?"
+        rest = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[2:])
+        return f"datasets[{i}] ({name}){rest or ''}"
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path) or "top level"
+
+
+def validate_registry(doc: Any, source: str | Path = "registry") -> None:
+    """Raise :class:`RpntError` naming the entry and key of the first problem in ``doc``."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        where = _where(doc if isinstance(doc, dict) else {}, list(err.absolute_path))
+        raise RpntError(f"{source}: {where}: {err.message} (see docs/datasets.md for the "
+                        "registry format)")
+    names = [e["name"] for e in doc["datasets"]]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise RpntError(f"{source}: dataset name(s) {dup} defined more than once; names "
+                        "must be unique")
+
+
+def load_registry(path: str | Path | None = None) -> dict[str, dict]:
+    """Load and validate the registry: dataset name -> entry (a deep copy, paths absolute)."""
+    path = Path(path) if path is not None else default_registry_path()
+    if not path.is_file():
+        raise RpntError(f"{path}: dataset registry not found; pass --registry PATH or set "
+                        f"{REGISTRY_ENV}")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RpntError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    validate_registry(doc, path)
+    base = path.resolve().parent
+    out: dict[str, dict] = {}
+    for entry in copy.deepcopy(doc["datasets"]):
+        if "manifest" in entry.get("dandi", {}):
+            entry["dandi"]["manifest"] = str(base / entry["dandi"]["manifest"])
+        if "local" in entry:
+            entry["local"]["folder"] = str(base / entry["local"]["folder"])
+        entry["registry"] = str(path)
+        out[entry["name"]] = entry
+    return out
+
+
+def get_dataset(name: str, path: str | Path | None = None) -> dict:
+    """One validated registry entry; unknown names list the known ones."""
+    reg = load_registry(path)
+    if name not in reg:
+        where = path if path is not None else default_registry_path()
+        raise RpntError(f"{where}: no dataset named {name!r}; known: {sorted(reg)}")
+    return reg[name]
+
+
+def pinned_version(entry: dict) -> str:
+    """The DANDI version to use; refuses an unpinned entry and an unpermitted draft."""
+    d = entry["dandi"]
+    version, reg = d.get("version"), entry.get("registry", "config/datasets.yaml")
+    if not version:
+        raise RpntError(
+            f"{reg}: dataset {entry['name']} (DANDI:{d['dandiset']}) has no pinned version; "
+            f"pin it by setting 'version:' under its 'dandi:' block to a published version "
+            f"listed at https://dandiarchive.org/dandiset/{d['dandiset']} (or set "
+            "'version: draft' with 'allow_draft: true' to accept the mutable draft)")
+    if version == "draft" and not d.get("allow_draft", False):
+        raise RpntError(
+            f"{reg}: dataset {entry['name']} uses the mutable 'draft' version; pin a "
+            "published version, or set 'allow_draft: true' to accept it knowingly")
+    return version
+
+
+def resolve_api_url(entry: dict | None = None, cli: str | None = None) -> str:
+    """API URL precedence: ``--api-url`` > ``$RPNT_DANDI_API_URL`` > registry > default."""
+    for url in (cli, os.environ.get(API_URL_ENV),
+                (entry or {}).get("dandi", {}).get("api_url"), DEFAULT_API_URL):
+        if url:
+            return url.rstrip("/")
+    raise AssertionError("unreachable: DEFAULT_API_URL is set")
+
+
+def select_paths(paths: list[str], entry: dict, glob: str | None = None,
+                 assets: list[str] | None = None) -> list[str]:
+    """Asset paths kept by the registry selection, then ``--glob``, then ``--asset``.
+
+    Globs are :func:`fnmatch.fnmatchcase` over the whole path (``*`` also crosses ``/``).
+    """
+    sel = entry["dandi"]["assets"]
+    if "glob" in sel:
+        keep = [p for p in paths if fnmatch.fnmatchcase(p, sel["glob"])]
+    else:
+        wanted = set(sel["paths"])
+        keep = [p for p in paths if p in wanted]
+    if glob:
+        keep = [p for p in keep if fnmatch.fnmatchcase(p, glob)]
+    if assets:
+        wanted = set(assets)
+        keep = [p for p in keep if p in wanted]
+    return sorted(keep)
+
+
+def planned_sessions(entry: dict) -> list[dict] | None:
+    """Sessions of a dataset known before any download or simulation.
+
+    Each item is ``{"session", "subject", "task", "date", "asset_path"}`` (task and date
+    ``None`` when the file name does not follow ``sub-<S>_ses-<CO|RT>-<YYYYMMDD>``).
+    DANDI entries use their committed asset manifest (``None`` when there is none: the
+    workflow then lists the server in a checkpoint); simulated entries ask
+    ``rpnt.sim.presets.session_ids(preset)``; local entries list their folder.
+    """
+    source = entry["source"]
+    if source == "dandi":
+        manifest = entry["dandi"].get("manifest")
+        if not manifest:
+            return None
+        from rpnt.acquire.manifest import read_asset_manifest
+
+        df = read_asset_manifest(manifest)
+        versions = set(df["version"]) - {""}
+        pinned = entry["dandi"].get("version")
+        if pinned and versions and versions != {pinned}:
+            raise RpntError(f"{manifest}: manifest is for version(s) {sorted(versions)} but "
+                            f"{entry['name']} pins {pinned}; regenerate it with 'rpnt fetch "
+                            f"{entry['name']} --list-only --manifest-out {manifest}'")
+        paths = select_paths(df["path"].tolist(), entry)
+        return _unique([session_record(p) for p in paths], manifest)
+    if source == "simulated":
+        try:
+            from rpnt.sim.presets import session_ids
+        except ImportError as exc:
+            raise RpntError(f"dataset {entry['name']}: the simulator (rpnt.sim) is not "
+                            f"available: {exc}") from exc
+        recs = []
+        for sid in session_ids(entry["simulated"]["preset"]):
+            subject = sid.split("_", 1)[0]
+            recs.append(session_record(f"{subject}/{sid}_behavior+ecephys.nwb"))
+        return _unique(recs, f"simulator preset {entry['simulated']['preset']}")
+    folder = Path(entry["local"]["folder"])
+    if not folder.is_dir():
+        raise RpntError(f"{entry.get('registry', 'registry')}: dataset {entry['name']}: "
+                        f"local folder {folder} does not exist; fix 'local.folder'")
+    pattern = entry["local"].get("glob", "**/*.nwb")
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.glob(pattern)
+                   if p.is_file())
+    return _unique([session_record(p) for p in files], folder)
+
+
+def _unique(recs: list[dict], source: Any) -> list[dict]:
+    seen: dict[str, str] = {}
+    for r in recs:
+        if r["session"] in seen:
+            raise RpntError(f"{source}: session {r['session']} comes from two assets "
+                            f"({seen[r['session']]}, {r['asset_path']}); session ids must "
+                            "be unique")
+        seen[r["session"]] = r["asset_path"]
+    return recs
