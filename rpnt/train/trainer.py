@@ -1,0 +1,342 @@
+"""The generic trainer every trainable decoder uses (RPNT, GRU, NDT, POYO).
+
+API::
+
+    from rpnt.train.trainer import TrainConfig, fit
+
+    cfg = TrainConfig(steps=300, batch_size=32, lr=1e-3, seed=0)
+    result = fit(
+        model,                # torch.nn.Module (moved to cfg's device)
+        loss_fn,              # batch -> scalar Tensor, or dict with "loss" (+ scalars to log)
+        sample_batch,         # np.random.Generator -> batch (tensors, nested dict/list/tuple)
+        cfg,
+        ckpt_dir="out.ckpt",  # rolling resume checkpoint (last.pt); None: no checkpoints
+        log_dir="out_logs",   # metrics.jsonl + curves.png; None: no log files
+        val_fn=lambda: 0.5,   # validation loss (lower is better); None: no early stopping
+        params=None,          # parameters to optimise (default: all with requires_grad)
+    )
+    result.best_val, result.steps_done, result.stopped_early
+
+What ``fit`` does, step by step (``step`` counts finished optimizer steps, 0..cfg.steps):
+
+- ``batch = sample_batch(rng)`` with ``rng = np.random.default_rng(cfg.seed)``; tensors in
+  the batch are moved to the device. All randomness of a run flows from ``cfg.seed``:
+  the batch ``Generator``, ``torch.manual_seed`` (dropout, masks) and Python ``random``.
+- AdamW (weight decay only on parameters with >= 2 dims), linear warm-up over
+  ``warmup_steps`` then cosine decay to ``min_lr_ratio * lr`` at ``steps`` (:func:`lr_factor`),
+  gradient-norm clipping at ``grad_clip``, bf16 autocast on CUDA, fp32 on CPU,
+  optional ``torch.compile`` of ``loss_fn``.
+- Every ``eval_every`` steps (and at the last step) ``val_fn()`` is called with the model
+  in eval mode under ``torch.no_grad``; the best weights are kept; after ``patience``
+  evaluations without improvement training stops early (0 disables early stopping).
+  At the end the best weights are loaded back into ``model`` (when ``val_fn`` is given).
+- Every ``checkpoint_every`` steps, at the end, and when SIGTERM or SIGUSR1 arrives (SLURM
+  preemption), ``ckpt_dir/last.pt`` is rewritten atomically (:mod:`rpnt.train.checkpoint`).
+  After a signal the run raises :class:`TrainingInterrupted`; rerunning the same call
+  resumes from the checkpoint and ends with bit-identical weights and history (on CPU).
+  A checkpoint written under a different ``run_key`` (config fingerprint) is ignored with
+  a warning and overwritten.
+- ``log_dir/metrics.jsonl`` gets ``{"step", "loss", "lr", "grad_norm", <extra losses>}``
+  every ``log_every`` steps (means over the interval) and ``{"step", "val_loss"}`` at
+  each evaluation; ``log_dir/curves.png`` is drawn at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rpnt.errors import RpntError
+from rpnt.train import checkpoint as ckpt_io
+from rpnt.train import runlog
+
+log = logging.getLogger(__name__)
+
+Batch = Any
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of one run (shared by pretraining, finetuning and peers)."""
+
+    steps: int = 1000  #: optimizer steps
+    batch_size: int = 32  #: windows per step (read by the batch samplers, not by fit)
+    lr: float = 1e-3  #: peak learning rate
+    weight_decay: float = 0.01  #: AdamW decoupled weight decay (matrices only)
+    warmup_steps: int = 50  #: linear warm-up length
+    min_lr_ratio: float = 0.0  #: final lr = min_lr_ratio * lr
+    grad_clip: float = 1.0  #: max gradient norm; <= 0 disables clipping
+    eval_every: int = 50  #: steps between validations
+    checkpoint_every: int = 100  #: steps between rolling checkpoints; <= 0: only at the end
+    patience: int = 0  #: evaluations without improvement before stopping; 0 = never stop
+    log_every: int = 10  #: steps per metrics.jsonl training record
+    compile: bool = False  #: torch.compile the loss function
+    seed: int = 0
+    device: str = "auto"  #: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1"
+    progress: bool = True  #: tqdm progress bar
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise RpntError(f"training steps ({self.steps}) and batch_size "
+                            f"({self.batch_size}) must be positive")
+        if self.lr <= 0 or self.warmup_steps < 0 or self.eval_every < 1 or self.log_every < 1:
+            raise RpntError("training config: lr must be > 0, warmup_steps >= 0, "
+                            "eval_every and log_every >= 1")
+
+
+@dataclass
+class FitResult:
+    """What a run achieved. ``history`` holds the metrics.jsonl records."""
+
+    steps_done: int
+    best_val: float | None
+    best_step: int | None
+    stopped_early: bool
+    final_loss: float | None
+    resumed_from: int  #: step restored from a checkpoint (0 for a fresh run)
+    seconds: float  #: wall time of this call (not of earlier interrupted calls)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class TrainingInterrupted(RpntError):
+    """Raised after a SIGTERM/SIGUSR1 checkpoint; rerun the same command to resume."""
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """``auto`` -> the first CUDA device if there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RpntError(f"device {name!r} requested but CUDA is not available; "
+                        "use device: auto or cpu")
+    return dev
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """Move every tensor in a nested dict/list/tuple to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def lr_factor(step: int, steps: int, warmup_steps: int, min_lr_ratio: float = 0.0) -> float:
+    """Multiplier of the peak lr for optimizer step ``step`` (0-based).
+
+    Linear warm-up ``(step + 1) / warmup_steps`` for ``step < warmup_steps``, then a half
+    cosine from 1 to ``min_lr_ratio`` reached at ``step == steps``.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with decay on matrices/embeddings only (biases and norm gains are not decayed)."""
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise RpntError("nothing to train: no parameter requires a gradient")
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+
+
+class _SignalFlag:
+    """Record SIGTERM/SIGUSR1 instead of dying, so the loop can checkpoint first."""
+
+    SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None))
+                    if s is not None)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _SignalFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _split_loss(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    if isinstance(out, dict):
+        if "loss" not in out:
+            raise RpntError("internal error: loss_fn returned a dict without 'loss'")
+        return out["loss"], {k: v for k, v in out.items() if k != "loss"}
+    return out, {}
+
+
+def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: Callable[[Batch], Any],
+    sample_batch: Callable[[np.random.Generator], Batch],
+    cfg: TrainConfig,
+    ckpt_dir: str | Path | None = None,
+    log_dir: str | Path | None = None,
+    val_fn: Callable[[], float] | None = None,
+    params: Iterable[nn.Parameter] | None = None,
+    run_key: str = "",
+    title: str = "",
+) -> FitResult:
+    """Train ``model`` (see the module docstring for the full contract)."""
+    t0 = time.perf_counter()
+    device = choose_device(cfg.device)
+    model.to(device)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    params = list(model.parameters() if params is None else params)
+    opt = make_optimizer(params, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio))
+    step_fn = torch.compile(loss_fn) if cfg.compile else loss_fn
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+    key = run_key or repr(sorted(asdict(cfg).items()))
+
+    step, history = 0, []
+    best_val: float | None = None
+    best_step: int | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_evals, stopped = 0, False
+    acc: dict[str, float] = {}
+    n_acc = 0
+    if ckpt_dir is not None:
+        Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
+        state = ckpt_io.load_checkpoint(ckpt_dir)
+        if state is not None and state.get("run_key") != key:
+            log.warning("%s: checkpoint belongs to another configuration; starting afresh",
+                        ckpt_dir)
+            state = None
+        if state is not None:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            ckpt_io.set_rng_state(state["rng"], rng)
+            step, history = int(state["step"]), json.loads(state["history"])
+            best_val, best_step = state["best_val"], state["best_step"]
+            best_state, bad_evals = state["best_state"], int(state["bad_evals"])
+            stopped = bool(state["stopped"])
+            acc, n_acc = json.loads(state["log_acc"])
+            log.info("resumed from %s at step %d", ckpt_dir, step)
+    resumed_from = step
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        runlog.write_history(log_dir, history)
+
+    def save() -> None:
+        if ckpt_dir is None:
+            return
+        ckpt_io.save_checkpoint(ckpt_dir, {
+            "run_key": key, "step": step, "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "rng": ckpt_io.rng_state(rng), "history": json.dumps(history),
+            "best_val": best_val, "best_step": best_step, "best_state": best_state,
+            "bad_evals": bad_evals, "stopped": stopped,
+            # the partial logging interval, so resumed means cover the same steps
+            "log_acc": json.dumps([acc, n_acc]),
+        })
+
+    def emit(record: dict[str, Any]) -> None:
+        history.append(record)
+        if log_dir is not None:
+            runlog.append_record(log_dir, record)
+
+    from tqdm.auto import tqdm
+
+    last_loss: float | None = None
+    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc=title or "train",
+               dynamic_ncols=True, leave=False)
+    with _SignalFlag() as flag:
+        while step < cfg.steps and not stopped:
+            model.train()
+            batch = to_device(sample_batch(rng), device)
+            with autocast:
+                loss, extra = _split_loss(step_fn(batch))
+            if not torch.isfinite(loss):
+                raise RpntError(f"training diverged: loss is {loss.item()} at step {step}; "
+                                "lower the learning rate or check the input data")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+            lr_now = opt.param_groups[0]["lr"]
+            opt.step()
+            sched.step()
+            step += 1
+            bar.update(1)
+            last_loss = float(loss.detach())
+            for k, v in {"loss": last_loss, "grad_norm": grad_norm,
+                         **{k: float(v.detach()) for k, v in extra.items()}}.items():
+                acc[k] = acc.get(k, 0.0) + v
+            n_acc += 1
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                emit({"step": step, "lr": lr_now, **{k: v / n_acc for k, v in acc.items()}})
+                bar.set_postfix(loss=f"{acc['loss'] / n_acc:.4g}")
+                acc, n_acc = {}, 0
+            if val_fn is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+                model.eval()
+                with torch.no_grad(), autocast:
+                    val = float(val_fn())
+                emit({"step": step, "val_loss": val})
+                if best_val is None or val < best_val:
+                    best_val, best_step, best_state, bad_evals = val, step, _state_copy(model), 0
+                else:
+                    bad_evals += 1
+                    stopped = cfg.patience > 0 and bad_evals >= cfg.patience
+            if step == cfg.steps or stopped or (
+                    cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0):
+                save()
+            if flag.received is not None:
+                save()
+                bar.close()
+                name = signal.Signals(flag.received).name
+                raise TrainingInterrupted(
+                    f"{name} received at step {step}; checkpoint saved to "
+                    f"{ckpt_dir}; rerun the same command to resume")
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if last_loss is None:
+        losses = [r["loss"] for r in history if "loss" in r]
+        last_loss = losses[-1] if losses else None
+    if log_dir is not None:
+        runlog.write_history(log_dir, history)
+        runlog.plot_curves(log_dir, history, title=title)
+    return FitResult(steps_done=step, best_val=best_val, best_step=best_step,
+                     stopped_early=stopped, final_loss=last_loss, resumed_from=resumed_from,
+                     seconds=time.perf_counter() - t0, history=history)
+
