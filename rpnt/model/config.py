@@ -1,0 +1,169 @@
+"""The RPNT model configuration: one dataclass, size presets and ablation switches."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from rpnt.errors import RpntError
+
+POS_ENCODINGS = ("none", "sinusoidal", "learned", "rope_time", "mrope", "mrope_legacy")
+ATTENTIONS = ("standard", "context")
+CONTRASTIVE = ("none", "site_discrimination", "site_invariance")
+#: Metadata coordinates MRoPE understands (besides the implicit bin index "time").
+KNOWN_COORDS = ("subject", "date", "task", "site_x", "site_y", "site_z")
+
+
+def _default_bases() -> dict[str, float]:
+    # Rotary bases of the released code (rpnt-model.md): subject 100, date 1000, task 10,
+    # bin index 10000; multi-site x/y 5000.
+    return {"time": 10000.0, "subject": 100.0, "date": 1000.0, "task": 10.0,
+            "site_x": 5000.0, "site_y": 5000.0, "site_z": 5000.0}
+
+
+def _default_shares() -> dict[str, float]:
+    # Relative share of each head's rotary pairs; normalised over the coordinates in use.
+    # Time varies within every window, so it gets the largest share.
+    return {"time": 4.0, "subject": 1.0, "date": 1.0, "task": 1.0,
+            "site_x": 1.0, "site_y": 1.0, "site_z": 1.0}
+
+
+def _default_scales() -> dict[str, float]:
+    # The released multi-site code multiplies site coordinates by 0.1 before rotation.
+    return {"site_x": 0.1, "site_y": 0.1, "site_z": 0.1}
+
+
+#: name -> (d_model, n_layers, n_spatial_layers, n_heads)
+PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (32, 2, 1, 2),
+    "small": (256, 4, 2, 8),
+    "medium": (768, 6, 2, 12),
+    "large": (1024, 8, 2, 16),
+}
+
+
+@dataclass
+class RPNTConfig:
+    """Everything needed to rebuild an :class:`rpnt.model.RPNT` (JSON-serialisable).
+
+    Inputs are windows of ``window`` bins of ``S`` sites with ``n_units`` unit slots per
+    site (the caller subsamples or zero-pads units and passes a unit mask).
+    """
+
+    n_units: int = 50  #: N unit slots per site token
+    window: int = 50  #: T bins per window (20 ms bins: 1 s)
+    d_model: int = 256
+    n_layers: int = 4  #: causal temporal layers, applied per site
+    n_spatial_layers: int = 2  #: cross-site layers, applied per time bin
+    n_heads: int = 8
+    dropout: float = 0.1
+    pos_encoding: str = "mrope"  #: one of POS_ENCODINGS
+    attention: str = "context"  #: temporal attention: "standard" or "context"
+    kernel_size: int = 3  #: k of the k x k context kernels
+    context_dim: int = 0  #: width of the context summary MLP; 0 = d_model // 4
+    coords: tuple[str, ...] = ("subject", "date", "task")  #: MRoPE coordinates besides time
+    rope_bases: dict[str, float] = field(default_factory=_default_bases)
+    rope_shares: dict[str, float] = field(default_factory=_default_shares)
+    coord_scales: dict[str, float] = field(default_factory=_default_scales)
+    n_axis: int = 2  #: velocity outputs
+    mask_ratio_range: tuple[float, float] = (0.01, 0.99)
+    fixed_mask_ratio: float | None = None  #: ablation: same time and unit ratio every batch
+    contrastive: str = "site_invariance"  #: one of CONTRASTIVE
+    contrastive_weight: float = 0.1
+    contrastive_temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.coords = tuple(self.coords)
+        self.mask_ratio_range = tuple(float(x) for x in self.mask_ratio_range)
+        # Partial dicts from a YAML config override the defaults key by key.
+        self.rope_bases = {**_default_bases(), **dict(self.rope_bases)}
+        self.rope_shares = {**_default_shares(), **dict(self.rope_shares)}
+        self.coord_scales = {**_default_scales(), **dict(self.coord_scales)}
+        self.validate()
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def ctx_dim(self) -> int:
+        return self.context_dim or max(1, self.d_model // 4)
+
+    def validate(self) -> None:
+        """Raise :class:`RpntError` naming the offending ``model`` setting."""
+
+        def bad(msg: str) -> RpntError:
+            return RpntError(f"model config: {msg}")
+
+        if self.pos_encoding not in POS_ENCODINGS:
+            raise bad(f"pos_encoding {self.pos_encoding!r} is not one of {POS_ENCODINGS}")
+        if self.attention not in ATTENTIONS:
+            raise bad(f"attention {self.attention!r} is not one of {ATTENTIONS}")
+        if self.contrastive not in CONTRASTIVE:
+            raise bad(f"contrastive {self.contrastive!r} is not one of {CONTRASTIVE}")
+        for c in self.coords:
+            if c not in KNOWN_COORDS:
+                raise bad(f"coordinate {c!r} in coords is not one of {KNOWN_COORDS}")
+        if len(set(self.coords)) != len(self.coords):
+            raise bad(f"coords {self.coords} has duplicates")
+        if self.d_model % self.n_heads:
+            raise bad(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.head_dim % 2:
+            raise bad(f"head dimension {self.head_dim} must be even for rotary embeddings")
+        if self.d_model < 16:
+            raise bad(f"d_model {self.d_model} must be >= 16 (velocity head d -> d/4 -> d/16)")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise bad(f"kernel_size {self.kernel_size} must be a positive odd number")
+        if min(self.n_units, self.window, self.n_layers + 1, self.n_axis) < 1:
+            raise bad("n_units, window and n_axis must be >= 1 and n_layers >= 0")
+        if self.n_spatial_layers < 0:
+            raise bad("n_spatial_layers must be >= 0")
+        lo, hi = self.mask_ratio_range
+        if not 0.0 < lo <= hi < 1.0:
+            raise bad(f"mask_ratio_range {self.mask_ratio_range} must satisfy 0 < a <= b < 1")
+        if self.fixed_mask_ratio is not None and not 0.0 < self.fixed_mask_ratio < 1.0:
+            raise bad(f"fixed_mask_ratio {self.fixed_mask_ratio} must be in (0, 1)")
+        if self.pos_encoding == "mrope_legacy" and not self.coords:
+            raise bad("pos_encoding mrope_legacy needs at least one coordinate in coords")
+        used = self.rotary_coords()
+        for c in used:
+            if self.rope_bases.get(c, 0) <= 1.0:
+                raise bad(f"rope_bases[{c!r}] must be > 1")
+            if self.rope_shares.get(c, 0) <= 0:
+                raise bad(f"rope_shares[{c!r}] must be > 0")
+        if len(used) > self.head_dim // 2:
+            raise bad(f"{len(used)} rotary coordinates need at least {len(used)} rotary pairs "
+                      f"per head, but head_dim {self.head_dim} has {self.head_dim // 2}")
+
+    def rotary_coords(self) -> tuple[str, ...]:
+        """Coordinates that get a rotary band: ``("time", *coords)`` for mrope."""
+        if self.pos_encoding == "mrope":
+            return ("time", *self.coords)
+        if self.pos_encoding == "rope_time":
+            return ("time",)
+        if self.pos_encoding == "mrope_legacy":
+            return (self.coords[0],)
+        return ()
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> RPNTConfig:
+        """A size preset (tiny | small | medium | large) with field overrides."""
+        if name not in PRESETS:
+            raise RpntError(f"model config: preset {name!r} is not one of {tuple(PRESETS)}")
+        d, layers, spatial, heads = PRESETS[name]
+        base: dict[str, Any] = {"d_model": d, "n_layers": layers,
+                                "n_spatial_layers": spatial, "n_heads": heads}
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise RpntError(f"model config: unknown keys {unknown}; known: {sorted(fields)}")
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict; ``RPNTConfig(**d)`` rebuilds the config."""
+        d = dataclasses.asdict(self)
+        d["coords"] = list(self.coords)
+        d["mask_ratio_range"] = list(self.mask_ratio_range)
+        return d

@@ -1,0 +1,105 @@
+"""Self-supervised objectives: causal time masks, unit masks, Poisson NLL, site contrast.
+
+Masking (per batch): a time-mask ratio and a unit-mask ratio are drawn from U(a, b) (or
+fixed, for the ablation). The time mask is one contiguous block of *future* bins, the last
+``round(r_t * T)`` bins of the window, so a causal encoder forecasts them from the past.
+The unit mask hides ``round(r_u * n_real)`` of each site's real units at every bin. Masked
+inputs are zeroed; the loss is the Poisson NLL on the masked entries (time-masked bins or
+masked units, real units and sites only).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from rpnt.model.config import RPNTConfig
+
+
+def draw_mask_ratios(cfg: RPNTConfig,
+                     generator: torch.Generator | None = None) -> tuple[float, float]:
+    """(time_ratio, unit_ratio) for one batch: both ``fixed_mask_ratio`` or two U(a, b)."""
+    if cfg.fixed_mask_ratio is not None:
+        return float(cfg.fixed_mask_ratio), float(cfg.fixed_mask_ratio)
+    lo, hi = cfg.mask_ratio_range
+    u = torch.rand(2, generator=generator, dtype=torch.float64)
+    r = lo + (hi - lo) * u
+    return float(r[0]), float(r[1])
+
+
+def time_block_mask(n_bins: int, ratio: float, device: torch.device | None = None) -> torch.Tensor:
+    """(T,) bool: the last ``round(ratio * T)`` bins (at least 1) are masked."""
+    n = min(n_bins, max(1, round(ratio * n_bins)))
+    m = torch.zeros(n_bins, dtype=torch.bool, device=device)
+    m[n_bins - n:] = True
+    return m
+
+
+def unit_drop_mask(unit_mask: torch.Tensor, ratio: float,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, S, N) bool: per (sample, site) a random ``round(ratio * n_real)`` (>= 1) real units.
+
+    ``unit_mask`` (B, S, N) bool marks real units; padded slots are never chosen.
+    """
+    keys = torch.rand(unit_mask.shape, generator=generator).to(unit_mask.device)
+    keys = keys.masked_fill(~unit_mask, float("inf"))
+    rank = keys.argsort(dim=-1).argsort(dim=-1)  # 0 = smallest key
+    n_real = unit_mask.sum(-1, keepdim=True)
+    n_drop = (ratio * n_real.double()).round().long().clamp(min=1)
+    n_drop = torch.minimum(n_drop, n_real)
+    return (rank < n_drop) & unit_mask
+
+
+def poisson_nll(rates: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor,
+                eps: float = 1e-8) -> torch.Tensor:
+    """Mean Poisson negative log-likelihood over the entries where ``mask`` is True.
+
+    -log p(y | r) = r - y log r + log(y!), with ``eps`` inside the log for r = 0.
+    All arguments share one shape; ``rates`` must be non-negative.
+    """
+    m = mask.to(rates.dtype)
+    y = counts.to(rates.dtype)
+    nll = rates - y * torch.log(rates + eps) + torch.lgamma(y + 1.0)
+    return (nll * m).sum() / m.sum().clamp(min=1.0)
+
+
+def site_contrastive(z: torch.Tensor, site_mask: torch.Tensor | None, mode: str,
+                     temperature: float = 0.1) -> torch.Tensor:
+    """Supervised-contrastive loss over per-site representations.
+
+    Args:
+        z: (B, S, d) per-site representations (e.g. mean over bins); site ``s`` is the same
+            recording site in every sample of the batch.
+        site_mask: (B, S) bool real sites, or None.
+        mode: ``"site_discrimination"`` (released code: sites are the classes; positives are
+            the same site in other samples, so sites are pushed apart) or
+            ``"site_invariance"`` (paper: positives are the other sites of the same sample,
+            i.e. the same time window seen from another site; they are pulled together).
+    Returns:
+        scalar; 0 (still attached to ``z``) when no anchor has a positive, e.g. one site.
+    """
+    b, s, d = z.shape
+    if site_mask is None:
+        site_mask = torch.ones(b, s, dtype=torch.bool, device=z.device)
+    valid = site_mask.reshape(-1)
+    zn = F.normalize(z.reshape(b * s, d), dim=-1)
+    sim = zn @ zn.T / temperature  # cosine similarities
+    sample = torch.arange(b, device=z.device).repeat_interleave(s)
+    site = torch.arange(s, device=z.device).repeat(b)
+    eye = torch.eye(b * s, dtype=torch.bool, device=z.device)
+    pair_ok = valid[:, None] & valid[None, :] & ~eye
+    if mode == "site_discrimination":
+        pos = (site[:, None] == site[None, :]) & (sample[:, None] != sample[None, :])
+    elif mode == "site_invariance":
+        pos = (sample[:, None] == sample[None, :]) & (site[:, None] != site[None, :])
+    else:
+        raise ValueError(f"unknown contrastive mode {mode!r}")
+    pos = pos & pair_ok
+    # A large finite fill (not -inf) keeps rows without any valid pair NaN-free in backward.
+    logp = sim.masked_fill(~pair_ok, -1e9).log_softmax(dim=-1)
+    n_pos = pos.sum(-1)
+    anchors = n_pos > 0
+    if not bool(anchors.any()):
+        return z.sum() * 0.0
+    per_anchor = -(logp.masked_fill(~pos, 0.0)).sum(-1)[anchors] / n_pos[anchors]
+    return per_anchor.mean()

@@ -1,0 +1,117 @@
+"""Rotary position embeddings: multidimensional (MRoPE), time-only, and the legacy defect.
+
+Each head's ``head_dim`` features form ``head_dim / 2`` rotary pairs (rotate-half layout:
+pair ``i`` is features ``(i, i + head_dim/2)``). MRoPE splits the pairs into contiguous
+sub-bands, one per coordinate (bin index, site x/y/z, date, subject, task), each with its
+own base and share of pairs, as in Qwen2-VL's M-RoPE. Pair ``j`` of the band of coordinate
+``c`` (``n_c`` pairs) rotates by ``pos_c * base_c ** (-j / n_c)``; so after rotation
+
+    q(p) . k(p') = f(q, k, p - p')      for every coordinate separately,
+
+i.e. attention depends on the *difference* of every coordinate. With one coordinate
+(time) and all pairs this is plain 1-D RoPE.
+
+``legacy`` reproduces the released code's defect: all pairs rotate with the frequencies of
+the *first* metadata coordinate only (subject, or site x), which is constant within a
+window, so the rotation cancels in q . k and position has no effect.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def band_sizes(shares: list[float], n_pairs: int) -> list[int]:
+    """Split ``n_pairs`` rotary pairs in proportion to ``shares``; every band gets >= 1.
+
+    Largest-remainder rounding, so the sizes sum to ``n_pairs`` exactly.
+    """
+    if len(shares) > n_pairs:
+        raise ValueError(f"{len(shares)} bands need at least {len(shares)} pairs, have {n_pairs}")
+    total = float(sum(shares))
+    free = n_pairs - len(shares)  # one pair reserved per band
+    raw = [s / total * free for s in shares]
+    sizes = [int(r) for r in raw]
+    order = sorted(range(len(shares)), key=lambda i: raw[i] - sizes[i], reverse=True)
+    for i in order[: free - sum(sizes)]:
+        sizes[i] += 1
+    return [s + 1 for s in sizes]
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary angles from multi-coordinate positions (lucidrains-style small module).
+
+    Args:
+        head_dim: features per head (even).
+        coords: coordinate names, in the order of the last axis of ``positions``.
+        bases: rotary base per coordinate.
+        shares: relative share of the rotary pairs per coordinate.
+        mode: ``"mrope"`` (one band per coordinate) or ``"legacy"`` (every pair uses the
+            frequencies of ``coords[0]`` only; the released code's behaviour).
+    """
+
+    def __init__(self, head_dim: int, coords: tuple[str, ...], bases: dict[str, float],
+                 shares: dict[str, float], mode: str = "mrope"):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"head_dim must be even, got {head_dim}")
+        if mode not in ("mrope", "legacy"):
+            raise ValueError(f"unknown rotary mode {mode!r}")
+        self.coords = tuple(coords)
+        self.mode = mode
+        n_pairs = head_dim // 2
+        if mode == "legacy":
+            sizes = [n_pairs] + [0] * (len(coords) - 1)
+        else:
+            sizes = band_sizes([float(shares[c]) for c in coords], n_pairs)
+        inv_freq = torch.zeros(n_pairs, dtype=torch.float64)
+        owner = torch.zeros(n_pairs, dtype=torch.long)  # which coordinate drives each pair
+        start = 0
+        for ci, (c, n) in enumerate(zip(coords, sizes, strict=True)):
+            if n:
+                j = torch.arange(n, dtype=torch.float64)
+                inv_freq[start:start + n] = float(bases[c]) ** (-j / n)
+            owner[start:start + n] = ci
+            start += n
+        self.band_sizes = sizes
+        # Constants of the construction, not learned and not saved in checkpoints.
+        self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
+        self.register_buffer("owner", owner, persistent=False)
+
+    def angles(self, positions: torch.Tensor) -> torch.Tensor:
+        """Rotation angles.
+
+        Args:
+            positions: (..., n_coords) float, last axis in the order of ``self.coords``.
+        Returns:
+            (..., head_dim // 2) float angles.
+        """
+        if positions.shape[-1] != len(self.coords):
+            raise ValueError(f"positions have {positions.shape[-1]} coordinates, "
+                             f"expected {len(self.coords)} {self.coords}")
+        # Gather each pair's own coordinate, then scale by that pair's frequency.
+        pos = positions.float().index_select(-1, self.owner)  # (..., n_pairs)
+        return pos * self.inv_freq
+
+    @staticmethod
+    def rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+        """Rotate ``x`` (..., L, head_dim) by ``angles`` (..., L, head_dim // 2).
+
+        ``angles`` broadcasts over leading axes (e.g. (B, 1, L, half) for (B, H, L, d)).
+        """
+        half = x.shape[-1] // 2
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        x1, x2 = x[..., :half], x[..., half:]
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+def sinusoidal_table(length: int, dim: int, base: float = 10000.0) -> torch.Tensor:
+    """(length, dim) fixed sinusoidal position table (Vaswani et al.), sin | cos halves."""
+    half = dim // 2
+    inv = base ** (-torch.arange(half, dtype=torch.float64) / max(half, 1))
+    ang = torch.arange(length, dtype=torch.float64)[:, None] * inv[None, :]
+    table = torch.zeros(length, dim, dtype=torch.float64)
+    table[:, :half] = ang.sin()
+    table[:, half:2 * half] = ang.cos()
+    return table.float()

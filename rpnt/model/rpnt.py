@@ -1,0 +1,115 @@
+"""The RPNT model: encoder + pretraining reconstruction decoder + velocity head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rpnt.model.config import RPNTConfig
+from rpnt.model.encoder import Encoder, EncoderOutput
+from rpnt.model.objectives import (
+    draw_mask_ratios,
+    poisson_nll,
+    site_contrastive,
+    time_block_mask,
+    unit_drop_mask,
+)
+
+Coords = dict[str, torch.Tensor]
+
+
+class RPNT(nn.Module):
+    """Robust Pre-trained Neural Transformer.
+
+    Inputs everywhere: ``counts`` (B, S, T, N) float spike counts (S sites, T bins, N unit
+    slots), ``unit_mask`` (B, S, N) bool (True = real unit), ``coords`` a dict of (B, S)
+    float tensors, one per name in ``cfg.coords`` (the bin index is implicit), and
+    ``site_mask`` (B, S) bool (True = real site) or None (all real). Site ``s`` should be
+    the same recording site across the samples of a batch (site contrast uses it as a class).
+    """
+
+    def __init__(self, cfg: RPNTConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.encoder = Encoder(cfg)
+        # Reconstruction decoder d -> d/2 -> d/4 -> N; softplus keeps rates non-negative.
+        self.decoder = nn.Sequential(nn.Linear(d, d // 2), nn.GELU(),
+                                     nn.Linear(d // 2, d // 4), nn.GELU(),
+                                     nn.Linear(d // 4, cfg.n_units))
+        # Per-bin velocity head d -> d/4 -> d/16 -> n_axis on the site-pooled tokens.
+        self.velocity_head = nn.Sequential(nn.Linear(d, d // 4), nn.GELU(),
+                                           nn.Linear(d // 4, d // 16), nn.GELU(),
+                                           nn.Linear(d // 16, cfg.n_axis))
+
+    def encode(self, counts: torch.Tensor, unit_mask: torch.Tensor, coords: Coords | None,
+               site_mask: torch.Tensor | None = None, *,
+               return_attention: bool = False) -> EncoderOutput:
+        """Encode a batch of windows.
+
+        Returns :class:`EncoderOutput` with ``h`` (B, S, T, d), ``pooled`` (B, T, d) and,
+        with ``return_attention=True`` and spatial layers, ``spatial_attn``: a list of
+        (B, T, H, S, S) cross-site attention maps (else None).
+        """
+        return self.encoder(counts, unit_mask, coords, site_mask, return_attention)
+
+    def rates(self, h: torch.Tensor) -> torch.Tensor:
+        """(..., d) tokens -> (..., N) non-negative Poisson rates (counts per bin)."""
+        return F.softplus(self.decoder(h))
+
+    def pretrain_loss(self, counts: torch.Tensor, unit_mask: torch.Tensor, coords: Coords | None,
+                      site_mask: torch.Tensor | None = None,
+                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Masked causal reconstruction (+ site contrast) on one batch.
+
+        Draws the two mask ratios and the unit mask with ``generator`` (CPU generator),
+        zeroes the masked inputs, and scores the masked entries.
+        Returns ``{"loss", "poisson", "contrastive", "time_ratio", "unit_ratio"}``
+        (scalar tensors; ``loss = poisson + contrastive_weight * contrastive``).
+        """
+        cfg = self.cfg
+        t = counts.shape[2]
+        self.encoder.check_inputs(counts, unit_mask, coords, site_mask)
+        unit_mask = unit_mask.bool()
+        r_t, r_u = draw_mask_ratios(cfg, generator)
+        tmask = time_block_mask(t, r_t, counts.device)  # (T,)
+        umask = unit_drop_mask(unit_mask, r_u, generator)  # (B, S, N)
+        hidden = tmask[None, None, :, None] | umask[:, :, None, :]  # (B, S, T, N)
+        real = unit_mask[:, :, None, :]
+        if site_mask is not None:
+            real = real & site_mask.bool()[:, :, None, None]
+        scored = hidden & real
+        inputs = counts.float().masked_fill(hidden, 0.0)
+        out = self.encode(inputs, unit_mask, coords, site_mask)
+        poisson = poisson_nll(self.rates(out.h), counts, scored)
+        if cfg.contrastive == "none":
+            contrast = out.h.sum() * 0.0
+        else:
+            z = out.h.mean(dim=2)  # (B, S, d) per-site mean representation
+            contrast = site_contrastive(z, site_mask, cfg.contrastive,
+                                        cfg.contrastive_temperature)
+        loss = poisson + cfg.contrastive_weight * contrast
+        as_t = lambda v: torch.tensor(v, dtype=poisson.dtype)  # noqa: E731
+        return {"loss": loss, "poisson": poisson.detach(), "contrastive": contrast.detach(),
+                "time_ratio": as_t(float(tmask.float().mean())),
+                "unit_ratio": as_t(float(umask.sum() / unit_mask.sum().clamp(min=1)))}
+
+    def velocity(self, counts: torch.Tensor, unit_mask: torch.Tensor, coords: Coords | None,
+                 site_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-bin velocity (B, T, n_axis) from the site-pooled tokens (causal in T)."""
+        return self.velocity_head(self.encode(counts, unit_mask, coords, site_mask).pooled)
+
+    def encoder_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the encoder (frozen in 'frozen' finetuning)."""
+        return self.encoder.parameters()
+
+    def head_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the velocity head (always trained in finetuning)."""
+        return self.velocity_head.parameters()
+
+    def pretrain_head_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the reconstruction decoder (pretraining only)."""
+        return self.decoder.parameters()
