@@ -1,0 +1,259 @@
+"""Training of the peer baselines (Wiener, GRU, NDT-style, POYO) on one session.
+
+Hyperparameters come from the config section ``baselines.<model>``; every section is a
+dataclass with defaults, and an unknown key is an :class:`RpntError`. Trainable models
+take their optimisation settings from a nested ``train:`` mapping (fields of
+:class:`rpnt.train.trainer.TrainConfig`); NDT's optional masked-modelling pretraining
+takes its own nested ``pretrain:`` mapping (absent or null: no pretraining).
+
+Example::
+
+    baselines:
+      wiener: {lags: 5, lambdas: [0.1, 1, 10, 100, 1000]}
+      gru:    {hidden: 64, train: {steps: 400, lr: 0.003}}
+      ndt:    {d_model: 64, layers: 2, pretrain: {steps: 200}, train: {steps: 400}}
+      poyo:   {dim: 64, depth: 1, train: {steps: 400}}
+
+Every model is fit on training-trial bins only; the Wiener ridge penalty and the early
+stopping of trainable models use the valid trials; test trials are never touched here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rpnt.data.session import SessionData
+from rpnt.data.windows import sample_starts, valid_window_starts
+from rpnt.decoders.base import Decoder
+from rpnt.errors import RpntError
+
+log = logging.getLogger(__name__)
+
+#: Baseline models ``rpnt baseline --model`` knows.
+BASELINE_MODELS = ("wiener", "gru", "ndt", "poyo")
+
+#: Default optimisation settings per trainable baseline (overridden by ``train:``).
+DEFAULT_TRAIN: dict[str, dict[str, Any]] = {
+    "gru": {"steps": 1000, "batch_size": 32, "lr": 3e-3, "warmup_steps": 50,
+            "eval_every": 50, "patience": 0},
+    "ndt": {"steps": 1000, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100,
+            "eval_every": 50, "patience": 0},
+    "poyo": {"steps": 1000, "batch_size": 16, "lr": 1e-3, "warmup_steps": 100,
+             "eval_every": 50, "patience": 0},
+}
+
+
+@dataclass
+class WienerConfig:
+    """``baselines.wiener``: causal lagged ridge regression, closed form."""
+
+    lags: int = 10  #: bins of history per prediction (bins t-lags+1 .. t)
+    lambdas: list[float] = field(
+        default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0])
+    window_bins: int = 50  #: evaluation window length (bins)
+
+
+def _make_dataclass(cls: type, section: dict[str, Any], where: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - names)
+    if unknown:
+        raise RpntError(f"config {where}: unknown key(s) {', '.join(unknown)}; "
+                        f"known: {', '.join(sorted(names))}")
+    return cls(**section)
+
+
+def train_config(model: str, section: dict[str, Any] | None, seed: int,
+                 where: str) -> Any:
+    """A :class:`TrainConfig` from ``DEFAULT_TRAIN[model]`` updated by ``section``."""
+    from rpnt.train.trainer import TrainConfig
+
+    merged = {**DEFAULT_TRAIN.get(model, {}), **(section or {}), "seed": int(seed)}
+    return _make_dataclass(TrainConfig, merged, where)
+
+
+def split_section(model: str, section: dict[str, Any] | None,
+                  params_cls: type) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
+    """Split ``baselines.<model>`` into (architecture dataclass, train, pretrain)."""
+    section = dict(section or {})
+    train = section.pop("train", None) or {}
+    pretrain = section.pop("pretrain", None)
+    extra = {}
+    if model == "ndt":
+        extra = {k: section.pop(k) for k in ("mask_ratio",) if k in section}
+    params = _make_dataclass(params_cls, section, f"baselines.{model}")
+    if model != "ndt" and pretrain is not None:
+        raise RpntError(f"config baselines.{model}: unknown key pretrain (only ndt has one)")
+    if extra:
+        pretrain = {**(pretrain or {}), **extra}
+    return params, train, pretrain
+
+
+# --------------------------------------------------------------------------- windows
+def _fit_starts(session: SessionData, mask: np.ndarray, length: int, what: str) -> np.ndarray:
+    starts = valid_window_starts(mask, length)
+    if starts.size == 0:
+        raise RpntError(f"session {session.session}: no run of {length} consecutive "
+                        f"{what} bins; lower window_bins in the baselines config")
+    return starts
+
+
+def _binned_sampler(dec: Any, session: SessionData, starts: np.ndarray, length: int,
+                    batch_size: int) -> Callable[[np.random.Generator], dict]:
+    """Batches {"x": (B, T, N) z-scored counts, "y": (B, T, A) z-scored velocity, "c": raw}."""
+    with torch.no_grad():
+        x_all = dec.normalise_counts(session.spike_counts)
+        y_all = dec.normalise_velocity(session.velocity)
+        c_all = torch.as_tensor(session.spike_counts.astype(np.float32))
+    offs = torch.arange(length)
+
+    def sample(rng: np.random.Generator) -> dict:
+        idx = torch.as_tensor(sample_starts(rng, starts, batch_size))[:, None] + offs
+        return {"x": x_all[idx], "y": y_all[idx], "c": c_all[idx]}
+
+    return sample
+
+
+def _valid_loss_fn(dec: Decoder, session: SessionData, length: int) -> Callable | None:
+    """``1 - R²`` (stitched, valid trials, eval_mask) or None when there is no valid bin."""
+    from rpnt.eval.stitch import evaluate_session, scored_mask
+
+    if scored_mask(session, "valid").sum() < 2:
+        log.warning("session %s has no valid bins: no early stopping / model selection",
+                    session.session)
+        return None
+    return lambda: 1.0 - evaluate_session(dec, session, "valid", length).r2["mean"]
+
+
+# --------------------------------------------------------------------------- binned nets
+def _train_binned(model: str, dec: Any, session: SessionData, train_section: dict,
+                  seed: int, ckpt_dir: Path | None, log_dir: Path | None,
+                  pretrain_section: dict | None = None) -> dict[str, Any]:
+    from rpnt.decoders.binned import train_bins
+    from rpnt.train.trainer import fit
+
+    length = int(dec.hparams["window_bins"])
+    mask = train_bins(session)
+    dec.set_normalisation(session, mask)
+    starts = _fit_starts(session, mask, length, "training")
+    info: dict[str, Any] = {"n_train_windows": int(starts.size)}
+
+    if pretrain_section is not None:
+        section = dict(pretrain_section)
+        ratio = float(section.pop("mask_ratio", 0.25))
+        if not 0.0 < ratio < 1.0:
+            raise RpntError(f"config baselines.{model}.pretrain.mask_ratio must be in (0, 1)")
+        pcfg = train_config(model, section, seed, f"baselines.{model}.pretrain")
+        sample = _binned_sampler(dec, session, starts, length, pcfg.batch_size)
+
+        def mm_loss(batch: dict) -> torch.Tensor:
+            # Mask whole bins (inputs zeroed = the unit means), reconstruct their counts
+            # with a Poisson likelihood: masked modelling on this session's train bins.
+            x = batch["x"]
+            masked = torch.rand(x.shape[:2], device=x.device) < ratio
+            masked[:, 0] |= ~masked.any(1)  # at least one masked bin per window
+            log_rate = dec.log_rates(x.masked_fill(masked[..., None], 0.0))
+            nll = torch.nn.functional.poisson_nll_loss(log_rate, batch["c"], log_input=True,
+                                                       full=False, reduction="none")
+            return nll[masked].mean()
+
+        res = fit(dec, mm_loss, sample, pcfg,
+                  ckpt_dir=None if ckpt_dir is None else ckpt_dir / "pretrain",
+                  log_dir=None if log_dir is None else log_dir / "pretrain",
+                  title=f"{model} masked pretraining")
+        info["pretrain"] = {"steps": res.steps_done, "final_loss": res.final_loss}
+
+    cfg = train_config(model, train_section, seed, f"baselines.{model}.train")
+    sample = _binned_sampler(dec, session, starts, length, cfg.batch_size)
+
+    def mse(batch: dict) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(dec(batch["x"]), batch["y"])
+
+    res = fit(dec, mse, sample, cfg, ckpt_dir=ckpt_dir, log_dir=log_dir,
+              val_fn=_valid_loss_fn(dec, session, length), title=f"{model} decoding")
+    info.update(steps=res.steps_done, best_val=res.best_val, best_step=res.best_step,
+                final_loss=res.final_loss, seconds=res.seconds)
+    return info
+
+
+# --------------------------------------------------------------------------- entry point
+def train_baseline(
+    model: str,
+    session: SessionData,
+    section: dict[str, Any] | None,
+    seed: int,
+    ckpt_dir: str | Path | None = None,
+    log_dir: str | Path | None = None,
+) -> tuple[Decoder, dict[str, Any]]:
+    """Fit baseline ``model`` on ``session``'s training trials.
+
+    ``section`` is the config's ``baselines.<model>`` mapping (None: defaults). Returns
+    the decoder (in eval mode) and a JSON-ready record of the fit (windows, steps,
+    selected lambda, ...). Seeds torch and numpy from ``seed`` so reruns are identical.
+    """
+    if model not in BASELINE_MODELS:
+        raise RpntError(f"unknown baseline {model!r}; choose one of {', '.join(BASELINE_MODELS)}")
+    torch.manual_seed(seed)
+    ckpt_dir = None if ckpt_dir is None else Path(ckpt_dir)
+    log_dir = None if log_dir is None else Path(log_dir)
+    n_axis = int(session.velocity.shape[1])
+    base = {"n_unit": session.n_unit, "n_axis": n_axis}
+    if model == "wiener":
+        from rpnt.decoders.wiener import fit_wiener
+
+        wcfg = _make_dataclass(WienerConfig, dict(section or {}), "baselines.wiener")
+        dec, info = fit_wiener(session, lags=wcfg.lags, lambdas=wcfg.lambdas,
+                               window_bins=wcfg.window_bins)
+    elif model in ("gru", "ndt"):
+        if model == "gru":
+            from rpnt.decoders.gru import GRUDecoder as cls
+            from rpnt.decoders.gru import GRUParams as pcls
+        else:
+            from rpnt.decoders.ndt import NDTDecoder as cls
+            from rpnt.decoders.ndt import NDTParams as pcls
+        params, train, pretrain = split_section(model, section, pcls)
+        dec = cls({**base, **dataclasses.asdict(params)})
+        info = _train_binned(model, dec, session, train, seed, ckpt_dir, log_dir, pretrain)
+    else:
+        from rpnt.decoders.poyo import train_poyo
+
+        dec, info = train_poyo(session, section, seed, ckpt_dir, log_dir)
+    dec.eval()
+    return dec, info
+
+
+def save_baseline(dec: Decoder, out: str | Path, log_dir: str | Path | None,
+                  **meta: Any) -> Path:
+    """Save ``dec`` with :func:`save_decoder` plus the training log, all in one rename.
+
+    ``out`` then holds weights.safetensors, meta.json and (for trained models)
+    metrics.jsonl + curves.png copied from ``log_dir``.
+    """
+    from rpnt.atomic import atomic_path
+    from rpnt.decoders.base import save_decoder
+
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        save_decoder(dec, tmp, **meta)
+        if log_dir is not None and Path(log_dir).is_dir():
+            for name in ("metrics.jsonl", "curves.png"):
+                if (Path(log_dir) / name).is_file():
+                    shutil.copy2(Path(log_dir) / name, tmp / name)
+            if (Path(log_dir) / "pretrain").is_dir():
+                shutil.copytree(Path(log_dir) / "pretrain", tmp / "pretrain")
+    return out
+
+
+def scratch_log_dir(ckpt_dir: Path) -> Path:
+    """A fresh log directory inside the (undeclared) checkpoint directory."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="logs-", dir=ckpt_dir))

@@ -1,0 +1,232 @@
+"""POYO peer (Azabou et al. 2023) from ``torch-brain==0.2.1``, on the store's raw spikes.
+
+One token per spike (unit embedding + rotary time), plus a start and an end token per
+unit, PerceiverIO latents every ``latent_step`` seconds, and one output query per bin
+centre; see ``torch_brain.models.POYO``. The model reads every spike of the window, so
+unlike the binned baselines it is not causal inside a window (as published).
+
+torch-brain is optional (the ``peers`` extra). This module imports without it;
+:func:`poyo_available` says whether it is installed and :data:`SKIP_REASON` is what the
+benchmark reports when it is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rpnt.data.session import SessionData
+from rpnt.decoders.base import Decoder, register_decoder
+from rpnt.errors import RpntError
+
+SKIP_REASON = "torch-brain not installed"
+
+
+def poyo_available() -> bool:
+    """True when ``torch_brain`` can be imported."""
+    try:
+        return importlib.util.find_spec("torch_brain") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@dataclass
+class POYOParams:
+    """Architecture of the POYO peer (config ``baselines.poyo``)."""
+
+    dim: int = 64  #: model width
+    depth: int = 2  #: latent self-attention layers
+    dim_head: int = 32
+    cross_heads: int = 1
+    self_heads: int = 2
+    num_latents_per_step: int = 8  #: latents per latent time step
+    latent_step: float = 0.1  #: seconds between latent time steps
+    ffn_dropout: float = 0.2
+    lin_dropout: float = 0.2
+    atn_dropout: float = 0.0
+    window_bins: int = 50  #: window length in bins (sequence_length = window_bins * bin)
+
+
+def _vocab_keys(module: torch.nn.Module) -> list[str]:
+    return [n + ".vocab" for n, m in module.named_modules() if hasattr(m, "vocab")]
+
+
+@register_decoder
+class POYODecoder(Decoder):
+    """Wrapper of ``torch_brain.models.POYO`` with per-axis velocity normalisation.
+
+    hparams: n_unit, n_axis, window_bins, bin_size_s, unit_ids (list of str), session_id,
+    and the :class:`POYOParams` fields. Buffers ``vel_mean``/``vel_std`` (n_axis,).
+    """
+
+    kind = "poyo"
+
+    def __init__(self, hparams: dict[str, Any]):
+        super().__init__(hparams)
+        if not poyo_available():
+            raise RpntError(f"POYO needs torch-brain ({SKIP_REASON}); install the peers "
+                            "extra: pip install 'rpnt[peers]'")
+        from torch_brain.models import POYO
+
+        h = self.hparams
+        self.seq_len_s = float(h["window_bins"]) * float(h["bin_size_s"])
+        self.poyo = POYO(
+            sequence_length=self.seq_len_s, latent_step=float(h["latent_step"]),
+            num_latents_per_step=int(h["num_latents_per_step"]), dim_out=int(h["n_axis"]),
+            dim=int(h["dim"]), depth=int(h["depth"]), dim_head=int(h["dim_head"]),
+            cross_heads=int(h["cross_heads"]), self_heads=int(h["self_heads"]),
+            ffn_dropout=float(h["ffn_dropout"]), lin_dropout=float(h["lin_dropout"]),
+            atn_dropout=float(h["atn_dropout"]),
+        )
+        # Vocabularies are rebuilt from hparams, so the saved state holds tensors only.
+        self.poyo.unit_emb.initialize_vocab([f"{h['session_id']}/{u}" for u in h["unit_ids"]])
+        self.poyo.session_emb.initialize_vocab([h["session_id"]])
+        self.register_buffer("vel_mean", torch.zeros(int(h["n_axis"])))
+        self.register_buffer("vel_std", torch.ones(int(h["n_axis"])))
+
+    # The torch-brain embeddings put their vocabulary (a dict) into state_dict; it is not
+    # a tensor (safetensors cannot hold it) and is fully determined by hparams.
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state = super().state_dict(*args, **kwargs)
+        for key in [k for k in state if k.endswith(".vocab")]:
+            del state[key]
+        return state
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False):
+        state = dict(state_dict)
+        for key in _vocab_keys(self):
+            mod = self.get_submodule(key[: -len(".vocab")])
+            state[key] = mod.vocab.copy()
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
+    def tokens(self, session: SessionData, starts: np.ndarray, length: int) -> dict:
+        """Padded POYO inputs for windows ``[s, s + length)``, vectorised over windows.
+
+        Returns tensors: input_unit_index / input_timestamps / input_token_type /
+        input_mask (B, 2N + S_max), latent_index / latent_timestamps (B, L),
+        session_index (B,), output_timestamps (B, length). Times are seconds from the
+        window start; spikes in [t0, t0 + length * bin).
+        """
+        if session.spike_times is None or session.spike_unit is None:
+            raise RpntError(f"session {session.session} has no raw spike times; POYO needs "
+                            "a store with spike_times/spike_unit")
+        if length != int(self.hparams["window_bins"]):
+            raise RpntError(f"POYO was built for windows of {self.hparams['window_bins']} "
+                            f"bins, asked for {length}")
+        from torch_brain.models.poyo import (
+            create_linspace_latent_tokens,
+            create_start_end_unit_tokens,
+        )
+
+        starts = np.asarray(starts, dtype=np.int64)
+        b, n = starts.size, session.n_unit
+        dt = float(session.bin_size_s)
+        t0 = session.time[starts]
+        lo = np.searchsorted(session.spike_times, t0, side="left")
+        hi = np.searchsorted(session.spike_times, t0 + length * dt, side="left")
+        n_spk = hi - lo
+        s_max = max(int(n_spk.max(initial=0)), 1)
+        col = np.arange(s_max)
+        valid = col[None, :] < n_spk[:, None]
+        idx = np.minimum(lo[:, None] + col[None, :], max(session.spike_times.size - 1, 0))
+        spk_t = np.where(valid, session.spike_times[idx] - t0[:, None], 0.0)
+        spk_u = np.where(valid, session.spike_unit[idx] + 1, 0)  # vocab index 0 = "NA"
+        se_type, se_unit, se_time = create_start_end_unit_tokens(np.arange(n), 0.0,
+                                                                 self.seq_len_s)
+        unit = np.concatenate([np.broadcast_to(se_unit + 1, (b, 2 * n)), spk_u], 1)
+        ts = np.concatenate([np.broadcast_to(se_time, (b, 2 * n)), spk_t], 1)
+        ttype = np.concatenate([np.broadcast_to(se_type, (b, 2 * n)),
+                                np.zeros((b, s_max), dtype=np.int64)], 1)
+        mask = np.concatenate([np.ones((b, 2 * n), dtype=bool), valid], 1)
+        lat_i, lat_t = create_linspace_latent_tokens(
+            0.0, self.seq_len_s, float(self.hparams["latent_step"]),
+            int(self.hparams["num_latents_per_step"]))
+        out_t = (np.arange(length) + 0.5) * dt
+        dev = self.vel_mean.device
+
+        def tt(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=dev)
+
+        return {
+            "input_unit_index": tt(unit, torch.long),
+            "input_timestamps": tt(ts, torch.float32),
+            "input_token_type": tt(ttype, torch.long),
+            "input_mask": tt(mask, torch.bool),
+            "latent_index": tt(np.broadcast_to(lat_i, (b, lat_i.size)), torch.long),
+            "latent_timestamps": tt(np.broadcast_to(lat_t, (b, lat_t.size)), torch.float32),
+            "session_index": torch.ones(b, dtype=torch.long, device=dev),
+            "output_timestamps": tt(np.broadcast_to(out_t, (b, length)), torch.float32),
+        }
+
+    def forward(self, tokens: dict) -> torch.Tensor:
+        """Tokens of :meth:`tokens` -> (B, length, A) z-scored velocity."""
+        return self.poyo(**tokens)
+
+    def check_session(self, session: SessionData) -> None:
+        if list(session.unit_id.astype(str)) != list(self.hparams["unit_ids"]):
+            raise RpntError(f"POYO decoder was trained on other units than those of session "
+                            f"{session.session}; evaluate on the store (and --scenario) it "
+                            "was trained on")
+
+    @torch.no_grad()
+    def predict_windows(
+        self, session: SessionData, starts: np.ndarray, length: int
+    ) -> np.ndarray:
+        """(n_windows, length, n_axis) velocity in cm/s from the spikes of each window."""
+        self.check_session(session)
+        was_training = self.training
+        self.eval()
+        try:
+            y = self(self.tokens(session, starts, length)) * self.vel_std + self.vel_mean
+        finally:
+            self.train(was_training)
+        return y.float().cpu().numpy()
+
+
+def train_poyo(session: SessionData, section: dict[str, Any] | None, seed: int,
+               ckpt_dir: Path | None, log_dir: Path | None) -> tuple[POYODecoder, dict]:
+    """Fit POYO on ``session``'s training windows (MSE on z-scored velocity per bin)."""
+    if not poyo_available():
+        raise RpntError(f"POYO baseline unavailable: {SKIP_REASON}")
+    from rpnt.baselines import _fit_starts, _valid_loss_fn, split_section, train_config
+    from rpnt.data.windows import gather_windows, sample_starts
+    from rpnt.decoders.binned import train_bins
+    from rpnt.train.trainer import fit
+
+    params, train, _ = split_section("poyo", section, POYOParams)
+    torch.manual_seed(seed)
+    dec = POYODecoder({
+        "n_unit": session.n_unit, "n_axis": int(session.velocity.shape[1]),
+        "bin_size_s": float(session.bin_size_s), "session_id": session.session,
+        "unit_ids": [str(u) for u in session.unit_id], **dataclasses.asdict(params),
+    })
+    mask = train_bins(session)
+    vel = session.velocity[mask].astype(np.float64)
+    v_std = vel.std(0)
+    dec.vel_mean.copy_(torch.as_tensor(vel.mean(0)))
+    dec.vel_std.copy_(torch.as_tensor(np.where(v_std > 0, v_std, 1.0)))
+    length = int(params.window_bins)
+    starts = _fit_starts(session, mask, length, "training")
+    cfg = train_config("poyo", train, seed, "baselines.poyo.train")
+
+    def sample(rng: np.random.Generator) -> dict:
+        s = sample_starts(rng, starts, cfg.batch_size)
+        y = torch.as_tensor(gather_windows(session.velocity, s, length), dtype=torch.float32)
+        return {"tokens": dec.tokens(session, s, length),
+                "y": (y - dec.vel_mean.cpu()) / dec.vel_std.cpu()}
+
+    def mse(batch: dict) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(dec(batch["tokens"]), batch["y"])
+
+    res = fit(dec, mse, sample, cfg, ckpt_dir=ckpt_dir, log_dir=log_dir,
+              val_fn=_valid_loss_fn(dec, session, length), title="poyo decoding")
+    info = {"n_train_windows": int(starts.size), "steps": res.steps_done,
+            "best_val": res.best_val, "best_step": res.best_step,
+            "final_loss": res.final_loss, "seconds": res.seconds}
+    return dec, info

@@ -1,0 +1,112 @@
+"""Synthetic sessions for the evaluation and baseline tests.
+
+``synthetic_session`` builds a :class:`rpnt.data.session.SessionData` directly (no store,
+no simulator): a smooth 2-D velocity per trial drives Poisson counts through a log-linear
+tuning to the velocity ``lag`` bins earlier, so a causal decoder with enough lags can
+recover it. Raw spike times are drawn uniformly inside each bin, so spike-token models
+(POYO) see the same data as binned ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rpnt.data.session import SPLIT_CODES, SessionData
+
+
+def _smooth_velocity(rng: np.random.Generator, n: int, n_axis: int, width: int) -> np.ndarray:
+    """(n, n_axis) smooth random velocity (white noise convolved with a Hann window)."""
+    noise = rng.normal(size=(n + 2 * width, n_axis))
+    kern = np.hanning(2 * width + 1)
+    kern /= np.sqrt((kern**2).sum())
+    out = np.stack([np.convolve(noise[:, a], kern, mode="same") for a in range(n_axis)], 1)
+    return out[width : width + n]
+
+
+def synthetic_session(
+    seed: int = 0,
+    n_trial: int = 40,
+    trial_bins: int = 50,
+    gap_bins: int = 10,
+    n_unit: int = 30,
+    lag: int = 2,
+    bin_size_s: float = 0.02,
+    base_rate_hz: float = 20.0,
+    gain: float = 0.6,
+    velocity_scale: float = 10.0,
+    splits: tuple[int, int, int] | None = None,
+    with_spikes: bool = True,
+) -> SessionData:
+    """A session of ``n_trial`` trials of ``trial_bins`` bins separated by ``gap_bins``.
+
+    Shapes: counts (n_time, n_unit) with n_time = n_trial * (trial_bins + gap_bins) +
+    gap_bins; velocity (n_time, 2) in cm/s (finite everywhere). Trials are split
+    train/valid/test by ``splits`` (counts, default 70/15/15 %), the bin-level ``split``
+    follows the trials (gaps are "none"), and ``eval_mask`` holds the trial bins after the
+    first fifth of each trial (a stand-in for "go cue to trial end").
+    """
+    rng = np.random.default_rng(seed)
+    n_time = n_trial * (trial_bins + gap_bins) + gap_bins
+    time = np.arange(n_time) * bin_size_s
+    vel_norm = _smooth_velocity(rng, n_time, 2, width=6)
+    vel_norm /= vel_norm.std(0, keepdims=True)
+    velocity = (velocity_scale * vel_norm).astype(np.float32)
+
+    # log-rate = log(base * dt) + gain * W @ v(t - lag): a causal, lagged tuning.
+    w = rng.normal(size=(2, n_unit))
+    w /= np.linalg.norm(w, axis=0, keepdims=True)
+    lagged = np.concatenate([np.zeros((lag, 2)), vel_norm[: n_time - lag]], 0)
+    log_rate = np.log(base_rate_hz * bin_size_s) + gain * lagged @ w
+    counts = rng.poisson(np.exp(log_rate)).astype(np.uint16)
+
+    if splits is None:
+        n_train = round(0.7 * n_trial)
+        n_valid = round(0.15 * n_trial)
+        splits = (n_train, n_valid, n_trial - n_train - n_valid)
+    labels = np.array(["train"] * splits[0] + ["valid"] * splits[1] + ["test"] * splits[2])
+    labels = labels[rng.permutation(n_trial)]
+    starts_bin = gap_bins + np.arange(n_trial) * (trial_bins + gap_bins)
+    trial_start = time[starts_bin]
+    trial_stop = time[starts_bin + trial_bins]  # exact bin edges: no float round-off
+
+    split = np.full(n_time, SPLIT_CODES["none"], dtype=np.int8)
+    eval_mask = np.zeros(n_time, dtype=bool)
+    skip = trial_bins // 5
+    for b, lab in zip(starts_bin, labels, strict=True):
+        split[b : b + trial_bins] = SPLIT_CODES[lab]
+        eval_mask[b + skip : b + trial_bins] = True
+
+    spike_times = spike_unit = None
+    if with_spikes:
+        t_idx, u_idx = np.nonzero(counts)
+        reps = counts[t_idx, u_idx].astype(np.int64)
+        t_rep = np.repeat(t_idx, reps)
+        spike_unit = np.repeat(u_idx, reps).astype(np.int32)
+        spike_times = time[t_rep] + rng.uniform(0, bin_size_s, size=t_rep.size)
+        order = np.argsort(spike_times, kind="stable")
+        spike_times, spike_unit = spike_times[order], spike_unit[order]
+
+    areas = np.array(["M1" if i % 2 == 0 else "PMd" for i in range(n_unit)])
+    return SessionData(
+        session=f"sub-X_ses-CO-2016010{seed % 10}",
+        subject="X",
+        task="center_out",
+        recording_date=f"2016-01-0{seed % 10}",
+        dataset="synthetic",
+        bin_size_s=bin_size_s,
+        time=time,
+        spike_counts=counts,
+        velocity=velocity,
+        split=split,
+        eval_mask=eval_mask,
+        unit_id=np.array([f"u{i}" for i in range(n_unit)]),
+        unit_area=areas,
+        unit_site=np.array([f"array-{a}" for a in areas]),
+        unit_xyz=np.full((n_unit, 3), np.nan),
+        trial_start=trial_start,
+        trial_stop=trial_stop,
+        trial_split=labels,
+        spike_times=spike_times,
+        spike_unit=spike_unit,
+        attrs={"dandiset_id": "000000", "dandiset_version": "draft"},
+    )
