@@ -1,0 +1,279 @@
+"""Adapters: turn one NWB layout into the layout-free :class:`Source` that binning consumes.
+
+- ``perich_miller`` (DANDI 000688): ``processing/behavior/{Position/cursor_pos,
+  Velocity/cursor_vel}``; CO trials (``go_cue_time``, ``target_id``, ``result``) or RT trials
+  (``go_cue_time_array`` (n, 4), ``num_attempted``). Valid CO trial: result R, finite
+  target id, finite go cue, 0.5-6 s; valid RT trial: result R, 4 targets attempted, 2-10 s.
+  Scored: CO go cue -> trial end; RT the whole trial.
+- ``nlb`` (000128/000129/000127): ``processing/behavior/{hand,finger,cursor}_{vel,pos}``
+  directly in the module; trials with ``split`` (valid = not "none") and
+  ``move_onset_time``. Scored: move onset -250..+450 ms (whole trial without move onset).
+- ``generic``: a dataset config mapping names the series and trial columns (see
+  docs/store-schema.md).
+
+``auto`` decides by content (which objects exist), never by the file path.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+
+from rpnt.errors import RpntError
+from rpnt.ingest import nwbio
+from rpnt.ingest.nwbio import BEHAVIOUR, Meta, Series, Units
+
+log = logging.getLogger("rpnt.ingest")
+
+ADAPTERS = ("perich_miller", "nlb", "generic")
+PM_VEL = f"{BEHAVIOUR}/Velocity/cursor_vel"
+PM_POS = f"{BEHAVIOUR}/Position/cursor_pos"
+NLB_VEL = ("hand_vel", "finger_vel", "cursor_vel")
+NLB_POS = ("hand_pos", "finger_pos", "cursor_pos")
+NLB_EVAL_S = (-0.25, 0.45)
+
+
+@dataclass
+class Trials:
+    """Per-trial arrays, all (n_trial,)."""
+
+    start: np.ndarray
+    stop: np.ndarray
+    go_cue: np.ndarray  #: NaN if absent
+    result: np.ndarray  #: str, "" if absent
+    valid: np.ndarray  #: bool
+    eval_start: np.ndarray  #: scored period start (s)
+    eval_stop: np.ndarray  #: scored period end (s)
+    file_split: np.ndarray | None = None  #: str train/valid/test/none from the file (NLB)
+
+
+@dataclass
+class Source:
+    """Everything ingest needs from one NWB file, independent of its layout."""
+
+    meta: Meta
+    task: str
+    units: Units
+    velocity: Series  #: (n, n_axis), cleaned (finite, increasing timestamps)
+    position: Series | None
+    velocity_source: str  #: object path, or "derived from <path>"
+    trials: Trials
+    adapter: str
+    eval_period: str
+    notes: list[str] = field(default_factory=list)
+
+
+def detect(f: h5py.File, entry: dict[str, Any] | None = None) -> str:
+    """Pick an adapter by the objects present in the file."""
+    if nwbio.is_series(f, PM_VEL) or nwbio.is_series(f, PM_POS):
+        return "perich_miller"
+    if any(nwbio.is_series(f, f"{BEHAVIOUR}/{n}") for n in NLB_VEL + NLB_POS):
+        return "nlb"
+    if entry and entry.get("generic"):
+        return "generic"
+    if entry and entry.get("adapter") in ADAPTERS:
+        return str(entry["adapter"])
+    raise RpntError(
+        f"{f.filename}: cannot tell the layout: neither {PM_VEL} / {PM_POS} (DANDI 000688) "
+        f"nor {BEHAVIOUR}/hand_vel|finger_vel|... (NLB) exists; pass --adapter generic with a "
+        "registry entry whose 'generic' mapping names the velocity series")
+
+
+def clean_series(fn: str, s: Series, notes: list[str]) -> Series:
+    """Drop samples with non-finite values or timestamps that do not increase; warn with counts.
+
+    A timestamp is kept only if it is larger than every earlier one, so a block that jumps
+    back in time is masked rather than reordered into the wrong place.
+    """
+    t, x = s.t, s.data
+    finite = np.isfinite(t) & np.isfinite(x).all(axis=1)
+    prev_max = np.maximum.accumulate(np.where(np.isfinite(t), t, -np.inf))
+    increasing = np.ones(t.shape[0], bool)
+    increasing[1:] = t[1:] > prev_max[:-1]
+    keep = finite & increasing
+    n_nan, n_back = int((~finite).sum()), int((finite & ~increasing).sum())
+    if n_nan:
+        msg = f"{fn}: {s.path}: masked {n_nan} of {t.shape[0]} samples with NaN values"
+        log.warning(msg)
+        notes.append(msg)
+    if n_back:
+        msg = (f"{fn}: {s.path}/timestamps: masked {n_back} samples whose timestamps do not "
+               "increase")
+        log.warning(msg)
+        notes.append(msg)
+    if not keep.any():
+        raise RpntError(f"{fn}: {s.path} has no finite samples with increasing timestamps")
+    if keep.all():
+        return s
+    return Series(s.path, t[keep], x[keep])
+
+
+def derive_velocity(pos: Series) -> Series:
+    """Velocity (units/s) from position by central differences on its own timestamps."""
+    if pos.t.shape[0] < 2:
+        raise RpntError(f"{pos.path}: too few samples to derive a velocity")
+    return Series(pos.path, pos.t, np.gradient(pos.data, pos.t, axis=0))
+
+
+def _behaviour(f: h5py.File, vel_path: str | None, pos_path: str | None,
+               notes: list[str]) -> tuple[Series, Series | None, str]:
+    fn = f.filename
+    pos = None
+    if pos_path and nwbio.is_series(f, pos_path):
+        pos = clean_series(fn, nwbio.read_series(f, pos_path), notes)
+    if vel_path and nwbio.is_series(f, vel_path):
+        vel = clean_series(fn, nwbio.read_series(f, vel_path), notes)
+        return vel, pos, vel_path
+    if pos is not None:
+        msg = f"{fn}: no velocity series ({vel_path}); velocity derived from {pos_path}"
+        log.warning(msg)
+        notes.append(msg)
+        return derive_velocity(pos), pos, f"derived from {pos_path}"
+    raise RpntError(f"{fn}: no behaviour series: neither {vel_path} nor {pos_path} exists; "
+                    "a session without behaviour cannot be decoded (NLB test files hold "
+                    "spikes only)")
+
+
+def _base_trials(f: h5py.File) -> tuple[set[str], np.ndarray, np.ndarray]:
+    cols = nwbio.trial_columns(f)
+    if not {"start_time", "stop_time"} <= cols:
+        raise RpntError(f"{f.filename}: no trials table with start_time/stop_time at "
+                        f"{nwbio.TRIALS}; splits and scoring need trials")
+    start = nwbio.trial_col(f, "start_time").astype(np.float64)
+    stop = nwbio.trial_col(f, "stop_time").astype(np.float64)
+    return cols, start, stop
+
+
+def _col(f: h5py.File, cols: set[str], name: str | None, n: int, fill=np.nan) -> np.ndarray:
+    if name and name in cols:
+        return nwbio.trial_col(f, name)
+    return np.full(n, fill, dtype=object if isinstance(fill, str) else np.float64)
+
+
+def _no_go_cue(fn: str, notes: list[str]) -> str:
+    msg = (f"{fn}: {nwbio.TRIALS} has no go_cue_time column; scoring whole trials "
+           "instead of go cue -> trial end")
+    log.warning(msg)
+    notes.append(msg)
+    return "trial (no go cue in the file)"
+
+
+def perich_miller(f: h5py.File, meta: Meta, entry: dict) -> Source:
+    notes: list[str] = []
+    fn = f.filename
+    units = nwbio.read_units(f)
+    vel, pos, vsrc = _behaviour(f, PM_VEL, PM_POS, notes)
+    cols, start, stop = _base_trials(f)
+    n, dur = start.shape[0], stop - start
+    result = _col(f, cols, "result", n, "").astype(str).astype(object)
+    rt = "go_cue_time_array" in cols or "num_attempted" in cols
+    task = entry.get("task") or nwbio.TASK_CODES.get(meta.task_code or "") or (
+        "random_target" if rt else "center_out")
+    if task == "random_target":
+        go = (nwbio.trial_col(f, "go_cue_time_array").astype(np.float64)[:, 0]
+              if "go_cue_time_array" in cols else _col(f, cols, "go_cue_time", n))
+        att = _col(f, cols, "num_attempted", n, np.nan).astype(np.float64)
+        valid = (result == "R") & (dur >= 2.0) & (dur <= 10.0)
+        if "num_attempted" in cols:
+            valid &= att == 4
+        return Source(meta, task, units, vel, pos, vsrc,
+                      Trials(start, stop, go, result, valid, start.copy(), stop.copy()),
+                      "perich_miller", "trial", notes)
+    valid = (result == "R") & (dur >= 0.5) & (dur <= 6.0)
+    if "target_id" in cols:
+        valid &= np.isfinite(nwbio.trial_col(f, "target_id").astype(np.float64))
+    if "go_cue_time" in cols:
+        go = nwbio.trial_col(f, "go_cue_time").astype(np.float64)
+        valid &= np.isfinite(go)
+        ev0, period = go.copy(), "go cue to trial end"
+    else:
+        go, ev0, period = np.full(n, np.nan), start.copy(), _no_go_cue(fn, notes)
+    return Source(meta, task, units, vel, pos, vsrc,
+                  Trials(start, stop, go, result, valid, ev0, stop.copy()),
+                  "perich_miller", period, notes)
+
+
+def nlb(f: h5py.File, meta: Meta, entry: dict) -> Source:
+    notes: list[str] = []
+    units = nwbio.read_units(f)
+    vel_name = next((n for n in NLB_VEL if nwbio.is_series(f, f"{BEHAVIOUR}/{n}")), NLB_VEL[0])
+    pos_name = next((n for n in NLB_POS if n.split("_")[0] == vel_name.split("_")[0]
+                     and nwbio.is_series(f, f"{BEHAVIOUR}/{n}")), None)
+    pos_name = pos_name or next((n for n in NLB_POS if nwbio.is_series(f, f"{BEHAVIOUR}/{n}")),
+                                None)
+    vel, pos, vsrc = _behaviour(f, f"{BEHAVIOUR}/{vel_name}",
+                                f"{BEHAVIOUR}/{pos_name}" if pos_name else None, notes)
+    cols, start, stop = _base_trials(f)
+    n = start.shape[0]
+    fsplit = None
+    valid = np.ones(n, bool)
+    if "split" in cols:
+        raw = nwbio.trial_col(f, "split").astype(str)
+        fsplit = np.array([{"val": "valid"}.get(s, s) for s in raw.tolist()], dtype=object)
+        valid &= fsplit != "none"
+    result = _col(f, cols, "result", n, "").astype(str).astype(object)
+    go = _col(f, cols, "go_cue_time", n).astype(np.float64)
+    if "move_onset_time" in cols:
+        mo = nwbio.trial_col(f, "move_onset_time").astype(np.float64)
+        valid &= np.isfinite(mo)
+        ev0, ev1, period = mo + NLB_EVAL_S[0], mo + NLB_EVAL_S[1], "move onset -250..+450 ms"
+    else:
+        msg = f"{f.filename}: {nwbio.TRIALS} has no move_onset_time; scoring whole trials"
+        log.warning(msg)
+        notes.append(msg)
+        ev0, ev1, period = start.copy(), stop.copy(), "trial (no move onset in the file)"
+    task = entry.get("task") or ("maze" if "maze_id" in cols else
+                                 "random_target" if vel_name == "finger_vel" else "reaching")
+    return Source(meta, task, units, vel, pos, vsrc,
+                  Trials(start, stop, go, result, valid, ev0, ev1, fsplit), "nlb", period, notes)
+
+
+def generic(f: h5py.File, meta: Meta, entry: dict) -> Source:
+    """Layout described by ``entry["generic"]`` (keys in docs/store-schema.md)."""
+    g = entry.get("generic") or {}
+    if not (g.get("velocity") or g.get("position")):
+        raise RpntError(f"{f.filename}: the generic adapter needs a registry entry with "
+                        "generic: {velocity: <TimeSeries path>} (or position:)")
+    notes: list[str] = []
+    units = nwbio.read_units(f)
+    vel, pos, vsrc = _behaviour(f, g.get("velocity"), g.get("position"), notes)
+    cols, start, stop = _base_trials(f)
+    n, dur = start.shape[0], stop - start
+    result = _col(f, cols, g.get("result", "result"), n, "").astype(str).astype(object)
+    go = _col(f, cols, g.get("go_cue"), n).astype(np.float64)
+    if go.ndim == 2:
+        go = go[:, 0]
+    valid = np.ones(n, bool)
+    if g.get("valid_results") is not None:
+        valid &= np.isin(result, [str(r) for r in g["valid_results"]])
+    if g.get("duration_s") is not None:
+        lo, hi = g["duration_s"]
+        valid &= (dur >= float(lo)) & (dur <= float(hi))
+    ev = g.get("eval") or {}
+    off0, off1 = ev.get("offset_s", (0.0, 0.0))
+    ev0 = _col(f, cols, ev.get("start", "start_time"), n).astype(np.float64)
+    ev1 = _col(f, cols, ev.get("stop", "stop_time"), n).astype(np.float64)
+    ev0, ev1 = (ev0[:, 0] if ev0.ndim == 2 else ev0) + off0, (ev1[:, 0] if ev1.ndim == 2
+                                                               else ev1) + off1
+    valid &= np.isfinite(ev0) & np.isfinite(ev1)
+    period = f"{ev.get('start', 'start_time')}{off0:+g}s -> {ev.get('stop', 'stop_time')}{off1:+g}s"
+    task = g.get("task") or entry.get("task") or nwbio.TASK_CODES.get(meta.task_code or "",
+                                                                      "unknown")
+    return Source(meta, task, units, vel, pos, vsrc,
+                  Trials(start, stop, go, result, valid, ev0, ev1), "generic", period, notes)
+
+
+def load_source(f: h5py.File, path, adapter: str, entry: dict | None) -> Source:
+    """Run the chosen adapter (``auto``: by content) on an open NWB file."""
+    entry = entry or {}
+    if adapter == "auto":
+        adapter = detect(f, entry)
+    if adapter not in ADAPTERS:
+        raise RpntError(f"unknown adapter {adapter!r}; choose one of auto, {', '.join(ADAPTERS)}")
+    meta = nwbio.read_meta(f, path)
+    return {"perich_miller": perich_miller, "nlb": nlb, "generic": generic}[adapter](
+        f, meta, entry)

@@ -1,0 +1,238 @@
+"""``ingest_file``: one NWB session -> one Zarr store (schema v1).
+
+Steps: open with h5py (never touching ``waveforms``), adapt the layout to a
+:class:`~rpnt.ingest.adapters.Source`, clean spikes (sort per unit, drop times outside the
+session; warn with counts), bin spikes and behaviour on one grid, split trials and bins,
+build the Dataset and write it atomically. The source file's SHA-256 is computed in a
+background thread while the rest runs (hashlib releases the GIL).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rpnt.errors import RpntError
+from rpnt.ingest import binning, splits
+from rpnt.ingest.adapters import Source, load_source
+from rpnt.ingest.splits import SplitConfig
+from rpnt.store import SPLIT_ATTRS
+
+log = logging.getLogger("rpnt.ingest")
+
+
+@dataclass
+class IngestConfig:
+    """Options of one ingest run (recorded in the store's attrs)."""
+
+    bin_ms: float = 20.0
+    adapter: str = "auto"  #: auto | perich_miller | nlb | generic
+    dataset: str | None = None  #: registry name; default: registry entry, else "local"
+    split: SplitConfig = field(default_factory=SplitConfig)
+    max_gap_bins: float = 3.0  #: behaviour interpolation bridges gaps up to this x sample dt
+
+
+def _session_range(src: Source) -> tuple[float, float]:
+    """[lo, hi] in which spikes count as inside the session.
+
+    NWB times are relative to the session start, so negative times are outside; the end is
+    the last behaviour sample or trial end (or an ``obs_intervals`` end), whichever is last.
+    """
+    ends = [src.velocity.t[-1]]
+    if src.position is not None:
+        ends.append(src.position.t[-1])
+    stops = src.trials.stop[np.isfinite(src.trials.stop)]
+    if stops.size:
+        ends.append(float(stops.max()))
+    return 0.0, float(max(ends))
+
+
+def clean_spikes(src: Source, notes: list[str], fn: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Per-unit sorted spike times inside the session: (flat times, (n_unit,) end offsets)."""
+    fn = fn or src.meta.session
+    u = src.units
+    t, ends = u.spike_times, u.ends
+    starts = np.concatenate([[0], ends[:-1]])
+    # Unsorted units: a decrease inside a unit's run (boundaries between units don't count).
+    dec = np.flatnonzero(np.diff(t) < 0) + 1
+    if dec.size:
+        dec_in = dec[~np.isin(dec, starts)]
+        if dec_in.size:
+            bad_units = np.unique(np.searchsorted(ends, dec_in, side="right"))
+            t = t.copy()
+            for b in bad_units:  # loop over unsorted units only
+                t[starts[b]:ends[b]] = np.sort(t[starts[b]:ends[b]])
+            msg = (f"{fn}: units/spike_times: {bad_units.size} units had unsorted spike "
+                   f"times ({dec_in.size} decreases); sorted them")
+            log.warning(msg)
+            notes.append(msg)
+    lo, hi = _session_range(src)
+    keep = np.isfinite(t) & (t >= lo) & (t <= hi)
+    n_out = int(keep.size - np.count_nonzero(keep))
+    if n_out:
+        unit_of = np.searchsorted(ends, np.flatnonzero(~keep), side="right")
+        msg = (f"{fn}: units/spike_times: dropped {n_out} spikes of {np.unique(unit_of).size} "
+               f"units outside the session [{lo:g}, {hi:g}] s")
+        log.warning(msg)
+        notes.append(msg)
+        csum = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+        ends = csum[ends]
+        t = t[keep]
+    empty = int(np.count_nonzero(np.diff(np.concatenate([[0], ends])) == 0))
+    if empty:
+        msg = f"{fn}: units: {empty} units have no spikes; kept with zero counts"
+        log.warning(msg)
+        notes.append(msg)
+    return t, ends
+
+
+def _provenance(nwb: Path, sha: str, entry: dict, asset: dict | None) -> dict[str, Any]:
+    import rpnt
+    from rpnt.provenance import git_commit
+
+    source = entry.get("source") or {}
+    asset = asset or {}
+    if asset.get("sha256") and asset["sha256"] != sha:
+        raise RpntError(f"{nwb}: SHA-256 {sha[:12]}... differs from the asset manifest's "
+                        f"{asset['sha256'][:12]}... for {asset.get('path')}; re-download it")
+    return {
+        "source_path": str(nwb.resolve()),
+        "source_sha256": sha,
+        "dandiset_id": str(asset.get("dandiset_id") or source.get("dandiset") or ""),
+        "dandiset_version": str(asset.get("version") or source.get("version") or ""),
+        "asset_id": str(asset.get("asset_id") or ""),
+        "asset_path": str(asset.get("path") or ""),
+        "rpnt_version": rpnt.__version__,
+        "git_commit": git_commit(),
+    }
+
+
+def _max_gap(s, cfg: IngestConfig) -> float:
+    """Largest sample gap bridged by interpolation: max_gap_bins x the median sample interval."""
+    return cfg.max_gap_bins * float(np.median(np.diff(s.t))) if s.t.size > 1 else 0.0
+
+
+def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = ""):
+    """The schema-v1 ``xr.Dataset`` of one source (without provenance attrs)."""
+    import xarray as xr
+
+    bin_s = cfg.bin_ms / 1000.0
+    if not bin_s > 0:
+        raise RpntError(f"--bin-ms must be positive, got {cfg.bin_ms}")
+    t, ends = clean_spikes(src, notes, fn)
+    vel, pos = src.velocity, src.position
+    firsts = [vel.t[0]] + ([pos.t[0]] if pos is not None else [])
+    lasts = [vel.t[-1]] + ([pos.t[-1]] if pos is not None else [])
+    if t.size:
+        firsts.append(float(t.min()))
+        lasts.append(float(t.max()))
+    edges = binning.make_edges(float(min(firsts)), float(max(lasts)), bin_s)
+    time = edges[:-1]
+    counts = binning.bin_spikes(t, ends, edges)
+    velocity = binning.bin_behaviour(vel.t, vel.data, edges, _max_gap(vel, cfg))
+    n_axis = velocity.shape[1]
+    axis = np.array(["x", "y", "z", "w"][:n_axis] if n_axis <= 4
+                    else [f"a{i}" for i in range(n_axis)], dtype=object)
+    spike_times, spike_unit = binning.sort_spikes(t, ends)
+    del t
+    tr = src.trials
+    tsplit = splits.trial_splits(tr.valid, cfg.split, tr.file_split)
+    split = splits.bin_split(time, tr.start, tr.stop, tsplit, cfg.split.padding_s)
+    emask = splits.eval_mask(time, tr.eval_start, tr.eval_stop, tr.valid)
+    n_valid = int(tr.valid.sum())
+    if n_valid == 0:
+        msg = (f"{fn}: {src.meta.session}: no valid trials: every trial split is 'none', every bin "
+               "is 'train' and eval_mask is empty (the store serves pretraining only)")
+        log.warning(msg)
+        notes.append(msg)
+    u = src.units
+    data = {
+        "spike_counts": (("time", "unit"), counts),
+        "velocity": (("time", "axis"), velocity,
+                     {"units": "cm/s", "source": src.velocity_source,
+                      "binning": "mean of samples in the bin; empty bins: linear "
+                                 "interpolation at the bin centre across gaps <= "
+                                 f"{cfg.max_gap_bins:g} sample intervals, else NaN"}),
+        "split": (("time",), split, dict(SPLIT_ATTRS)),
+        "eval_mask": (("time",), emask, {"period": src.eval_period}),
+        "trial_start": (("trial",), tr.start.astype(np.float64)),
+        "trial_stop": (("trial",), tr.stop.astype(np.float64)),
+        "trial_go_cue": (("trial",), tr.go_cue.astype(np.float64)),
+        "trial_result": (("trial",), np.asarray(tr.result, dtype=object).astype(str)
+                         .astype(object)),
+        "trial_valid": (("trial",), tr.valid.astype(bool)),
+        "trial_split": (("trial",), tsplit.astype(object)),
+        "spike_times": (("spike",), spike_times, {"units": "s"}),
+        "spike_unit": (("spike",), spike_unit, {"description": "index along unit"}),
+    }
+    if pos is not None:
+        p = binning.bin_behaviour(pos.t, pos.data, edges, _max_gap(pos, cfg))
+        if p.shape[1] == n_axis:
+            data["position"] = (("time", "axis"), p, {"units": "cm", "source": pos.path})
+    coords = {
+        "time": ("time", time, {"units": "s", "description": "bin starts; bins are "
+                                "[time, time + bin_size_s)"}),
+        "axis": ("axis", axis),
+        "unit_id": ("unit", u.ids.astype(object)),
+        "unit_area": ("unit", u.area.astype(object)),
+        "unit_site": ("unit", u.site.astype(object)),
+        "unit_x": ("unit", u.xyz[:, 0]),
+        "unit_y": ("unit", u.xyz[:, 1]),
+        "unit_z": ("unit", u.xyz[:, 2]),
+    }
+    meta = src.meta
+    attrs = {
+        "schema_version": 1,
+        "session": meta.session, "subject": meta.subject, "task": src.task,
+        "recording_date": meta.date, "bin_size_s": bin_s, "adapter": src.adapter,
+        "velocity_source": src.velocity_source, "eval_period": src.eval_period,
+        "split_seed": cfg.split.seed, "split_fractions": list(cfg.split.fractions),
+        "split_padding_s": cfg.split.padding_s,
+        "split_source": "file" if cfg.split.use_file_split and tr.file_split is not None
+        else "shuffled valid trials",
+        "n_valid_trials": n_valid,
+        "ingest_config": {k: v for k, v in asdict(cfg).items() if k != "split"},
+    }
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = None,
+                registry: str | Path | None = None, asset_manifest: str | Path | None = None,
+                force: bool = False) -> Path:
+    """Ingest one NWB file into the store ``out`` (schema v1); return ``out``.
+
+    Raises :class:`RpntError` (one line naming file and object) on bad input; nothing is
+    left at ``out`` then. An existing ``out`` is an error unless ``force``.
+    """
+    from rpnt.atomic import check_overwrite
+    from rpnt.ingest.nwbio import open_nwb
+    from rpnt.ingest.sources import find_asset, load_registry_entry
+    from rpnt.provenance import sha256_file
+    from rpnt.store import write_store
+
+    cfg = cfg or IngestConfig()
+    nwb, out = Path(nwb), Path(out)
+    check_overwrite(out, force)
+    entry = load_registry_entry(registry, cfg.dataset) if registry else {}
+    asset = find_asset(asset_manifest, nwb) if asset_manifest else None
+    notes: list[str] = []
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        f = open_nwb(nwb)
+        sha_future = pool.submit(sha256_file, nwb)
+        try:
+            src = load_source(f, nwb, cfg.adapter, entry)
+        finally:
+            f.close()
+        src.notes.extend(notes)
+        notes = src.notes
+        ds = build_dataset(src, cfg, notes, str(nwb))
+        sha = sha_future.result()
+    ds.attrs.update(_provenance(nwb, sha, entry, asset))
+    ds.attrs["dataset"] = cfg.dataset or str(entry.get("name") or "") or "local"
+    ds.attrs["warnings"] = list(notes)
+    return write_store(ds, out, force=force)
