@@ -1,0 +1,36 @@
+# rpnt: the RPNT benchmark workflow.
+#
+#   snakemake --cores 2                                   default simulated benchmark
+#   snakemake --cores 2 --configfile config/tiny.yaml     the CI preset, a few minutes
+#   snakemake --profile slurm --configfile config/benchmarks/perich_miller_2018.yaml
+#
+# Rules are thin `rpnt ...` commands; planning and config logic live in rpnt/workflow.py.
+# Compute resources live in the profiles (slurm/config.yaml), not here.
+
+# config/config.yaml is the default; a --configfile on the command line replaces it
+# (instead of being deep-merged into it, which would mix the two benchmarks' scenarios).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/config.smk"
+include: "workflow/rules/acquire.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/finetune.smk"
+include: "workflow/rules/baselines.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    """The configured benchmark's table and figures."""
+    default_target: True
+    input:
+        f"{TABLE_DIR}/table.md",
+        f"{TABLE_DIR}/table.csv",
+        f"{TABLE_DIR}/figures",

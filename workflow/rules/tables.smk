@@ -1,0 +1,56 @@
+# The benchmark table (mean +- std of R^2 over sessions and seeds, with provenance) and
+# its figures. Both are marked for `snakemake --report report.html`.
+
+
+rule table:
+    """Collect every metrics JSON into results/benchmark/<name>/table.md and table.csv."""
+    input:
+        config=RESOLVED,
+        metrics=all_metrics,
+    output:
+        md=report(
+            f"{TABLE_DIR}/table.md",
+            caption="../report/table.rst",
+            category="Benchmark",
+            labels={"table": "markdown"},
+        ),
+        csv=report(
+            f"{TABLE_DIR}/table.csv",
+            caption="../report/table.rst",
+            category="Benchmark",
+            labels={"table": "csv"},
+        ),
+    conda:
+        "../../environment.yml"
+    log:
+        f"{LOGS}/table.log",
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.md),
+    shell:
+        "rpnt table {input.metrics} --out-dir {params.out_dir} --config {input.config} "
+        "> {log} 2>&1"
+
+
+rule figures:
+    """R^2 per scenario and model, predicted vs true velocity, training curves,
+    attention maps."""
+    input:
+        config=RESOLVED,
+        metrics=all_metrics,
+        predictions=all_predictions,
+        runs=all_curves,
+    output:
+        report(
+            directory(f"{TABLE_DIR}/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+    conda:
+        "../../environment.yml"
+    log:
+        f"{LOGS}/figures.log",
+    shell:
+        "rpnt figures --config {input.config} --metrics {input.metrics} "
+        "--predictions {input.predictions} --runs {input.runs} "
+        "--out-dir {output} > {log} 2>&1"
