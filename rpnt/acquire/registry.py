@@ -2,7 +2,7 @@
 
 Every dataset the workflow can use is one entry (see ``docs/datasets.md``). The registry
 is validated against ``workflow/schemas/datasets.schema.yaml`` (unknown keys rejected);
-relative paths inside it (``dandi.manifest``, ``local.folder``) are resolved against the
+relative paths inside it (``source.manifest``, ``source.folder``) are resolved against the
 directory holding the registry file, so the returned entries carry absolute paths.
 """
 
@@ -92,10 +92,11 @@ def load_registry(path: str | Path | None = None) -> dict[str, dict]:
     base = path.resolve().parent
     out: dict[str, dict] = {}
     for entry in copy.deepcopy(doc["datasets"]):
-        if "manifest" in entry.get("dandi", {}):
-            entry["dandi"]["manifest"] = str(base / entry["dandi"]["manifest"])
-        if "local" in entry:
-            entry["local"]["folder"] = str(base / entry["local"]["folder"])
+        src = entry["source"]
+        if src.get("manifest"):
+            src["manifest"] = str(base / src["manifest"])
+        if src.get("folder"):
+            src["folder"] = str(base / src["folder"])
         entry["registry"] = str(path)
         out[entry["name"]] = entry
     return out
@@ -112,12 +113,12 @@ def get_dataset(name: str, path: str | Path | None = None) -> dict:
 
 def pinned_version(entry: dict) -> str:
     """The DANDI version to use; refuses an unpinned entry and an unpermitted draft."""
-    d = entry["dandi"]
+    d = entry["source"]
     version, reg = d.get("version"), entry.get("registry", "config/datasets.yaml")
     if not version:
         raise RpntError(
             f"{reg}: dataset {entry['name']} (DANDI:{d['dandiset']}) has no pinned version; "
-            f"pin it by setting 'version:' under its 'dandi:' block to a published version "
+            f"pin it by setting 'version:' in its 'source:' block to a published version "
             f"listed at https://dandiarchive.org/dandiset/{d['dandiset']} (or set "
             "'version: draft' with 'allow_draft: true' to accept the mutable draft)")
     if version == "draft" and not d.get("allow_draft", False):
@@ -130,7 +131,7 @@ def pinned_version(entry: dict) -> str:
 def resolve_api_url(entry: dict | None = None, cli: str | None = None) -> str:
     """API URL precedence: ``--api-url`` > ``$RPNT_DANDI_API_URL`` > registry > default."""
     for url in (cli, os.environ.get(API_URL_ENV),
-                (entry or {}).get("dandi", {}).get("api_url"), DEFAULT_API_URL):
+                (entry or {}).get("source", {}).get("api_url"), DEFAULT_API_URL):
         if url:
             return url.rstrip("/")
     raise AssertionError("unreachable: DEFAULT_API_URL is set")
@@ -142,7 +143,7 @@ def select_paths(paths: list[str], entry: dict, glob: str | None = None,
 
     Globs are :func:`fnmatch.fnmatchcase` over the whole path (``*`` also crosses ``/``).
     """
-    sel = entry["dandi"]["assets"]
+    sel = entry["source"]["assets"]
     if "glob" in sel:
         keep = [p for p in paths if fnmatch.fnmatchcase(p, sel["glob"])]
     else:
@@ -165,38 +166,38 @@ def planned_sessions(entry: dict) -> list[dict] | None:
     workflow then lists the server in a checkpoint); simulated entries ask
     ``rpnt.sim.presets.session_ids(preset)``; local entries list their folder.
     """
-    source = entry["source"]
-    if source == "dandi":
-        manifest = entry["dandi"].get("manifest")
+    src = entry["source"]
+    if src["type"] == "dandi":
+        manifest = src.get("manifest")
         if not manifest:
             return None
         from rpnt.acquire.manifest import read_asset_manifest
 
         df = read_asset_manifest(manifest)
         versions = set(df["version"]) - {""}
-        pinned = entry["dandi"].get("version")
+        pinned = src.get("version")
         if pinned and versions and versions != {pinned}:
             raise RpntError(f"{manifest}: manifest is for version(s) {sorted(versions)} but "
                             f"{entry['name']} pins {pinned}; regenerate it with 'rpnt fetch "
                             f"{entry['name']} --list-only --manifest-out {manifest}'")
         paths = select_paths(df["path"].tolist(), entry)
         return _unique([session_record(p) for p in paths], manifest)
-    if source == "simulated":
+    if src["type"] == "simulated":
         try:
             from rpnt.sim.presets import session_ids
         except ImportError as exc:
             raise RpntError(f"dataset {entry['name']}: the simulator (rpnt.sim) is not "
                             f"available: {exc}") from exc
         recs = []
-        for sid in session_ids(entry["simulated"]["preset"]):
+        for sid in session_ids(src["preset"]):
             subject = sid.split("_", 1)[0]
             recs.append(session_record(f"{subject}/{sid}_behavior+ecephys.nwb"))
-        return _unique(recs, f"simulator preset {entry['simulated']['preset']}")
-    folder = Path(entry["local"]["folder"])
+        return _unique(recs, f"simulator preset {src['preset']}")
+    folder = Path(src["folder"])
     if not folder.is_dir():
         raise RpntError(f"{entry.get('registry', 'registry')}: dataset {entry['name']}: "
-                        f"local folder {folder} does not exist; fix 'local.folder'")
-    pattern = entry["local"].get("glob", "**/*.nwb")
+                        f"local folder {folder} does not exist; fix 'source.folder'")
+    pattern = src.get("glob", "**/*.nwb")
     files = sorted(p.relative_to(folder).as_posix() for p in folder.glob(pattern)
                    if p.is_file())
     return _unique([session_record(p) for p in files], folder)
