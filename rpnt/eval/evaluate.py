@@ -1,0 +1,181 @@
+"""``rpnt evaluate`` as a library: a saved decoder + a session -> one metrics record.
+
+Metrics record (docs/architecture.md "Metrics JSON")::
+
+    {"model": "gru", "scenario": "cross_session", "session": "...", "seed": 0,
+     "r2": {"vx": .., "vy": .., "mean": ..}, "n_bins": .., "n_trials": .., "split": "test",
+     "kind": "gru", "store": {"dataset", "dandiset_id", "dandiset_version", ...},
+     "provenance": {...}, ...tags}
+
+A model directory may instead hold a *skip record* ``skip.json`` (e.g. POYO without
+torch-brain): ``{"model": "poyo", "skipped": "torch-brain not installed", ...}``. Evaluate
+then passes it through as ``{"model": "poyo", "skipped": "...", "r2": null, ...}`` and the
+table shows the reason in that row instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rpnt.atomic import atomic_path, write_json
+from rpnt.data.session import SessionData
+from rpnt.errors import RpntError
+
+#: File name of a skip record inside a model directory.
+SKIP_NAME = "skip.json"
+#: Store attributes copied into every metrics record (for the table's provenance block).
+STORE_ATTRS = ("dataset", "dandiset_id", "dandiset_version", "source_sha256", "adapter",
+               "schema_version")
+
+
+def write_skip(out_dir: str | Path, model: str, reason: str, **extra: Any) -> Path:
+    """Write a model directory holding only ``skip.json`` (atomically)."""
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        rec = {"model": model, "skipped": reason, **extra}
+        (tmp / SKIP_NAME).write_text(json.dumps(rec, indent=2, sort_keys=True,
+                                                default=str) + "\n")
+    return out_dir
+
+
+def read_skip(model_dir: str | Path) -> dict[str, Any] | None:
+    """The skip record of ``model_dir``, or None when it holds a real decoder."""
+    path = Path(model_dir) / SKIP_NAME
+    if not path.is_file():
+        return None
+    rec = json.loads(path.read_text())
+    if "model" not in rec or "skipped" not in rec:
+        raise RpntError(f"{path}: a skip record needs 'model' and 'skipped'; "
+                        "re-run the command that wrote it")
+    return rec
+
+
+def parse_tags(items: list[str] | None) -> dict[str, Any]:
+    """``["seed=0", "model=gru"]`` -> ``{"seed": 0, "model": "gru"}`` (JSON values if valid)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RpntError(f"--tag {item!r}: expected key=value, e.g. --tag seed=0")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def scenario_section(config: dict[str, Any] | None, scenario: str) -> dict[str, Any]:
+    """``config["scenarios"][scenario]`` or an RpntError naming the known scenarios."""
+    scenarios = (config or {}).get("scenarios") or {}
+    if scenario not in scenarios:
+        known = ", ".join(sorted(scenarios)) or "none (pass --config with a scenarios section)"
+        raise RpntError(f"scenario {scenario!r} is not in the config's scenarios; known: {known}")
+    return scenarios[scenario] or {}
+
+
+def apply_scenario_units(session: SessionData, config: dict[str, Any] | None,
+                         scenario: str | None) -> SessionData:
+    """Restrict ``session`` to the units the scenario's target selects (``area``/``site``).
+
+    Uses :class:`rpnt.train.scenarios.UnitFilter`, the one unit-selection rule shared with
+    finetuning. Without unit-level keys in ``scenarios.<name>.target`` the session is
+    returned unchanged.
+    """
+    if scenario is None:
+        return session
+    from rpnt.train.scenarios import UnitFilter
+
+    target = scenario_section(config, scenario).get("target") or {}
+
+    def as_tuple(v: Any) -> tuple[str, ...]:
+        return tuple(str(x) for x in (v if isinstance(v, (list, tuple)) else [v]))
+
+    unit_filter = UnitFilter(areas=as_tuple(target.get("area", [])),
+                             sites=as_tuple(target.get("site", [])), exclude=False)
+    return unit_filter.apply(session)
+
+
+def _identity(meta: dict[str, Any], tags: dict[str, Any], scenario: str | None,
+              session: SessionData) -> dict[str, Any]:
+    rec = {
+        "model": tags.get("model", meta.get("model", meta.get("kind"))),
+        "scenario": scenario if scenario is not None else tags.get("scenario",
+                                                                   meta.get("scenario")),
+        "session": session.session,
+        "seed": tags.get("seed", meta.get("seed")),
+        "store": {k: session.attrs[k] for k in STORE_ATTRS if k in session.attrs},
+    }
+    rec.update({k: v for k, v in tags.items() if k not in rec})
+    return rec
+
+
+def evaluate_model(
+    model_dir: str | Path,
+    session: SessionData,
+    scenario: str | None = None,
+    tags: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    split: str = "test",
+) -> tuple[dict[str, Any], Any]:
+    """Score the decoder in ``model_dir`` on ``session`` (units already selected).
+
+    Returns ``(record, score)``; ``score`` is the :class:`rpnt.eval.stitch.SessionScore`
+    (None for a skip record). The record carries provenance (git commit, packages,
+    config hash when ``config`` is given).
+    """
+    from rpnt.provenance import provenance
+
+    tags = dict(tags or {})
+    skip = read_skip(model_dir)
+    if skip is not None:
+        rec = _identity(skip, tags, scenario, session)
+        rec.update({k: v for k, v in skip.items() if k not in rec})
+        rec.update(r2=None, n_bins=0, n_trials=0, split=split,
+                   provenance=provenance(config, model_dir=str(model_dir)))
+        return rec, None
+
+    from rpnt.decoders.base import load_decoder, read_meta
+    from rpnt.eval.stitch import evaluate_session
+
+    meta = read_meta(model_dir)
+    decoder = load_decoder(model_dir)
+    score = evaluate_session(decoder, session, split=split)
+    rec = _identity(meta, tags, scenario, session)
+    rec["kind"] = meta.get("kind")
+    rec.update(score.metrics())
+    rec["provenance"] = provenance(config, model_dir=str(model_dir))
+    return rec, score
+
+
+def save_predictions(path: str | Path, session: SessionData, score: Any,
+                     split: str = "test") -> Path:
+    """Write true and stitched velocity on ``split`` trials to an ``.npz`` (atomically).
+
+    Arrays (n = bins inside ``split`` trials): ``time`` (n,), ``true`` (n, A),
+    ``pred`` (n, A; NaN where no window reached), ``scored`` (n,) bool,
+    ``trial`` (n,) int index into the session's trial table, plus ``session`` (str).
+    """
+    in_trials = session.trial_bins(split)
+    sel_trials = np.flatnonzero(session.trial_split == split)
+    t = session.time[in_trials]
+    # each bin's trial: the last selected trial starting at or before it
+    pos = np.searchsorted(session.trial_start[sel_trials], t, side="right") - 1
+    trial = sel_trials[np.clip(pos, 0, max(sel_trials.size - 1, 0))]
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(
+            fh, time=t, true=session.velocity[in_trials], pred=score.pred[in_trials],
+            scored=score.mask[in_trials], trial=trial.astype(np.int64),
+            session=np.array(session.session),
+        )
+    return path
+
+
+def write_metrics(path: str | Path, record: dict[str, Any]) -> Path:
+    """Atomically write one metrics record as JSON."""
+    return write_json(path, record)
