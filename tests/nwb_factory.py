@@ -201,7 +201,7 @@ def _add_units(nwb, spec: Spec, tr: Truth) -> None:
             n = len(tr.spikes[u])
             wf = rng.integers(-50, 50, size=(n, 1, 48)).astype(np.int16)
             nwb.add_unit(id=int(u + 100), spike_times=tr.spikes[u], electrodes=[u],
-                         waveforms=list(wf) if n else [])
+                         waveforms=list(wf) if n else np.zeros((0, 1, 48), np.int16))
 
 
 def _add_trials(nwb, spec: Spec, tr: Truth) -> None:
