@@ -1,0 +1,104 @@
+"""The RPNT velocity decoder: an :class:`rpnt.model.RPNT` plus what it needs at inference.
+
+``hparams`` (JSON, in meta.json)::
+
+    {"model": RPNTConfig.to_dict(), "vocab": {"subjects": [...], "tasks": [...]},
+     "eval_seed": 0}
+
+Buffers ``vel_mean`` / ``vel_std`` (n_axis,) hold the normalisation of the training bins;
+the model predicts normalised velocity and :meth:`RPNTDecoder.predict_windows` returns
+cm/s.
+
+Determinism at evaluation: each site's units fill the N slots in session order; a site
+with more than N units uses one fixed subset of N units drawn with ``eval_seed``
+(:func:`rpnt.train.batches.eval_unit_choice`), the same subset for every window. A
+subject or task missing from the vocabulary gets the next free index (as at finetuning).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from rpnt.data.session import SessionData
+from rpnt.decoders.base import Decoder, register_decoder
+
+
+@register_decoder
+class RPNTDecoder(Decoder):
+    """RPNT + vocabularies + velocity normalisation (kind ``"rpnt"``)."""
+
+    kind = "rpnt"
+
+    def __init__(self, hparams: dict[str, Any]):
+        from rpnt.model import RPNT, RPNTConfig
+
+        super().__init__(hparams)
+        self.config = RPNTConfig(**hparams["model"])
+        self.model = RPNT(self.config)
+        n_axis = self.config.n_axis
+        self.register_buffer("vel_mean", torch.zeros(n_axis))
+        self.register_buffer("vel_std", torch.ones(n_axis))
+
+    @classmethod
+    def build(cls, model_cfg: Any, vocab: Any, eval_seed: int = 0) -> RPNTDecoder:
+        """A fresh decoder from an RPNTConfig and a :class:`rpnt.train.batches.Vocab`."""
+        return cls({"model": model_cfg.to_dict(), "vocab": vocab.to_dict(),
+                    "eval_seed": int(eval_seed)})
+
+    @property
+    def vocab(self):
+        from rpnt.train.batches import Vocab
+
+        v = self.hparams["vocab"]
+        return Vocab(list(v["subjects"]), list(v["tasks"]))
+
+    def set_vocab(self, vocab: Any) -> None:
+        self.hparams["vocab"] = vocab.to_dict()
+
+    def set_normalisation(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Velocity statistics (n_axis,) of the training bins, in cm/s."""
+        self.vel_mean.copy_(torch.as_tensor(np.asarray(mean), dtype=torch.float32))
+        self.vel_std.copy_(torch.as_tensor(np.asarray(std), dtype=torch.float32))
+
+    def windows(self, session: SessionData, length: int | None = None):
+        """A :class:`rpnt.train.batches.SessionWindows` of ``session`` for this decoder."""
+        from rpnt.train.batches import SessionWindows, Vocab
+
+        vocab = Vocab.from_sessions([session], base=self.vocab)
+        return SessionWindows(session, vocab, self.config.coords, self.config.n_units,
+                              length or self.config.window,
+                              allowed=np.ones(session.n_time, bool))
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Normalised velocity (B, T, n_axis) of a batch from :mod:`rpnt.train.batches`."""
+        return self.model.velocity(batch["counts"], batch["unit_mask"], batch["coords"],
+                                   batch["site_mask"])
+
+    @torch.no_grad()
+    def predict_windows(self, session: SessionData, starts: np.ndarray, length: int,
+                        chunk: int = 256) -> np.ndarray:
+        """Velocity (n_windows, length, n_axis) in cm/s for windows ``[s, s + length)``."""
+        from rpnt.train.batches import eval_unit_choice
+        from rpnt.train.trainer import to_device
+
+        starts = np.asarray(starts, dtype=np.int64)
+        n_axis = self.config.n_axis
+        if starts.size == 0:
+            return np.zeros((0, length, n_axis), np.float32)
+        was_training = self.training
+        self.eval()
+        sw = self.windows(session, length)
+        units = eval_unit_choice(sw, 1, seed=int(self.hparams.get("eval_seed", 0)))
+        device = self.vel_mean.device
+        out = []
+        for i in range(0, starts.size, chunk):
+            part = starts[i:i + chunk]
+            batch = sw.make_batch(part, np.repeat(units, part.size, axis=0),
+                                  with_velocity=False)
+            pred = self(to_device(batch, device)).float()
+            out.append((pred * self.vel_std + self.vel_mean).cpu().numpy())
+        self.train(was_training)
+        return np.concatenate(out).astype(np.float32)

@@ -1,0 +1,251 @@
+"""Sessions -> RPNT model inputs: windows, per-site unit slots, MRoPE coordinates.
+
+A batch is a dict of CPU tensors (``B`` windows, ``S`` sites, ``T`` bins, ``N`` slots)::
+
+    counts     (B, S, T, N) float32  spike counts of the chosen units, zero in empty slots
+    unit_mask  (B, S, N)    bool     True where a slot holds a real unit
+    site_mask  (B, S)       bool     True for real sites (sessions with fewer sites are padded)
+    coords     {name: (B, S) float32} for the names of RPNTConfig.coords
+    velocity   (B, T, n_axis) float32, normalised (finetuning batches only)
+
+Units: each site's units fill the ``N`` slots **in their session order** (so within a
+session slot i keeps meaning the same unit when the site has <= N units, and a decoder
+can learn unit tuning); a site with more than N units is subsampled to N units per window
+(a random subset, kept in session order), which is the augmentation of the released code.
+``subsets`` > 1 draws each window that many times with different unit subsets. At
+evaluation the subset is fixed (:func:`eval_unit_choice`, seeded) so predictions are
+deterministic. A batch comes from one session, so site ``s`` is the same recording site
+in every sample (the site-contrastive loss relies on this).
+
+Coordinates: subject and task through vocabularies (:class:`Vocab`, stored in the
+decoder's hparams; task ``center_out`` = 0, ``random_target`` = 1 as in the released
+code), recording date scaled to [0, 1] over 2013-01-01..2017-01-01, site x/y/z = mean of
+the site's ``unit_xyz`` (0 when unknown).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from rpnt.data.session import SessionData
+from rpnt.data.windows import gather_windows, sample_starts, valid_window_starts
+from rpnt.errors import RpntError
+
+DATE_ORIGIN = dt.date(2013, 1, 1)
+DATE_END = dt.date(2017, 1, 1)
+#: Fixed task indices of the released code; other tasks get the next free index.
+BASE_TASKS = ("center_out", "random_target")
+
+#: observer(session, bins (B, T) int64, units (B, S, N) int64 indices into session's units,
+#: -1 = empty slot); ``session`` is the (unit-filtered) SessionData the batch was cut from.
+Observer = Callable[[SessionData, np.ndarray, np.ndarray], None]
+
+
+def date_coord(iso: str) -> float:
+    """Recording date -> [0, 1] over 2013-01-01..2017-01-01 (values outside are clipped)."""
+    try:
+        d = dt.date.fromisoformat(str(iso)[:10])
+    except ValueError as exc:
+        raise RpntError(f"recording date {iso!r} is not an ISO date (YYYY-MM-DD)") from exc
+    x = (d - DATE_ORIGIN).days / (DATE_END - DATE_ORIGIN).days
+    return float(min(1.0, max(0.0, x)))
+
+
+@dataclass
+class Vocab:
+    """Subject and task vocabularies: name -> MRoPE coordinate (its index)."""
+
+    subjects: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=lambda: list(BASE_TASKS))
+
+    @classmethod
+    def from_sessions(cls, sessions: Sequence[SessionData],
+                      base: Vocab | None = None) -> Vocab:
+        """Extend ``base`` (or an empty vocabulary) with the sessions' subjects and tasks.
+
+        Existing indices never change, so a pretrained model's coordinates stay valid;
+        new names (e.g. a held-out subject at finetuning) get the next indices.
+        """
+        subjects = list(base.subjects) if base else []
+        tasks = list(base.tasks) if base else list(BASE_TASKS)
+        for s in sessions:
+            if s.subject not in subjects:
+                subjects.append(s.subject)
+            if s.task not in tasks:
+                tasks.append(s.task)
+        return cls(subjects, tasks)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"subjects": list(self.subjects), "tasks": list(self.tasks)}
+
+    def coords(self, session: SessionData, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """{name: (S,) float32} coordinates of the session's sites."""
+        sites = session.sites
+        n_site = len(sites)
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            if name == "subject":
+                v = np.full(n_site, self.subjects.index(session.subject), np.float32)
+            elif name == "task":
+                v = np.full(n_site, self.tasks.index(session.task), np.float32)
+            elif name == "date":
+                v = np.full(n_site, date_coord(session.recording_date), np.float32)
+            elif name in ("site_x", "site_y", "site_z"):
+                axis = "xyz".index(name[-1])
+                v = np.zeros(n_site, np.float32)
+                for i, site in enumerate(sites):
+                    xyz = session.unit_xyz[session.unit_site == site, axis].astype(float)
+                    xyz = xyz[np.isfinite(xyz)]
+                    v[i] = xyz.mean() if xyz.size else 0.0
+            else:
+                raise RpntError(f"unknown MRoPE coordinate {name!r}")
+            out[name] = v
+        return out
+
+
+def velocity_stats(sessions: Sequence[SessionData], masks: Sequence[np.ndarray]) -> tuple[
+        np.ndarray, np.ndarray]:
+    """Per-axis mean and std (n_axis,) of velocity over the bins where ``masks`` are True."""
+    vel = np.concatenate([s.velocity[m] for s, m in zip(sessions, masks, strict=True)])
+    vel = vel[np.isfinite(vel).all(axis=1)]
+    if vel.shape[0] < 2:
+        raise RpntError(f"session {sessions[0].session}: fewer than 2 training bins with "
+                        "finite velocity; the store has no usable training data")
+    return vel.mean(axis=0).astype(np.float32), np.maximum(vel.std(axis=0), 1e-6).astype(
+        np.float32)
+
+
+def train_bins(session: SessionData, need_velocity: bool = True) -> np.ndarray:
+    """(n_time,) bool: bins of training trials in the training split (with finite velocity
+    when ``need_velocity``) - the same definition as the binned baselines."""
+    ok = session.split_mask("train") & session.trial_bins("train")
+    if need_velocity:
+        ok = ok & np.isfinite(session.velocity).all(axis=1)
+    return ok
+
+
+class SessionWindows:
+    """One session held in memory, ready to cut into model inputs.
+
+    ``allowed`` (n_time,) bool marks the bins windows may cover (default: training bins
+    with finite velocity). ``vel_mean`` / ``vel_std`` normalise velocity targets.
+    """
+
+    def __init__(self, session: SessionData, vocab: Vocab, coord_names: Sequence[str],
+                 n_slots: int, window: int, allowed: np.ndarray | None = None,
+                 vel_mean: np.ndarray | None = None, vel_std: np.ndarray | None = None):
+        self.session = session
+        self.window = window
+        self.n_slots = n_slots
+        self.counts = np.asarray(session.spike_counts)
+        site_of_unit = session.unit_site
+        self.site_units = [np.flatnonzero(site_of_unit == s) for s in session.sites]
+        if not self.site_units:
+            raise RpntError(f"session {session.session}: no units left after unit selection")
+        self.coords = vocab.coords(session, coord_names)
+        self.allowed = train_bins(session) if allowed is None else np.asarray(allowed, bool)
+        self.starts = valid_window_starts(self.allowed, window)
+        self.vel_mean, self.vel_std = vel_mean, vel_std
+
+    @property
+    def n_sites(self) -> int:
+        return len(self.site_units)
+
+    def choose_units(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """(n, S, N) int64 unit indices per slot (-1 = empty), random subsets in session order."""
+        out = np.full((n, self.n_sites, self.n_slots), -1, dtype=np.int64)
+        for j, units in enumerate(self.site_units):
+            k = units.size
+            if k <= self.n_slots:
+                out[:, j, :k] = units
+                continue
+            keys = rng.random((n, k))
+            pick = np.sort(np.argpartition(keys, self.n_slots - 1, axis=1)[:, :self.n_slots],
+                           axis=1)
+            out[:, j, :] = units[pick]
+        return out
+
+    def make_batch(self, starts: np.ndarray, units: np.ndarray, n_sites: int | None = None,
+                   with_velocity: bool = True) -> dict[str, Any]:
+        """Model inputs for windows ``starts`` (B,) with slot choice ``units`` (B, S, N)."""
+        b, t = starts.shape[0], self.window
+        s_pad = n_sites or self.n_sites
+        win = gather_windows(self.counts, starts, t)  # (B, T, n_unit)
+        slot = np.where(units < 0, 0, units)  # (B, S, N)
+        # counts[b, s, t, n] = win[b, t, slot[b, s, n]]
+        idx = np.broadcast_to(slot.reshape(b, 1, -1), (b, t, slot.shape[1] * slot.shape[2]))
+        c = np.take_along_axis(win, idx, axis=2).reshape(b, t, *slot.shape[1:])
+        c = c.transpose(0, 2, 1, 3).astype(np.float32)  # (B, S, T, N)
+        c[np.broadcast_to((units < 0)[:, :, None, :], c.shape)] = 0.0
+        counts = np.zeros((b, s_pad, t, self.n_slots), np.float32)
+        counts[:, :self.n_sites] = c
+        unit_mask = np.zeros((b, s_pad, self.n_slots), bool)
+        unit_mask[:, :self.n_sites] = units >= 0
+        site_mask = np.zeros((b, s_pad), bool)
+        site_mask[:, :self.n_sites] = True
+        coords = {}
+        for name, v in self.coords.items():
+            full = np.zeros(s_pad, np.float32)
+            full[:self.n_sites] = v
+            coords[name] = torch.from_numpy(np.broadcast_to(full, (b, s_pad)).copy())
+        batch: dict[str, Any] = {
+            "counts": torch.from_numpy(counts), "unit_mask": torch.from_numpy(unit_mask),
+            "site_mask": torch.from_numpy(site_mask), "coords": coords,
+        }
+        if with_velocity:
+            vel = gather_windows(self.session.velocity, starts, t).astype(np.float32)
+            if self.vel_mean is not None:
+                vel = (vel - self.vel_mean) / self.vel_std
+            batch["velocity"] = torch.from_numpy(vel)
+        return batch
+
+
+def eval_unit_choice(sw: SessionWindows, n: int, seed: int = 0) -> np.ndarray:
+    """The fixed (n, S, N) slot choice used at evaluation: one seeded subset for all windows.
+
+    Sites with <= N units use all of them (then the seed plays no role).
+    """
+    one = sw.choose_units(np.random.default_rng(seed), 1)
+    return np.repeat(one, n, axis=0)
+
+
+class BatchSampler:
+    """Draw training batches from one or many :class:`SessionWindows`.
+
+    Each call picks one session (probability proportional to its number of valid window
+    starts), ``batch_size // subsets`` windows in it, and ``subsets`` unit subsets of each.
+    Deterministic given the ``Generator`` passed in (the trainer checkpoints its state).
+    ``observer`` (tests) is told every session, bins and unit slots that reach a batch.
+    """
+
+    def __init__(self, windows: Sequence[SessionWindows], batch_size: int, subsets: int = 1,
+                 with_velocity: bool = True, observer: Observer | None = None):
+        self.windows = [w for w in windows if w.starts.size]
+        if not self.windows:
+            names = ", ".join(w.session.session for w in windows) or "(none)"
+            raise RpntError(f"no window of {windows[0].window if windows else '?'} "
+                            f"consecutive training bins in sessions {names}; use a shorter "
+                            "window or sessions with longer trials")
+        if subsets < 1 or batch_size < subsets:
+            raise RpntError(f"subsets ({subsets}) must be in 1..batch_size ({batch_size})")
+        weights = np.array([w.starts.size for w in self.windows], float)
+        self.p = weights / weights.sum()
+        self.batch_size, self.subsets = batch_size, subsets
+        self.with_velocity, self.observer = with_velocity, observer
+
+    def __call__(self, rng: np.random.Generator) -> dict[str, Any]:
+        k = int(rng.choice(len(self.windows), p=self.p)) if len(self.windows) > 1 else 0
+        sw = self.windows[k]
+        n_win = self.batch_size // self.subsets
+        starts = np.repeat(sample_starts(rng, sw.starts, n_win), self.subsets)
+        units = sw.choose_units(rng, starts.size)
+        if self.observer is not None:
+            bins = starts[:, None] + np.arange(sw.window)[None, :]
+            self.observer(sw.session, bins, units)
+        return sw.make_batch(starts, units, with_velocity=self.with_velocity)

@@ -1,0 +1,129 @@
+"""Read the ``model``, ``pretrain`` and ``finetune`` sections of a workflow config.
+
+The workflow passes its resolved config (all sections) as ``--config CFG.yaml``; each
+command reads only its own sections. Layout (defaults in the dataclasses below)::
+
+    model:    {size: tiny, n_units: 50, window: 50, ...RPNTConfig fields}
+    pretrain: {train: {...TrainConfig fields}, subsets: 2}
+    finetune: {train: {...TrainConfig fields}, fewshot_fraction: 0.1, subsets: 1}
+
+Unknown keys are an :class:`RpntError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rpnt.errors import RpntError
+from rpnt.train.trainer import TrainConfig
+
+
+def _pretrain_train() -> TrainConfig:
+    # ~1-2 min for the tiny model on one CPU core (see rpnt.train.pretrain).
+    return TrainConfig(steps=1500, batch_size=32, lr=1e-3, warmup_steps=100, eval_every=100,
+                       checkpoint_every=250, patience=0)
+
+
+def _finetune_train() -> TrainConfig:
+    # A few seconds for the tiny model; early stopping on the valid trials.
+    return TrainConfig(steps=300, batch_size=32, lr=2e-3, warmup_steps=30, eval_every=25,
+                       checkpoint_every=100, patience=4)
+
+
+@dataclass
+class PretrainConfig:
+    """``pretrain`` section."""
+
+    train: TrainConfig = field(default_factory=_pretrain_train)
+    subsets: int = 2  #: unit subsets drawn of each window (augmentation)
+    val_windows: int = 64  #: fixed windows of valid bins (non-target sessions) for the curve
+
+
+@dataclass
+class FinetuneConfig:
+    """``finetune`` section."""
+
+    train: TrainConfig = field(default_factory=_finetune_train)
+    fewshot_fraction: float = 0.1  #: fraction of training trials for mode fewshot
+    subsets: int = 1  #: unit subsets drawn of each window
+    val_windows: int = 128  #: max windows of valid bins for early stopping
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """The whole workflow config as a dict (RpntError when unreadable / not a mapping)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RpntError(f"{path}: config file not found; pass the workflow's resolved config")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RpntError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the file"
+                        ) from exc
+    if not isinstance(data, dict):
+        raise RpntError(f"{path}: must hold a mapping of config sections")
+    return data
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _check(d: Any, cls: type, where: str) -> dict[str, Any]:
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise RpntError(f"{where}: must be a mapping, got {d!r}")
+    unknown = sorted(set(d) - _fields(cls))
+    if unknown:
+        raise RpntError(f"{where}: unknown keys {unknown}; known: {sorted(_fields(cls))}")
+    return d
+
+
+def train_config(d: Any, default: TrainConfig, where: str) -> TrainConfig:
+    """A TrainConfig from a ``train`` mapping over ``default`` (``seed`` comes from the CLI)."""
+    d = _check(d, TrainConfig, where)
+    try:
+        return dataclasses.replace(default, **d)
+    except (TypeError, ValueError) as exc:
+        raise RpntError(f"{where}: {exc}") from exc
+
+
+def pretrain_config(cfg: dict[str, Any], source: str = "config") -> PretrainConfig:
+    d = dict(_check(cfg.get("pretrain"), PretrainConfig, f"{source}: pretrain"))
+    base = PretrainConfig()
+    train = train_config(d.pop("train", None), base.train, f"{source}: pretrain.train")
+    return PretrainConfig(train=train, **{k: v for k, v in d.items()})
+
+
+def finetune_config(cfg: dict[str, Any], source: str = "config") -> FinetuneConfig:
+    d = dict(_check(cfg.get("finetune"), FinetuneConfig, f"{source}: finetune"))
+    base = FinetuneConfig()
+    train = train_config(d.pop("train", None), base.train, f"{source}: finetune.train")
+    out = FinetuneConfig(train=train, **d)
+    if not 0.0 < out.fewshot_fraction <= 1.0:
+        raise RpntError(f"{source}: finetune.fewshot_fraction {out.fewshot_fraction} must be "
+                        "in (0, 1]")
+    return out
+
+
+def model_config(cfg: dict[str, Any], source: str = "config", **fixed: Any):
+    """The RPNTConfig of the ``model`` section (``size`` preset + field overrides)."""
+    from rpnt.model import RPNTConfig
+
+    d = cfg.get("model") or {}
+    if not isinstance(d, dict):
+        raise RpntError(f"{source}: model must be a mapping")
+    d = dict(d)
+    size = d.pop("size", "small")
+    d.update(fixed)
+    try:
+        return RPNTConfig.preset(size, **d)
+    except RpntError as exc:
+        raise RpntError(f"{source}: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise RpntError(f"{source}: model: {exc}") from exc

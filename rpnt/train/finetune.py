@@ -1,0 +1,161 @@
+"""Velocity decoding on a target session: RPNT from scratch, frozen, few-shot or full.
+
+Modes:
+
+- ``scratch``: a randomly initialised RPNT, all of it trained on the training trials;
+- ``frozen``: the pretrained encoder is frozen, only the velocity head is trained;
+- ``fewshot``: the pretrained model finetuned end to end on a seeded random ``fraction``
+  of the training trials (windows never cross into other trials);
+- ``full``: the pretrained model finetuned end to end on all training trials.
+
+Loss: MSE on velocity normalised with the statistics of the bins trained on; early
+stopping on the same loss over fixed windows of the valid trials. New units are no
+problem: each site's units fill the tokenizer's N slots (``Linear(N -> d)``), so nothing
+is tied to a unit identity of the pretraining sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rpnt.data.session import SessionData
+from rpnt.data.windows import valid_window_starts
+from rpnt.errors import RpntError
+from rpnt.train.batches import (
+    BatchSampler,
+    Observer,
+    SessionWindows,
+    Vocab,
+    eval_unit_choice,
+    train_bins,
+    velocity_stats,
+)
+from rpnt.train.config import FinetuneConfig
+from rpnt.train.trainer import FitResult, fit
+
+log = logging.getLogger(__name__)
+
+MODES = ("scratch", "frozen", "fewshot", "full")
+
+
+def trial_subset_bins(session: SessionData, trials: np.ndarray) -> np.ndarray:
+    """(n_time,) bool: bins inside the trials with indices ``trials``."""
+    lo = np.searchsorted(session.time, session.trial_start[trials], side="left")
+    hi = np.searchsorted(session.time, session.trial_stop[trials], side="left")
+    delta = np.zeros(session.n_time + 1, dtype=np.int64)
+    np.add.at(delta, lo, 1)
+    np.add.at(delta, hi, -1)
+    return np.cumsum(delta[:-1]) > 0
+
+
+def fewshot_bins(session: SessionData, fraction: float, seed: int) -> tuple[np.ndarray, int]:
+    """Training bins of a seeded random ``fraction`` of the training trials (>= 1 trial).
+
+    Returns the (n_time,) bool mask and the number of trials kept.
+    """
+    train_trials = np.flatnonzero(session.trial_split == "train")
+    if train_trials.size == 0:
+        raise RpntError(f"session {session.session}: no training trial for few-shot")
+    k = max(1, round(fraction * train_trials.size))
+    chosen = np.sort(np.random.default_rng(seed).choice(train_trials, k, replace=False))
+    return train_bins(session) & trial_subset_bins(session, chosen), k
+
+
+def valid_batch(sw: SessionWindows, n_windows: int, seed: int) -> dict[str, Any] | None:
+    """Fixed windows (at most ``n_windows``, evenly spaced) of valid trials, or None."""
+    s = sw.session
+    ok = (s.split_mask("valid") & s.trial_bins("valid")
+          & np.isfinite(s.velocity).all(axis=1))
+    starts = valid_window_starts(ok, sw.window)
+    if starts.size == 0:
+        return None
+    pick = np.unique(np.linspace(0, starts.size - 1, min(n_windows, starts.size)).round())
+    starts = starts[pick.astype(int)]
+    return sw.make_batch(starts, eval_unit_choice(sw, starts.size, seed))
+
+
+def finetune(session: SessionData, mode: str, fcfg: FinetuneConfig, seed: int,
+             model_cfg: Any = None, init: Any = None, fraction: float | None = None,
+             ckpt_dir: str | Path | None = None, log_dir: str | Path | None = None,
+             run_key: str = "", observer: Observer | None = None
+             ) -> tuple[Any, FitResult, dict[str, Any]]:
+    """Train a velocity decoder on ``session``; returns (RPNTDecoder, FitResult, info).
+
+    ``model_cfg`` (RPNTConfig) is used for ``scratch``; the other modes take the model
+    and its vocabulary from ``init`` (an RPNTDecoder from pretraining), which is not
+    modified. ``info`` records the bins/trials used.
+    """
+    from rpnt.decoders.rpnt_decoder import RPNTDecoder
+
+    if mode not in MODES:
+        raise RpntError(f"finetune mode {mode!r} is not one of {MODES}")
+    if mode == "scratch":
+        if model_cfg is None:
+            raise RpntError("finetune --mode scratch needs a model config")
+        torch.manual_seed(seed)
+        decoder = RPNTDecoder.build(model_cfg, Vocab.from_sessions([session]), eval_seed=seed)
+    else:
+        if init is None:
+            raise RpntError(f"finetune --mode {mode} needs --init PRETRAIN_DIR "
+                            "(the output of 'rpnt pretrain')")
+        decoder = RPNTDecoder(dict(init.hparams))
+        decoder.load_state_dict(init.state_dict())
+        decoder.hparams["eval_seed"] = int(seed)
+        decoder.set_vocab(Vocab.from_sessions([session], base=init.vocab))
+    cfg = decoder.config
+    if cfg.n_axis != session.velocity.shape[1]:
+        raise RpntError(f"session {session.session}: {session.velocity.shape[1]} velocity "
+                        f"axes but the model predicts {cfg.n_axis}; set model.n_axis")
+
+    allowed = train_bins(session)
+    info: dict[str, Any] = {"n_train_trials": int((session.trial_split == "train").sum())}
+    if mode == "fewshot":
+        frac = fcfg.fewshot_fraction if fraction is None else fraction
+        if not 0.0 < frac <= 1.0:
+            raise RpntError(f"--fraction {frac} must be in (0, 1]")
+        allowed, k = fewshot_bins(session, frac, seed)
+        info.update(fraction=frac, n_trials_used=k)
+    else:
+        info["n_trials_used"] = info["n_train_trials"]
+    info["n_bins_used"] = int(allowed.sum())
+    mean, std = velocity_stats([session], [allowed])
+    decoder.set_normalisation(mean, std)
+    sw = SessionWindows(session, decoder.vocab, cfg.coords, cfg.n_units, cfg.window,
+                        allowed=allowed, vel_mean=mean, vel_std=std)
+    tcfg = replace(fcfg.train, seed=seed)
+    sampler = BatchSampler([sw], tcfg.batch_size, fcfg.subsets, observer=observer)
+    model = decoder.model
+    if mode == "frozen":
+        for p in model.encoder_parameters():
+            p.requires_grad_(False)
+        params = list(model.head_parameters())
+    else:
+        params = [*model.encoder_parameters(), *model.head_parameters()]
+
+    def loss_fn(b: dict[str, Any]) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(decoder(b).float(), b["velocity"])
+
+    vb = valid_batch(sw, fcfg.val_windows, seed)
+    val_fn = None
+    if vb is None:
+        log.warning("%s: no window of valid trials; training without early stopping",
+                    session.session)
+    else:
+        def val_fn() -> float:
+            from rpnt.train.trainer import to_device
+
+            b = to_device(vb, next(decoder.parameters()).device)
+            return float(torch.nn.functional.mse_loss(decoder(b).float(), b["velocity"]))
+
+    result = fit(decoder, loss_fn, sampler, tcfg, ckpt_dir=ckpt_dir, log_dir=log_dir,
+                 val_fn=val_fn, params=params, run_key=run_key, title=f"finetune {mode}")
+    for p in decoder.parameters():
+        p.requires_grad_(True)
+    decoder.cpu().eval()
+    return decoder, result, info

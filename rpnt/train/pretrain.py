@@ -1,0 +1,167 @@
+"""Self-supervised pretraining of RPNT over the pretraining sessions of a scenario.
+
+Pipeline: :func:`load_pretraining_sessions` (manifest + scenario -> in-memory sessions,
+held-out sessions never loaded, held-out units removed) -> :func:`pretraining_sessions`
+-> :func:`pretrain` (masked Poisson reconstruction + site contrast with the generic
+trainer) -> an :class:`rpnt.decoders.rpnt_decoder.RPNTDecoder` whose encoder finetuning
+starts from. Windows come from training bins only (:func:`rpnt.train.batches.train_bins`),
+so even the paper's looser variant never sees a target session's valid or test trials.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rpnt.data.session import SessionData
+from rpnt.data.windows import valid_window_starts
+from rpnt.errors import RpntError
+from rpnt.train.batches import (
+    BatchSampler,
+    Observer,
+    SessionWindows,
+    Vocab,
+    train_bins,
+    velocity_stats,
+)
+from rpnt.train.config import PretrainConfig
+from rpnt.train.scenarios import Scenario
+from rpnt.train.trainer import FitResult, fit
+
+log = logging.getLogger(__name__)
+
+
+def pretraining_sessions(sessions: Mapping[str, SessionData], scenario: Scenario
+                         ) -> list[SessionData]:
+    """The scenario's pretraining sessions, with its held-out units removed.
+
+    Sessions left without any unit (e.g. a PMd-only subject when PMd is held out) are
+    skipped with a log line.
+    """
+    out = []
+    for sid in scenario.pretrain_sessions:
+        if sid not in sessions:
+            raise RpntError(f"pretraining session {sid} of scenario {scenario.name} is not "
+                            "among the loaded sessions; check the manifest")
+        s = sessions[sid]
+        if scenario.pretrain_unit_filter.active:
+            keep = scenario.pretrain_unit_filter.mask(s)
+            if not keep.any():
+                log.info("%s: no unit left after the unit-level holdout; skipped", sid)
+                continue
+            s = s.select_units(keep)
+        out.append(s)
+    if not out:
+        raise RpntError(f"scenario {scenario.name}: every pretraining session lost all its "
+                        "units to the unit-level holdout")
+    return out
+
+
+def resolve_store(row: Any, manifest_path: str | Path) -> Path:
+    """The store path of a manifest row (relative paths: to the cwd, else the manifest)."""
+    p = Path(str(row["store"]))
+    if p.exists() or p.is_absolute():
+        return p
+    alt = Path(manifest_path).parent / p
+    return alt if alt.exists() else p
+
+
+def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
+                              manifest_path: str | Path) -> list[SessionData]:
+    """Load only the scenario's pretraining stores (held-out stores are never opened)."""
+    from rpnt.store import load_session
+
+    if "store" not in table.columns:
+        raise RpntError(f"{manifest_path}: manifest has no 'store' column; rebuild it with "
+                        "'rpnt manifest'")
+    rows = table.set_index(table["session"].astype(str))
+    loaded = {}
+    from tqdm.auto import tqdm
+
+    for sid in tqdm(scenario.pretrain_sessions, desc="load stores", leave=False):
+        loaded[sid] = load_session(resolve_store(rows.loc[sid], manifest_path))
+    return pretraining_sessions(loaded, scenario)
+
+
+def _val_batches(windows: Sequence[SessionWindows], n_windows: int, seed: int,
+                 observer: Observer | None) -> list[dict[str, Any]]:
+    """Fixed validation batches: evenly spaced windows of each session's valid trials."""
+    from rpnt.train.batches import eval_unit_choice
+
+    per = max(1, n_windows // max(1, len(windows)))
+    out = []
+    for sw in windows:
+        s = sw.session
+        ok = s.split_mask("valid") & s.trial_bins("valid")
+        starts = valid_window_starts(ok, sw.window)
+        if starts.size == 0:
+            continue
+        starts = np.unique(starts[np.linspace(0, starts.size - 1, per).round().astype(int)])
+        units = eval_unit_choice(sw, starts.size, seed)
+        if observer is not None:
+            observer(s, starts[:, None] + np.arange(sw.window)[None, :], units)
+        out.append(sw.make_batch(starts, units, with_velocity=False))
+    return out
+
+
+def pretrain(sessions: Sequence[SessionData], model_cfg: Any, pcfg: PretrainConfig,
+             seed: int, ckpt_dir: str | Path | None, log_dir: str | Path | None,
+             val_sessions: Sequence[str] | None = None, observer: Observer | None = None,
+             run_key: str = "") -> tuple[Any, FitResult]:
+    """Pretrain a fresh RPNT on ``sessions``; returns (RPNTDecoder, FitResult).
+
+    ``val_sessions``: ids whose *valid* trials give the validation curve (never target
+    sessions); None = all of ``sessions``. ``observer`` sees every window that reaches
+    pretraining (tests).
+    """
+    from dataclasses import replace
+
+    from rpnt.decoders.rpnt_decoder import RPNTDecoder
+
+    vocab = Vocab.from_sessions(sessions)
+    torch.manual_seed(seed)
+    decoder = RPNTDecoder.build(model_cfg, vocab, eval_seed=seed)
+    cfg = decoder.config
+    masks = [train_bins(s) for s in sessions]
+    mean, std = velocity_stats(sessions, masks)
+    decoder.set_normalisation(mean, std)
+    windows = [SessionWindows(s, vocab, cfg.coords, cfg.n_units, cfg.window,
+                              allowed=train_bins(s, need_velocity=False)) for s in sessions]
+    tcfg = replace(pcfg.train, seed=seed)
+    sampler = BatchSampler(windows, tcfg.batch_size, pcfg.subsets, with_velocity=False,
+                           observer=observer)
+    model = decoder.model
+
+    def loss_fn(b: dict[str, Any]) -> dict[str, torch.Tensor]:
+        out = model.pretrain_loss(b["counts"], b["unit_mask"], b["coords"], b["site_mask"])
+        return {k: out[k] for k in ("loss", "poisson", "contrastive")}
+
+    val_ids = set(val_sessions) if val_sessions is not None else {s.session for s in sessions}
+    vb = _val_batches([w for w in windows if w.session.session in val_ids], pcfg.val_windows,
+                      seed, observer)
+    val_fn = None
+    if vb:
+        def val_fn() -> float:
+            # fixed masks: the same generator state for every evaluation
+            g = torch.Generator().manual_seed(seed)
+            dev = next(model.parameters()).device
+            from rpnt.train.trainer import to_device
+
+            tot = 0.0
+            for b in vb:
+                b = to_device(b, dev)
+                tot += float(model.pretrain_loss(b["counts"], b["unit_mask"], b["coords"],
+                                                 b["site_mask"], generator=g)["loss"])
+            return tot / len(vb)
+
+    params = [*model.encoder_parameters(), *model.pretrain_head_parameters()]
+    result = fit(decoder, loss_fn, sampler, tcfg, ckpt_dir=ckpt_dir, log_dir=log_dir,
+                 val_fn=val_fn, params=params, run_key=run_key, title="pretrain")
+    decoder.cpu().eval()
+    return decoder, result
