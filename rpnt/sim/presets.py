@@ -143,10 +143,10 @@ PRESETS: dict[str, Preset] = {
             *_sessions(
                 "C",
                 "CO 20131003, CO 20140218, CO 20150610, RT 20140304, CO 20161013, CO 20161021",
-                co=150, rt=65,
+                co=140, rt=65,
             ),
-            *_sessions("T", "CO 20130819, RT 20130820, CO 20130821", co=150, rt=65),
-            *_sessions("M", "CO 20140210, RT 20140211, CO 20140305", co=150, rt=65),
+            *_sessions("T", "CO 20130819, RT 20130820, CO 20130821", co=140, rt=65),
+            *_sessions("M", "CO 20140210, RT 20140211, CO 20140305", co=140, rt=65),
         ),
     ),
     "multisite": Preset(
