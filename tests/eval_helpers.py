@@ -110,3 +110,46 @@ def synthetic_session(
         spike_unit=spike_unit,
         attrs={"dandiset_id": "000000", "dandiset_version": "draft"},
     )
+
+
+def write_session_store(session: SessionData, path) -> str:
+    """Write ``session`` as a schema-v1 Zarr store with :func:`rpnt.store.write_store`."""
+    import xarray as xr
+
+    from rpnt.store import SPLIT_ATTRS, write_store
+
+    n_trial = session.trial_start.size
+    ds = xr.Dataset(
+        {
+            "spike_counts": (("time", "unit"), session.spike_counts),
+            "velocity": (("time", "axis"), session.velocity),
+            "split": (("time",), session.split, SPLIT_ATTRS),
+            "eval_mask": (("time",), session.eval_mask),
+            "trial_start": (("trial",), session.trial_start),
+            "trial_stop": (("trial",), session.trial_stop),
+            "trial_go_cue": (("trial",), session.trial_start + 0.2),
+            "trial_result": (("trial",), np.array(["R"] * n_trial)),
+            "trial_valid": (("trial",), np.ones(n_trial, bool)),
+            "trial_split": (("trial",), session.trial_split.astype(str)),
+            "spike_times": (("spike",), session.spike_times),
+            "spike_unit": (("spike",), session.spike_unit),
+        },
+        coords={
+            "time": session.time, "axis": ["x", "y"],
+            "unit_id": ("unit", session.unit_id), "unit_area": ("unit", session.unit_area),
+            "unit_site": ("unit", session.unit_site),
+            "unit_x": ("unit", session.unit_xyz[:, 0]), "unit_y": ("unit", session.unit_xyz[:, 1]),
+            "unit_z": ("unit", session.unit_xyz[:, 2]),
+        },
+        attrs={
+            "schema_version": 1, "dataset": session.dataset, "session": session.session,
+            "subject": session.subject, "task": session.task,
+            "recording_date": session.recording_date, "bin_size_s": session.bin_size_s,
+            "source_path": "synthetic", "source_sha256": "0" * 64,
+            "dandiset_id": "000000", "dandiset_version": "draft", "adapter": "synthetic",
+            "rpnt_version": "test", "git_commit": "test", "split_seed": 0,
+            "split_fractions": [0.7, 0.15, 0.15], "split_padding_s": 0.0,
+        },
+    )
+    write_store(ds, path)
+    return str(path)
