@@ -179,7 +179,6 @@ def session_rates(rng: np.random.Generator, pop: Population, units: np.ndarray,
     w *= np.exp(log_gain)[:, None]
     kin = kinematic_features(beh).astype(np.float32)
     w = w.astype(np.float32)
-    n = kin.shape[0]
     # Unit j sees the kinematics ``lead_j`` samples ahead: compute the unshifted drive with
     # one matmul, then read row t + lead_j of column j through a sliding-window view
     # (no (n, u) index array; rows past the end repeat the last sample).

@@ -52,10 +52,10 @@ def _waveform_template(rng: np.random.Generator) -> np.ndarray:
 
 def write_nwb(sim: SimSession, path: str | Path, *, waveforms_per_unit: int | None) -> None:
     """Write ``sim`` to ``path`` (an .nwb file; the caller makes the write atomic)."""
+    from hdmf.common import DynamicTableRegion, VectorData, VectorIndex
     from pynwb import NWBHDF5IO, NWBFile, TimeSeries
     from pynwb.behavior import BehavioralTimeSeries, Position
     from pynwb.file import Subject
-    from hdmf.common import DynamicTableRegion, VectorData, VectorIndex
     from pynwb.misc import Units
 
     spec, subj = sim.spec, sim.subject
