@@ -61,7 +61,7 @@ def connect(api_url: str):
     from dandi.dandiapi import DandiAPIClient
     from dandi.utils import get_instance
 
-    with _DandiLogCatcher() as caught:
+    with DandiLogCatcher() as caught:
         try:
             instance = get_instance(api_url)
         except Exception as exc:  # RuntimeError/ValueError/ConnectionError from the client
@@ -140,7 +140,7 @@ def add_digests(remote_version, df: pd.DataFrame, jobs: int = 1) -> pd.DataFrame
     return out
 
 
-class _DandiLogCatcher(logging.Filter):
+class DandiLogCatcher(logging.Filter):
     """Collects the ``dandi`` logger's warnings and errors while rpnt talks to a server.
 
     Installed as a *filter* on the ``dandi`` logger, so a caught record is neither printed
@@ -164,7 +164,7 @@ class _DandiLogCatcher(logging.Filter):
         self.messages.append(record.getMessage())
         return self.verbose
 
-    def __enter__(self) -> _DandiLogCatcher:
+    def __enter__(self) -> DandiLogCatcher:
         logging.getLogger("dandi").addFilter(self)
         return self
 
@@ -215,7 +215,7 @@ def download_assets(rows: pd.DataFrame, out: Path, api_url: str, *, jobs: int = 
         (report.complete_before if (out / r["path"]).is_file() else report.downloaded).append(
             r["path"])
     error: Exception | None = None
-    with _DandiLogCatcher() as caught:
+    with DandiLogCatcher() as caught:
         for folder, grp in sorted(groups.items()):
             dest = out / folder
             dest.mkdir(parents=True, exist_ok=True)  # the client needs it to exist

@@ -50,12 +50,12 @@ def fetch_dataset(dataset: str, out: str | Path | None, *, registry: str | Path 
     version = pinned_version(entry)
     url = resolve_api_url(entry, api_url)
     dd.existing_mode(existing)  # fail on a bad mode before any network access
-    log.info("listing DANDI:%s/%s at %s", d["dandiset"], version, url)
+    log.debug("listing DANDI:%s/%s at %s", d["dandiset"], version, url)
     client = dd.connect(url)
-    with client:
+    # The client logs each failed request itself; rpnt turns failures into one line.
+    with client, dd.DandiLogCatcher():
         remote = dd.open_version(client, url, d["dandiset"], version)
         listing = dd.listing_frame(remote, d["dandiset"], version)
-        differences = _compare_committed(entry, listing, version)
         keep = select_paths(listing["path"].tolist(), entry, glob=glob, assets=assets)
         missing = sorted(set(assets or []) - set(keep))
         if missing:
@@ -67,6 +67,11 @@ def fetch_dataset(dataset: str, out: str | Path | None, *, registry: str | Path 
                             f"selection of {dataset} (registry 'assets:' and --glob {glob!r})")
         selected = listing[listing["path"].isin(keep)].reset_index(drop=True)
         selected = dd.add_digests(remote, selected, jobs=jobs)
+    # Digests are read for the selected assets only; they join the comparison there.
+    digests = selected.set_index("path")
+    for col in ("etag", "sha256"):
+        listing[col] = listing["path"].map(digests[col]).fillna("")
+    differences = _compare_committed(entry, listing, version)
     if manifest_out is not None:
         write_asset_manifest(selected, manifest_out)
         log.info("wrote asset manifest %s (%d assets)", manifest_out, len(selected))
