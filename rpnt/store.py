@@ -116,8 +116,9 @@ def open_store(path: str | Path):
     return ds
 
 
-def _str(a) -> np.ndarray:
-    return np.asarray(a, dtype=object).astype(str)
+def as_str(a) -> np.ndarray:
+    """A fixed-width ``<U`` numpy array from a store string array (zarr v3 gives StringDType)."""
+    return np.array([str(v) for v in np.asarray(a).tolist()], dtype=str)
 
 
 def load_session(path: str | Path) -> SessionData:
@@ -137,11 +138,11 @@ def load_session(path: str | Path) -> SessionData:
             velocity=ds["velocity"].values.astype(np.float32),
             split=ds["split"].values.astype(np.int8),
             eval_mask=ds["eval_mask"].values.astype(bool),
-            unit_id=_str(ds["unit_id"].values), unit_area=_str(ds["unit_area"].values),
-            unit_site=_str(ds["unit_site"].values), unit_xyz=xyz,
+            unit_id=as_str(ds["unit_id"].values), unit_area=as_str(ds["unit_area"].values),
+            unit_site=as_str(ds["unit_site"].values), unit_xyz=xyz,
             trial_start=ds["trial_start"].values.astype(np.float64),
             trial_stop=ds["trial_stop"].values.astype(np.float64),
-            trial_split=_str(ds["trial_split"].values),
+            trial_split=as_str(ds["trial_split"].values),
             position=(ds["position"].values.astype(np.float32) if "position" in ds else None),
             spike_times=ds["spike_times"].values.astype(np.float64),
             spike_unit=ds["spike_unit"].values.astype(np.int32),

@@ -1,0 +1,87 @@
+"""The manifest: one row per ingested session, the table scenarios select sessions from.
+
+Columns (tab-separated file, in this order): dataset, session, subject, task, date, areas,
+sites, n_units, n_trials, n_valid, duration_s, rate_mean_hz, rate_median_hz, store.
+``areas`` and ``sites`` are comma-separated distinct values in unit order; rates are per-unit
+mean firing rates over the whole session (total spikes / duration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rpnt.errors import RpntError
+
+COLUMNS = ("dataset", "session", "subject", "task", "date", "areas", "sites", "n_units",
+           "n_trials", "n_valid", "duration_s", "rate_mean_hz", "rate_median_hz", "store")
+_STR = ("dataset", "session", "subject", "task", "date", "areas", "sites", "store")
+
+
+def manifest_row(path: str | Path) -> dict:
+    """One manifest row for the store at ``path`` (reads counts, not raw spikes)."""
+    from rpnt.store import as_str, open_store
+
+    ds = open_store(path)
+    try:
+        a = ds.attrs
+        counts = ds["spike_counts"].values
+        n_time, n_units = counts.shape
+        duration = float(n_time * float(a["bin_size_s"]))
+        rates = counts.sum(axis=0, dtype=np.int64) / duration if duration > 0 else np.zeros(
+            n_units)
+        return {
+            "dataset": str(a["dataset"]), "session": str(a["session"]),
+            "subject": str(a["subject"]), "task": str(a["task"]),
+            "date": str(a["recording_date"]),
+            "areas": ",".join(dict.fromkeys(as_str(ds["unit_area"].values).tolist())),
+            "sites": ",".join(dict.fromkeys(as_str(ds["unit_site"].values).tolist())),
+            "n_units": int(n_units), "n_trials": int(ds.sizes.get("trial", 0)),
+            "n_valid": int(ds["trial_valid"].values.sum()),
+            "duration_s": round(duration, 6),
+            "rate_mean_hz": float(rates.mean()) if n_units else float("nan"),
+            "rate_median_hz": float(np.median(rates)) if n_units else float("nan"),
+            "store": str(path),
+        }
+    finally:
+        ds.close()
+
+
+def build_manifest(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """A DataFrame with one row per store, sorted by dataset and session."""
+    rows = [manifest_row(p) for p in paths]
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    dup = df["session"][df.duplicated(["dataset", "session"])]
+    if len(dup):
+        raise RpntError(f"manifest: session {dup.iloc[0]} appears in more than one store; "
+                        "pass each session's store once")
+    return df.sort_values(["dataset", "session"], kind="stable").reset_index(drop=True)
+
+
+def write_manifest(df: pd.DataFrame, out: str | Path) -> Path:
+    """Write ``df`` as a TSV atomically."""
+    from rpnt.atomic import write_text
+
+    return write_text(out, df.to_csv(sep="\t", index=False, lineterminator="\n"))
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read a manifest TSV with its column types (strings stay strings, e.g. subject "1")."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, sep="\t", dtype={c: str for c in _STR},
+                         keep_default_na=False, na_values={c: ["", "nan"] for c in
+                                                          ("duration_s", "rate_mean_hz",
+                                                           "rate_median_hz")})
+    except (OSError, ValueError) as exc:
+        raise RpntError(f"{path}: cannot read the manifest ({exc})") from exc
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise RpntError(f"{path}: manifest lacks columns {', '.join(missing)}; rebuild it with "
+                        "rpnt manifest")
+    for c in ("n_units", "n_trials", "n_valid"):
+        df[c] = df[c].astype(np.int64)
+    return df
