@@ -14,8 +14,8 @@ The released code leaks the future twice; here both paths are strictly causal:
   queries), columns centred. Future scores (``j' > i'``) are zeroed before the convolution,
   so any score read at ``(i', j')`` has ``j' <= i' <= i``: nothing after ``i`` is touched.
 
-The convolution is k*k shifted, weighted adds of the (B, H, L, L) score map (one padded
-copy plus one accumulator), not a grouped conv2d over B*H groups.
+The convolution is k*k shifted, weighted adds of the score map, run chunk by chunk in a
+fused autograd function (:mod:`rpnt.model.ctx_attn`), not a grouped conv2d over B*H groups.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rpnt.model.ctx_attn import fused_context_attention
 from rpnt.model.rope import RotaryEmbedding
 
 
@@ -39,54 +40,6 @@ def identity_kernel(shape: tuple[int, ...], kernel_size: int) -> torch.Tensor:
     kern = torch.zeros(*shape, kernel_size * kernel_size)
     kern[..., kernel_size // 2] = 1.0  # tap (a=0, b=c): S[i, j]
     return kern
-
-
-def convolve_scores(scores: torch.Tensor, kernels: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Causal k x k convolution of score maps with per-row kernels.
-
-    Args:
-        scores: (B, H, L, L) pre-softmax scores with future entries (key > query) zeroed.
-        kernels: (B, H, L, k*k); row ``i`` of the output uses ``kernels[:, :, i]``; tap
-            index ``a * k + b`` reads ``scores[..., i - a, j + b - k//2]`` (zero outside).
-    Returns:
-        (B, H, L, L) convolved scores.
-    """
-    k = kernel_size
-    c = k // 2
-    n = scores.shape[-1]
-    # Pad k-1 rows on top (rows i - a < 0) and c columns on both sides.
-    padded = F.pad(scores, (c, c, k - 1, 0))
-    out = None
-    for a in range(k):
-        rows = padded[..., k - 1 - a: k - 1 - a + n, :]
-        for b in range(k):
-            w = kernels[..., a * k + b].unsqueeze(-1)  # (B, H, L, 1): per query row
-            term = rows[..., b: b + n] * w
-            out = term if out is None else out + term
-    return out
-
-
-def context_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernels: torch.Tensor,
-    kernel_size: int, dropout_p: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Strictly causal context-based attention.
-
-    Args:
-        q, k, v: (B, H, L, dh).
-        kernels: (B, H, L, k*k) per-query-row kernels (see :func:`convolve_scores`).
-    Returns:
-        out (B, H, L, dh) and the attention probabilities (B, H, L, L).
-    """
-    n = q.shape[-2]
-    future = causal_future(n, q.device)
-    scores = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
-    scores = scores.masked_fill(future, 0.0)
-    scores = convolve_scores(scores, kernels, kernel_size)
-    probs = scores.masked_fill(future, float("-inf")).softmax(dim=-1)
-    if dropout_p > 0.0:
-        probs = F.dropout(probs, p=dropout_p)
-    return probs @ v, probs
 
 
 class ContextKernelGenerator(nn.Module):
@@ -167,7 +120,8 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         weights = None
         if self.kind == "context":
-            out, weights = context_attention(q, k, v, self.kernel_gen(x), self.kernel_size, p)
+            out, weights = fused_context_attention(q, k, v, self.kernel_gen(x),
+                                                   self.kernel_size, p)
         else:
             mask = None if key_mask is None else key_mask[:, None, None, :]
             if mask is not None and self.causal:
