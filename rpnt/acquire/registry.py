@@ -68,9 +68,15 @@ def validate_registry(doc: Any, source: str | Path = "registry") -> None:
     errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
     if errors:
         err = jsonschema.exceptions.best_match(errors)
-        where = _where(doc if isinstance(doc, dict) else {}, list(err.absolute_path))
-        raise RpntError(f"{source}: {where}: {err.message} (see docs/datasets.md for the "
-                        "registry format)")
+        path = list(err.absolute_path)
+        where = _where(doc if isinstance(doc, dict) else {}, path)
+        hint = "see docs/datasets.md for the registry format"
+        if "allow_draft" in err.message or (path and path[-1] == "allow_draft"):
+            hint = ("'version: draft' is mutable: pin a published version, or set "
+                    "'allow_draft: true' to accept it knowingly")
+        elif path and path[-1] == "assets":
+            hint = "'assets:' takes exactly one of 'glob: PATTERN' or 'paths: [...]'"
+        raise RpntError(f"{source}: {where}: {err.message}; {hint}")
     names = [e["name"] for e in doc["datasets"]]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
