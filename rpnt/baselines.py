@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,31 +227,3 @@ def train_baseline(
         dec, info = train_poyo(session, section, seed, ckpt_dir, log_dir)
     dec.eval()
     return dec, info
-
-
-def save_baseline(dec: Decoder, out: str | Path, log_dir: str | Path | None,
-                  **meta: Any) -> Path:
-    """Save ``dec`` with :func:`save_decoder` plus the training log, all in one rename.
-
-    ``out`` then holds weights.safetensors, meta.json and (for trained models)
-    metrics.jsonl + curves.png copied from ``log_dir``.
-    """
-    from rpnt.atomic import atomic_path
-    from rpnt.decoders.base import save_decoder
-
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        save_decoder(dec, tmp, **meta)
-        if log_dir is not None and Path(log_dir).is_dir():
-            for name in ("metrics.jsonl", "curves.png"):
-                if (Path(log_dir) / name).is_file():
-                    shutil.copy2(Path(log_dir) / name, tmp / name)
-            if (Path(log_dir) / "pretrain").is_dir():
-                shutil.copytree(Path(log_dir) / "pretrain", tmp / "pretrain")
-    return out
-
-
-def scratch_log_dir(ckpt_dir: Path) -> Path:
-    """A fresh log directory inside the (undeclared) checkpoint directory."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="logs-", dir=ckpt_dir))

@@ -88,10 +88,10 @@ def synthetic_session(
 
     areas = np.array(["M1" if i % 2 == 0 else "PMd" for i in range(n_unit)])
     return SessionData(
-        session=f"sub-X_ses-CO-2016010{seed % 10}",
+        session=f"sub-X_ses-CO-201601{seed % 28 + 1:02d}",
         subject="X",
         task="center_out",
-        recording_date=f"2016-01-0{seed % 10}",
+        recording_date=f"2016-01-{seed % 28 + 1:02d}",
         dataset="synthetic",
         bin_size_s=bin_size_s,
         time=time,

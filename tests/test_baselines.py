@@ -94,7 +94,7 @@ def test_cli_baseline_then_evaluate_with_scenario(tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["model"] == "gru" and meta["seed"] == 1 and meta["units"] == 10
     assert meta["hparams"]["n_unit"] == 10  # only the PMd half of the units
-    assert (tmp_path / "models" / "gru.ckpt").is_dir()  # default checkpoint dir
+    assert not (tmp_path / "models" / "gru.ckpt").exists()  # removed once complete
     metrics, preds = tmp_path / "m.json", tmp_path / "p.npz"
     assert main(["evaluate", "--model", str(out), "--store", store, "--scenario", "pmd",
                  "--config", str(cfg_path), "--tag", "seed=1", "--tag", "model=gru_tagged",

@@ -87,23 +87,24 @@ def run(args: argparse.Namespace) -> int:
                        store=str(args.store), provenance=provenance(config))
             return 0
 
-    from rpnt.baselines import save_baseline, train_baseline
+    from rpnt.baselines import train_baseline
     from rpnt.eval.evaluate import apply_scenario_units
     from rpnt.provenance import provenance
     from rpnt.store import load_session
+    from rpnt.train.output import default_checkpoint_dir, write_run
 
     session = apply_scenario_units(load_session(args.store), config, args.scenario)
-    ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(
-        out.name + ".ckpt")
+    ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else default_checkpoint_dir(out)
     log_dir = ckpt / "logs"
     if log_dir.exists():
         shutil.rmtree(log_dir)  # the trainer rewrites the history from the checkpoint
+    trained = args.model != "wiener"
     dec, info = train_baseline(args.model, session, section, args.seed, ckpt_dir=ckpt,
-                               log_dir=log_dir if args.model != "wiener" else None)
-    save_baseline(dec, out, log_dir if args.model != "wiener" else None,
-                  model=args.model, seed=args.seed, scenario=args.scenario,
-                  session=session.session, store=str(args.store), fit=info,
-                  units=int(session.n_unit),
-                  provenance=provenance(config, section=section, store=str(args.store)))
+                               log_dir=log_dir if trained else None)
+    write_run(dec, out, log_dir, ckpt if trained else None,
+              model=args.model, seed=args.seed, scenario=args.scenario,
+              session=session.session, store=str(args.store), fit=info,
+              units=int(session.n_unit),
+              provenance=provenance(config, section=section, store=str(args.store)))
     print(f"{args.model} trained on {session.session} ({session.n_unit} units): {info}")
     return 0

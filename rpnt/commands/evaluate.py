@@ -79,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
                 np.savez_compressed(fh, skipped=np.array(record["skipped"]),
                                     session=np.array(session.session))
         else:
-            save_predictions(args.predictions, session, score, split=args.split)
+            save_predictions(args.predictions, session, score, split=args.split,
+                             model=record["model"], scenario=record["scenario"],
+                             seed=record["seed"])
     write_metrics(args.out, record)
     if score is None:
         print(f"{record['model']}: skipped ({record['skipped']})")

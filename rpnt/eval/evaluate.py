@@ -153,12 +153,13 @@ def evaluate_model(
 
 
 def save_predictions(path: str | Path, session: SessionData, score: Any,
-                     split: str = "test") -> Path:
+                     split: str = "test", **meta: Any) -> Path:
     """Write true and stitched velocity on ``split`` trials to an ``.npz`` (atomically).
 
     Arrays (n = bins inside ``split`` trials): ``time`` (n,), ``true`` (n, A),
     ``pred`` (n, A; NaN where no window reached), ``scored`` (n,) bool,
-    ``trial`` (n,) int index into the session's trial table, plus ``session`` (str).
+    ``trial`` (n,) int index into the session's trial table, ``session`` (str) and
+    ``meta`` (a JSON string of ``meta``, e.g. model, scenario, seed).
     """
     in_trials = session.trial_bins(split)
     sel_trials = np.flatnonzero(session.trial_split == split)
@@ -172,6 +173,7 @@ def save_predictions(path: str | Path, session: SessionData, score: Any,
             fh, time=t, true=session.velocity[in_trials], pred=score.pred[in_trials],
             scored=score.mask[in_trials], trial=trial.astype(np.int64),
             session=np.array(session.session),
+            meta=np.array(json.dumps({"session": session.session, **meta}, default=str)),
         )
     return path
 

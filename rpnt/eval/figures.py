@@ -1,0 +1,301 @@
+"""Benchmark figures (matplotlib Agg, PNG, each written atomically).
+
+- :func:`plot_r2_bars`: R² per scenario (groups) and model (bars), error bars = std over
+  sessions and seeds, from ``table.csv`` (or an in-memory :class:`rpnt.eval.tables.Table`).
+- :func:`plot_predictions`: predicted vs true vx, vy over one test trial (``--predictions``
+  npz of ``rpnt evaluate``); scored bins shaded.
+- :func:`plot_curves`: training curves of several runs (``metrics.jsonl``).
+- :func:`plot_attention`: RPNT's spatial (site x site) attention on a store's test
+  trials, averaged over windows, time bins and heads, one panel per spatial layer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rpnt.atomic import atomic_path
+from rpnt.errors import RpntError
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    plt = _pyplot()
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_r2_bars(models: Sequence[str], scenarios: Sequence[str],
+                 cells: dict[str, dict[str, dict[str, Any]]], out: str | Path,
+                 title: str = "R² per scenario and model") -> Path:
+    """Grouped bars. ``cells[model][scenario]`` = {"mean", "std", "n", "note"} (as read by
+    :func:`rpnt.eval.tables.read_table_csv`); models without any number are listed in the
+    caption with their reason instead of a bar."""
+    plt = _pyplot()
+    shown = [m for m in models if any(np.isfinite(cells[m][s]["mean"]) for s in scenarios)]
+    absent = [f"{m}: {cells[m][scenarios[0]]['note']}" for m in models if m not in shown
+              and scenarios]
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(scenarios) + 2), 4))
+    width = 0.8 / max(1, len(shown))
+    x = np.arange(len(scenarios))
+    cmap = plt.get_cmap("tab10")
+    for i, m in enumerate(shown):
+        mean = np.array([cells[m][s]["mean"] for s in scenarios])
+        std = np.array([cells[m][s]["std"] for s in scenarios])
+        ax.bar(x + (i - (len(shown) - 1) / 2) * width, np.nan_to_num(mean), width,
+               yerr=np.nan_to_num(std), capsize=2, label=m, color=cmap(i % 10))
+    ax.set_xticks(x, list(scenarios))
+    ax.set_ylabel("R² (mean of vx, vy)")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_title(title + (f"\n(no result: {'; '.join(absent)})" if absent else ""),
+                 fontsize=9 if absent else 11)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    return _save(fig, out)
+
+
+def load_predictions(path: str | Path) -> dict[str, Any]:
+    """The arrays of a predictions npz plus its ``meta`` dict (skipped files: RpntError)."""
+    with np.load(path) as z:
+        data = {k: z[k] for k in z.files}
+    if "skipped" in data:
+        raise RpntError(f"{path}: model was skipped ({data['skipped']}); no predictions")
+    data["meta"] = json.loads(str(data["meta"])) if "meta" in data else {}
+    return data
+
+
+def plot_predictions(path: str | Path, out: str | Path, trial: int | None = None) -> Path:
+    """Predicted vs true velocity of one test trial (default: the one with most scored
+    bins) from a predictions npz."""
+    plt = _pyplot()
+    d = load_predictions(path)
+    trials, counts = np.unique(d["trial"][d["scored"]], return_counts=True)
+    if trials.size == 0:
+        raise RpntError(f"{path}: no scored bin to plot")
+    if trial is None:
+        trial = int(trials[np.argmax(counts)])
+    sel = d["trial"] == trial
+    if not sel.any():
+        raise RpntError(f"{path}: trial {trial} is not among its test trials "
+                        f"{sorted(set(d['trial'].tolist()))}")
+    t = d["time"][sel] - d["time"][sel][0]
+    fig, axes = plt.subplots(d["true"].shape[1], 1, figsize=(7, 4.5), sharex=True)
+    axes = np.atleast_1d(axes)
+    for a, ax in enumerate(axes):
+        ax.plot(t, d["true"][sel, a], "k", lw=1.5, label="true")
+        ax.plot(t, d["pred"][sel, a], "C1", lw=1.2, label="predicted (stitched)")
+        scored = d["scored"][sel]
+        ax.fill_between(t, 0, 1, where=scored, transform=ax.get_xaxis_transform(),
+                        color="C0", alpha=0.08, label="scored bins")
+        ax.set_ylabel(f"v{'xyz'[a] if a < 3 else a} (cm/s)")
+    axes[0].legend(fontsize=7, loc="upper right")
+    axes[-1].set_xlabel("time in trial (s)")
+    meta = d["meta"]
+    axes[0].set_title(f"{meta.get('model', '?')} · {meta.get('scenario', '')} · "
+                      f"{meta.get('session', d['session'])} · trial {trial}", fontsize=9)
+    return _save(fig, out)
+
+
+def _metrics_file(run: str | Path) -> Path:
+    run = Path(run)
+    path = run / "metrics.jsonl" if run.is_dir() else run
+    if not path.is_file():
+        raise RpntError(f"{run}: no metrics.jsonl (pass a trained model directory or the "
+                        "file itself)")
+    return path
+
+
+def plot_curves(runs: Sequence[str | Path], out: str | Path,
+                labels: Sequence[str] | None = None, title: str = "training curves") -> Path:
+    """Training loss (solid) and validation loss (dashed) vs step of each run."""
+    from rpnt.train.runlog import read_history
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, run in enumerate(runs):
+        hist = read_history(_metrics_file(run))
+        label = labels[i] if labels else Path(run).name
+        color = f"C{i % 10}"
+        tr = [(r["step"], r["loss"]) for r in hist if "loss" in r]
+        va = [(r["step"], r["val_loss"]) for r in hist if "val_loss" in r]
+        if tr:
+            ax.plot(*zip(*tr, strict=True), color=color, lw=1, label=f"{label} train")
+        if va:
+            ax.plot(*zip(*va, strict=True), color=color, lw=1, ls="--", marker=".",
+                    label=f"{label} valid")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    if len(runs) <= 8:
+        ax.legend(fontsize=6)
+    return _save(fig, out)
+
+
+def spatial_attention(model_dir: str | Path, session: Any, split: str = "test",
+                      max_windows: int = 256) -> tuple[np.ndarray, list[str]]:
+    """Mean spatial attention of an RPNT decoder over ``split`` trials of ``session``.
+
+    Returns (n_layers, S, S) (query site, key site) averaged over windows, time bins and
+    heads, and the site names. RpntError if the model has no spatial attention (a single
+    site or no spatial layers).
+    """
+    import torch
+
+    from rpnt.data.windows import covering_starts
+    from rpnt.decoders.base import load_decoder
+    from rpnt.train.batches import eval_unit_choice
+    from rpnt.train.trainer import to_device
+
+    dec = load_decoder(model_dir)
+    if dec.kind != "rpnt":
+        raise RpntError(f"{model_dir}: attention maps need an RPNT decoder, not {dec.kind!r}")
+    length = int(dec.config.window)
+    starts = covering_starts(session.trial_bins(split), length, max(1, length // 2))
+    if starts.size == 0:
+        raise RpntError(f"session {session.session}: no {split} trial to draw attention on")
+    starts = starts[:max_windows]
+    sw = dec.windows(session, length)
+    units = eval_unit_choice(sw, starts.size, seed=int(dec.hparams.get("eval_seed", 0)))
+    batch = to_device(sw.make_batch(starts, units, with_velocity=False),
+                      dec.vel_mean.device)
+    with torch.no_grad():
+        out = dec.model.encode(batch["counts"], batch["unit_mask"], batch["coords"],
+                               batch["site_mask"], return_attention=True)
+    if not out.spatial_attn:
+        raise RpntError(f"{model_dir}: this RPNT has no spatial attention (single site or no "
+                        "spatial layers); attention maps need a multi-site model")
+    maps = np.stack([a.float().mean(dim=(0, 1, 2)).cpu().numpy() for a in out.spatial_attn])
+    return maps, list(session.sites)
+
+
+def plot_attention(model_dir: str | Path, session: Any, out: str | Path,
+                   split: str = "test") -> Path:
+    """Heatmaps of :func:`spatial_attention`, one panel per spatial layer."""
+    plt = _pyplot()
+    maps, sites = spatial_attention(model_dir, session, split)
+    n = maps.shape[0]
+    sites = sites + [f"pad{i}" for i in range(maps.shape[1] - len(sites))]
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.8, 3.4), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        im = ax.imshow(maps[i], vmin=0, vmax=max(1e-6, float(maps.max())), cmap="viridis")
+        ax.set_xticks(range(len(sites)), sites, rotation=60, fontsize=7)
+        ax.set_yticks(range(len(sites)), sites, fontsize=7)
+        ax.set_xlabel("key site")
+        ax.set_title(f"spatial layer {i}", fontsize=9)
+    axes[0][0].set_ylabel("query site")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="attention")
+    fig.suptitle(f"spatial attention, {session.session} ({split} trials)", fontsize=9)
+    return _save(fig, out)
+
+
+def _table_cells(table: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    return {m: {s: {"mean": table.cell(m, s).mean, "std": table.cell(m, s).std,
+                    "n": table.cell(m, s).n, "note": table.cell(m, s).text()}
+                for s in table.scenarios} for m in table.models}
+
+
+def _run_meta(run: Path) -> dict[str, Any]:
+    path = run / "meta.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
+                      metrics: Sequence[str | Path] = (),
+                      predictions: Sequence[str | Path] = (),
+                      runs: Sequence[str | Path] = (), attention: bool = True) -> list[Path]:
+    """Every benchmark figure into ``out_dir`` (written as one directory, atomically).
+
+    ``r2.png`` from the metrics; ``predictions_<scenario>.png`` for the config's
+    ``figures.example_model`` (default rpnt_full; else the first model with predictions);
+    ``curves_<model>.png`` per model over its runs; ``attention_<scenario>.png`` for RPNT
+    runs with spatial attention (multi-site data) when the store is recorded in meta.json.
+    """
+    import logging
+
+    from rpnt.eval.tables import build_table, load_records
+
+    log = logging.getLogger(__name__)
+    cfg = config or {}
+    written: list[str] = []
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        if metrics:
+            table = build_table(load_records(metrics), config)
+            plot_r2_bars(table.models, table.scenarios, _table_cells(table), tmp / "r2.png",
+                         title=f"R² per scenario and model ({cfg.get('benchmark', '')})")
+            written.append("r2.png")
+        preds = []
+        for p in sorted(map(str, predictions)):
+            with np.load(p) as z:
+                if "skipped" in z.files:
+                    continue
+                meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+            preds.append((p, meta))
+        wanted = (cfg.get("figures") or {}).get("example_model", "rpnt_full")
+        if preds and not any(m.get("model") == wanted for _, m in preds):
+            wanted = preds[0][1].get("model")
+        done: set[str] = set()
+        for p, meta in preds:
+            scen = str(meta.get("scenario"))
+            if meta.get("model") == wanted and scen not in done:
+                plot_predictions(p, tmp / f"predictions_{scen}.png")
+                written.append(f"predictions_{scen}.png")
+                done.add(scen)
+        groups: dict[str, list[tuple[Path, str]]] = {}
+        for run in map(Path, runs):
+            if not (run / "metrics.jsonl").is_file() and not run.is_file():
+                log.info("no metrics.jsonl in %s; no curve", run)
+                continue
+            meta = _run_meta(run) if run.is_dir() else {}
+            group = str(meta.get("model") or "pretrain")
+            label = "/".join(str(x) for x in (meta.get("scenario"), meta.get("session"),
+                                              f"seed{meta.get('seed')}") if x) \
+                if meta else "/".join(run.parts[-2:])
+            groups.setdefault(group, []).append((run, label))
+        for group, items in sorted(groups.items()):
+            plot_curves([r for r, _ in items], tmp / f"curves_{group}.png",
+                        labels=[lab for _, lab in items], title=f"training curves: {group}")
+            written.append(f"curves_{group}.png")
+        if attention:
+            written += _attention_figures(tmp, groups.get(wanted, []), cfg, log)
+    return [Path(out_dir) / w for w in written]
+
+
+def _attention_figures(tmp: Path, runs: list[tuple[Path, str]], cfg: dict[str, Any],
+                       log: Any) -> list[str]:
+    from rpnt.eval.evaluate import apply_scenario_units
+    from rpnt.store import load_session
+
+    out, done = [], set()
+    for run, _ in runs:
+        meta = _run_meta(run)
+        scen, store = str(meta.get("scenario")), meta.get("store")
+        if meta.get("kind") != "rpnt" or not store or scen in done or not Path(store).exists():
+            continue
+        try:
+            session = load_session(store)
+            if scen in (cfg.get("scenarios") or {}):
+                session = apply_scenario_units(session, cfg, scen)
+            if len(session.sites) < 2:
+                continue
+            plot_attention(run, session, tmp / f"attention_{scen}.png")
+        except RpntError as exc:
+            log.warning("no attention map for %s: %s", run, exc)
+            continue
+        out.append(f"attention_{scen}.png")
+        done.add(scen)
+    return out
