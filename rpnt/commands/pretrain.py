@@ -1,0 +1,45 @@
+"""``rpnt pretrain``: self-supervised RPNT pretraining over a scenario's pretraining sessions."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "pretrain"
+HELP = "pretrain the RPNT encoder (masked Poisson reconstruction) on a scenario's sessions"
+DESCRIPTION = """\
+Self-supervised pretraining of RPNT: causal masked reconstruction of spike counts with a
+Poisson likelihood (mask ratios drawn per batch) plus the site-contrastive term, over
+every session of the manifest that the scenario allows. Held-out sessions (the
+scenario's target/holdout) are never loaded; held-out areas/sites are removed from every
+session; windows come from training trials only. The config's `model` and `pretrain`
+sections set the model and the optimisation.
+
+The output directory is a saved decoder (weights.safetensors, meta.json) plus
+metrics.jsonl and curves.png; `rpnt finetune --init DIR` starts from it. Rolling resume
+checkpoints go to --checkpoint-dir (default <out>.ckpt); after SIGTERM/SIGUSR1 (SLURM
+preemption) a checkpoint is written and rerunning the same command resumes exactly.
+
+example:
+  rpnt pretrain --config cfg.yaml --manifest resources/manifests/sim_default.tsv \\
+      --scenario cross_subject --seed 0 --out results/default/pretrain/cross_subject/seed0
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="CFG.yaml",
+                        help="workflow config (sections model, pretrain, scenarios)")
+    parser.add_argument("--manifest", required=True, metavar="M.tsv",
+                        help="session manifest written by 'rpnt manifest' (store paths)")
+    parser.add_argument("--scenario", required=True, metavar="NAME",
+                        help="scenario of the config whose held-out data pretraining skips")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output directory (the pretrained decoder)")
+    parser.add_argument("--checkpoint-dir", metavar="DIR", default=None,
+                        help="rolling resume checkpoints (default: <out>.ckpt)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rpnt.train.runs import run_pretrain
+
+    return run_pretrain(args)

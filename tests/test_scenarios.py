@@ -1,0 +1,137 @@
+"""Scenarios: session tables, selectors, and the no-leakage guarantee of pretraining."""
+
+import numpy as np
+import pytest
+import torch
+from train_helpers import SESSION_IDS, make_collection
+
+from rpnt.data.session import SPLIT_CODES
+from rpnt.errors import RpntError
+from rpnt.train.config import PretrainConfig
+from rpnt.train.pretrain import pretrain, pretraining_sessions
+from rpnt.train.scenarios import plan_sessions, resolve_scenario
+from rpnt.train.trainer import TrainConfig
+
+torch.set_num_threads(1)
+
+SCENARIOS = {
+    "cross_session": {"target": {"subject": ["C"], "date_from": "2016-10-01"}},
+    "cross_subject": {"target": {"subject": ["T"]}},
+    "cross_task": {"target": {"subject": ["M"], "task": ["random_target"]}},
+    "cross_site": {"target": {"subject": ["M"], "task": ["center_out"],
+                              "date_from": "2014-03-01", "area": ["PMd"]},
+                   "holdout": {"area": ["PMd"]}},
+}
+
+
+def test_plan_sessions_parses_ids():
+    t = plan_sessions(["sub-C_ses-CO-20160909", "sub-T_ses-RT-20130820"], dataset="d")
+    assert t.to_dict("records") == [
+        {"dataset": "d", "session": "sub-C_ses-CO-20160909", "subject": "C",
+         "task": "center_out", "date": "2016-09-09"},
+        {"dataset": "d", "session": "sub-T_ses-RT-20130820", "subject": "T",
+         "task": "random_target", "date": "2013-08-20"}]
+    with pytest.raises(RpntError, match="does not follow"):
+        plan_sessions(["monkey_C_day1"])
+
+
+def test_resolve_scenarios():
+    table = plan_sessions(SESSION_IDS)
+    r = resolve_scenario(table, SCENARIOS["cross_session"], "cross_session")
+    assert r.target_sessions == ["sub-C_ses-CO-20161013", "sub-C_ses-CO-20161021"]
+    assert set(r.pretrain_sessions) == set(SESSION_IDS) - set(r.target_sessions)
+    r = resolve_scenario(table, SCENARIOS["cross_subject"], "x")
+    assert all(not s.startswith("sub-T") for s in r.pretrain_sessions)
+    r = resolve_scenario(table, SCENARIOS["cross_task"], "x")
+    assert r.target_sessions == ["sub-M_ses-RT-20140211"]
+    assert "sub-M_ses-RT-20140211" not in r.pretrain_sessions
+    # cross-site: only unit-level holdout; the target session is still kept out, and
+    # the PMd filter excludes on pretraining and selects on the target
+    r = resolve_scenario(table, SCENARIOS["cross_site"], "x")
+    assert r.target_sessions == ["sub-M_ses-CO-20140305"]
+    assert len(r.pretrain_sessions) == len(SESSION_IDS) - 1
+    assert r.pretrain_unit_filter.exclude and r.pretrain_unit_filter.areas == ("PMd",)
+    assert not r.target_unit_filter.exclude and r.target_unit_filter.areas == ("PMd",)
+    # the looser paper variant adds the target sessions (their training bins only)
+    loose = resolve_scenario(table, {**SCENARIOS["cross_subject"],
+                                     "pretrain_on_target_train": True}, "x")
+    assert set(loose.pretrain_sessions) == set(SESSION_IDS)
+    # a holdout wider than the target
+    r = resolve_scenario(table, {"target": {"session": "sub-C_ses-CO-20161021"},
+                                 "holdout": {"subject": "C", "date_to": "2016-12-31",
+                                             "date_from": "2016-01-01"}}, "x")
+    assert "sub-C_ses-CO-20161013" not in r.pretrain_sessions
+
+
+@pytest.mark.parametrize("bad,msg", [
+    ({"target": {"subjekt": ["C"]}}, "unknown selector keys"),
+    ({"target": {"subject": ["Z"]}}, "matches no session"),
+    ({"target": {"area": ["PMd"]}}, "session-level key"),
+    ({"target": {"subject": "C"}, "extra": 1}, "unknown keys"),
+    ({"target": {"subject": "C", "date_from": "2016-13-45"}}, "not an ISO date"),
+])
+def test_bad_scenarios(bad, msg):
+    with pytest.raises(RpntError, match=msg):
+        resolve_scenario(plan_sessions(SESSION_IDS), bad, "bad")
+
+
+class Recorder:
+    """Observer of the batch sampler: every (session, bin, unit) that reaches pretraining."""
+
+    def __init__(self):
+        self.bins: dict[str, set] = {}
+        self.unit_ids: dict[str, set] = {}
+
+    def __call__(self, session, bins, units):
+        self.bins.setdefault(session.session, set()).update(np.unique(bins).tolist())
+        real = units[units >= 0]
+        self.unit_ids.setdefault(session.session, set()).update(
+            session.unit_id[real].tolist())
+
+
+@pytest.mark.parametrize("name,loose", [("cross_subject", False), ("cross_session", True),
+                                        ("cross_site", False), ("cross_task", False),
+                                        ("cross_task", True)])
+def test_no_leakage_into_pretraining(name, loose):
+    """Run real pretraining steps with an instrumented sampler and check what it saw."""
+    sessions = make_collection(trial_len=40, units_per_site=6, n_trials=16)
+    table = plan_sessions(SESSION_IDS)
+    scen_cfg = {**SCENARIOS[name], "pretrain_on_target_train": loose}
+    scenario = resolve_scenario(table, scen_cfg, name)
+    pre = pretraining_sessions(sessions, scenario)
+    rec = Recorder()
+    from rpnt.model import RPNTConfig
+
+    mcfg = RPNTConfig.preset("tiny", d_model=16, n_layers=1, n_spatial_layers=1, n_heads=2,
+                             n_units=8, window=20)
+    pcfg = PretrainConfig(train=TrainConfig(steps=60, batch_size=8, eval_every=30,
+                                            progress=False), subsets=2, val_windows=8)
+    targets = set(scenario.target_sessions)
+    pretrain(pre, mcfg, pcfg, seed=0, ckpt_dir=None, log_dir=None,
+             val_sessions=[s.session for s in pre if s.session not in targets], observer=rec)
+    seen = set(rec.bins)
+    assert seen, "the recorder saw nothing: the test would prove nothing"
+    held_subjects = {"cross_subject": {"T"}}.get(name, set())
+    for sid in seen:
+        s = sessions[sid]
+        assert s.subject not in held_subjects
+        if sid in targets:
+            assert loose, f"{sid} is a target session but reached pretraining"
+            bins = np.array(sorted(rec.bins[sid]))
+            # only training bins of training trials, never valid/test trials
+            assert (s.split[bins] == SPLIT_CODES["train"]).all()
+            assert s.trial_bins("train")[bins].all()
+            assert not (s.trial_bins("valid") | s.trial_bins("test"))[bins].any()
+        if name == "cross_site":
+            area = dict(zip(s.unit_id.tolist(), s.unit_area.tolist(), strict=True))
+            assert {area[u] for u in rec.unit_ids[sid]} == {"M1"}
+    if loose:
+        assert targets & seen, "loose variant: target training bins should be used"
+    else:
+        assert not targets & seen
+    if name == "cross_task" and not loose:
+        # the held-out task of subject M never reaches pretraining
+        assert {sessions[s].task for s in seen if sessions[s].subject == "M"} == {"center_out"}
+    if name == "cross_site":
+        # the PMd-only subject has nothing left and is skipped
+        assert not any(s.startswith("sub-T") for s in seen)
