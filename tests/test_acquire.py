@@ -153,6 +153,15 @@ def test_list_only_downloads_nothing(server, registry, tmp_path, capsys):
     printed = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out), sep="\t")
     assert printed["path"].tolist() == sorted(FILES)
     assert read_asset_manifest(man)["path"].tolist() == sorted(FILES)
+    # the workflow's checkpoint path: sessions planned from the fetched manifest
+    from rpnt.acquire.registry import get_dataset, planned_sessions
+
+    entry = get_dataset("toy", registry)
+    assert planned_sessions(entry) is None  # no committed manifest
+    sessions = planned_sessions(entry, manifest=man)
+    assert [s["asset_path"] for s in sessions] == sorted(FILES)
+    assert sessions[1]["session"] == "sub-C_ses-RT-20131004"
+    assert sessions[1]["task"] == "random_target"
 
 
 @pytest.mark.parametrize("existing", ["overwrite-different", "skip"])

@@ -21,13 +21,12 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
+from rpnt.acquire import EXISTING_CHOICES
 from rpnt.acquire.manifest import MANIFEST_COLUMNS
 from rpnt.errors import RpntError
 
 log = logging.getLogger(__name__)
 
-#: ``--existing`` choices (values of :class:`dandi.download.DownloadExisting`)
-EXISTING_CHOICES = ("overwrite-different", "skip", "refresh", "overwrite")
 
 
 def existing_mode(name: str):
@@ -124,9 +123,13 @@ def add_digests(remote_version, df: pd.DataFrame, jobs: int = 1) -> pd.DataFrame
         d = meta.get("digest", {})
         return d.get("dandi:dandi-etag", ""), d.get("dandi:sha2-256", "")
 
+    from tqdm.auto import tqdm
+
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            got = list(pool.map(digests, df["asset_id"]))
+            # disable=None: a progress bar on a terminal only, none in logs or on errors
+            got = list(tqdm(pool.map(digests, df["asset_id"]), total=len(df), unit="asset",
+                            desc="asset metadata", disable=None, leave=False))
     except (NotFoundError, requests.RequestException) as exc:
         raise RpntError(f"reading asset metadata of DANDI:{remote_version.identifier}/"
                         f"{remote_version.version_id} failed: {exc}") from exc

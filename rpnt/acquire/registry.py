@@ -163,18 +163,20 @@ def select_paths(paths: list[str], entry: dict, glob: str | None = None,
     return sorted(keep)
 
 
-def planned_sessions(entry: dict) -> list[dict] | None:
+def planned_sessions(entry: dict, manifest: str | Path | None = None) -> list[dict] | None:
     """Sessions of a dataset known before any download or simulation.
 
     Each item is ``{"session", "subject", "task", "date", "asset_path"}`` (task and date
     ``None`` when the file name does not follow ``sub-<S>_ses-<CO|RT>-<YYYYMMDD>``).
-    DANDI entries use their committed asset manifest (``None`` when there is none: the
-    workflow then lists the server in a checkpoint); simulated entries ask
+    DANDI entries use ``manifest`` if given (e.g. the TSV a checkpoint wrote with
+    ``rpnt fetch DATASET --list-only --manifest-out TSV``), else their committed asset
+    manifest (``None`` when there is none: the workflow then lists the server in a
+    checkpoint and calls this again with ``manifest=``); simulated entries ask
     ``rpnt.sim.presets.session_ids(preset)``; local entries list their folder.
     """
     src = entry["source"]
     if src["type"] == "dandi":
-        manifest = src.get("manifest")
+        manifest = manifest or src.get("manifest")
         if not manifest:
             return None
         from rpnt.acquire.manifest import read_asset_manifest

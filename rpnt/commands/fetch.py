@@ -30,7 +30,7 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rpnt.acquire.dandi import EXISTING_CHOICES
+    from rpnt.acquire import EXISTING_CHOICES
 
     parser.add_argument("dataset", metavar="DATASET", help="dataset name in the registry")
     parser.add_argument("--out", metavar="DIR",
