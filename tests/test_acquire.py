@@ -310,3 +310,18 @@ def test_committed_manifest_differences_reported(server, tmp_path):
     reg = write_registry(tmp_path / "r2.yaml", manifest="same.tsv")
     res = fetch_dataset("toy", None, registry=reg, api_url=server.api_url, list_only=True)
     assert res.differences == []
+
+
+def test_cli_default_manifest_only_without_asset(server, registry, tmp_path, capsys):
+    out = tmp_path / "raw"
+    one = sorted(FILES)[0]
+    base = ["fetch", "toy", "--registry", str(registry), "--api-url", server.api_url,
+            "--out", str(out)]
+    assert main([*base, "--asset", one]) == 0
+    assert local_files(out) == [one]  # per-asset job: no shared manifest written
+    assert main([*base, "--jobs", "2"]) == 0
+    assert local_files(out) == sorted([*FILES, "rpnt-assets.tsv"])
+    man = read_asset_manifest(out / "rpnt-assets.tsv")
+    assert man["path"].tolist() == sorted(FILES)
+    assert "1 were already present" in capsys.readouterr().err
+    assert sorted(r["asset"] for r in server.blob_requests()) == sorted(FILES)

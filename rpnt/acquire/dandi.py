@@ -68,10 +68,14 @@ def connect(api_url: str):
                 f"cannot reach a DANDI API server at {api_url} ({_one_line(exc)}); check "
                 "--api-url, RPNT_DANDI_API_URL or the registry's api_url, and the "
                 "network") from exc
-    if caught.messages:
-        # A known instance (the public archive) falls back to built-in URLs when its
-        # /info/ request fails; say so once instead of the client's multi-line warnings.
-        log.warning("DANDI server discovery at %s: %s", api_url, _one_line(caught.messages[0]))
+    failed = [m for m in caught.messages if m.startswith("Request to")]
+    if failed:
+        # For the public archive the client falls back to built-in URLs when /info/ fails,
+        # and the first API call would then retry for about a minute; a server that does
+        # not answer its discovery request is reported now instead.
+        raise RpntError(f"cannot reach a DANDI API server at {api_url} "
+                        f"({_one_line(failed[0])}); check --api-url, RPNT_DANDI_API_URL or "
+                        "the registry's api_url, and the network")
     return DandiAPIClient(dandi_instance=instance)
 
 

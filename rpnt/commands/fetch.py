@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 NAME = "fetch"
+#: asset manifest written into --out by a fetch without --asset (one writer per folder)
+MANIFEST_NAME = "rpnt-assets.tsv"
 HELP = "download a DANDI dataset of the registry (pinned version, verified, resumable)"
 DESCRIPTION = """\
 List the pinned version of DATASET (an entry of config/datasets.yaml) on the DANDI API
 server with the official `dandi` client, keep the assets selected by the registry and by
 --glob / --asset, write an asset manifest TSV (path, asset_id, size, etag, sha256,
-dandiset_id, version), and download them to OUT/<asset path> with `dandi.download`:
-dandi-etag checksums are verified, interrupted files resume with HTTP Range requests, and
-files already complete are skipped. A file that fails verification is removed.
+dandiset_id, version; default DIR/rpnt-assets.tsv unless --asset), and download them to
+DIR/<asset path> with `dandi.download`: dandi-etag checksums are verified, interrupted
+files resume with HTTP Range requests, and files already complete are skipped. A file
+that fails verification is removed.
 
 The server's listing is the source of truth; where the registry has a committed manifest
 (e.g. config/assets/000688.tsv) differences are reported as warnings.
@@ -57,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list-only", action="store_true",
                         help="list and select only: print the assets, download nothing")
     parser.add_argument("--manifest-out", metavar="TSV",
-                        help="write the asset manifest of the selected assets here")
+                        help="write the asset manifest of the selected assets here (default "
+                             f"without --asset/--list-only: DIR/{MANIFEST_NAME})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,10 +71,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise RpntError(f"--jobs must be >= 1, got {args.jobs}")
+    manifest_out = args.manifest_out
+    if manifest_out is None and args.out and not args.asset and not args.list_only:
+        # Per-asset jobs (--asset) run in parallel on one folder: they write no shared file.
+        manifest_out = str(Path(args.out) / MANIFEST_NAME)
     res = fetch_dataset(
         args.dataset, args.out, registry=args.registry, glob=args.glob, assets=args.asset,
         api_url=args.api_url, jobs=args.jobs, list_only=args.list_only,
-        manifest_out=args.manifest_out, existing=args.existing)
+        manifest_out=manifest_out, existing=args.existing)
     m = res.manifest
     where = f"DANDI:{res.dandiset_id}/{res.version} at {res.api_url}"
     if args.list_only:
