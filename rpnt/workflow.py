@@ -187,12 +187,17 @@ def dataset_names(registry: str | Path, source: str) -> list[str]:
     """Names of the registry's datasets of one ``source`` (dandi | simulated | local)."""
     from rpnt.acquire.registry import load_registry
 
-    return sorted(n for n, e in load_registry(registry).items() if e["source"] == source)
+    return sorted(n for n, e in load_registry(registry).items() if source_type(e) == source)
+
+
+def source_type(entry: Mapping[str, Any]) -> str:
+    """``dandi``, ``simulated`` or ``local`` (the registry entry's ``source.type``)."""
+    return entry["source"]["type"]
 
 
 def is_simulated(entry: Mapping[str, Any]) -> bool:
     """A simulated dataset is made by ``rpnt simulate``, not downloaded."""
-    return entry["source"] == "simulated"
+    return source_type(entry) == "simulated"
 
 
 def raw_root(entry: Mapping[str, Any]) -> str:
@@ -201,8 +206,8 @@ def raw_root(entry: Mapping[str, Any]) -> str:
     Simulated and downloaded datasets live in ``resources/raw/<dataset>``; a ``local``
     registry entry points at the user's own folder, used in place.
     """
-    if entry["source"] == "local":
-        return str(entry["local"]["folder"])
+    if source_type(entry) == "local":
+        return str(entry["source"]["folder"])
     return f"resources/raw/{entry['name']}"
 
 
@@ -234,23 +239,28 @@ def sessions_from_asset_tsv(path: str | Path) -> list[dict[str, Any]]:
 def target_sessions(
     cfg: Mapping[str, Any], sessions: Sequence[Mapping[str, Any]]
 ) -> dict[str, list[str]]:
-    """Scenario name -> sorted target session ids, planned from session records.
+    """Scenario name -> target session ids (table order), planned from session records.
 
-    Selection follows the scenario rules of :mod:`rpnt.train.scenarios` (session-level
-    keys only: units are not known before ingest). A scenario that selects no session is
-    an error: its table column would be silently empty.
+    The scenarios are resolved by :func:`rpnt.train.scenarios.scenario_from_config`, the
+    same code the training commands run on the manifest, over a session table built from
+    the records (session-level keys only: units are not known before ingest).
     """
-    from rpnt.train.scenarios import plan_sessions
+    import pandas as pd
 
+    from rpnt.train.scenarios import scenario_from_config
+
+    table = pd.DataFrame(
+        [{"dataset": cfg["dataset"], "session": s["session"], "subject": s.get("subject"),
+          "task": s.get("task"), "date": s.get("date")} for s in sessions],
+        columns=["dataset", "session", "subject", "task", "date"],
+    )
     out: dict[str, list[str]] = {}
     for name in cfg["scenarios"]:
-        plan = plan_sessions(cfg, name, sessions)
-        targets = sorted(plan["target"])
-        if not targets:
-            ids = ", ".join(s["session"] for s in sessions)
-            raise RpntError(f"config: scenarios.{name}.target selects none of the sessions "
-                            f"of dataset {cfg['dataset']} ({ids})")
-        out[name] = targets
+        try:
+            out[name] = list(scenario_from_config(cfg, name, table).target_sessions)
+        except RpntError as exc:
+            raise RpntError(f"config (dataset {cfg['dataset']}, {len(table)} sessions): "
+                            f"{exc}") from exc
     return out
 
 

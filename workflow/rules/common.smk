@@ -18,13 +18,13 @@ BENCH = config["benchmark"]
 DATASET = config["dataset"]
 REGISTRY = config["registry"]
 ENTRY = W.dataset_entry(config)
-SOURCE = ENTRY["source"]
+SOURCE = W.source_type(ENTRY)
 RAW = W.raw_root(ENTRY)
 SIMULATED = W.is_simulated(ENTRY)
 # Sessions known up front (simulator preset, committed asset manifest, local folder);
 # None: the assets are listed at run time by checkpoint list_assets.
 PLANNED = W.planned_sessions(ENTRY)
-ASSET_MANIFEST = ENTRY.get("dandi", {}).get("manifest", "")
+ASSET_MANIFEST = ENTRY["source"].get("manifest", "")
 DANDI_DATASETS = W.dataset_names(REGISTRY, "dandi")
 
 # Paths (docs/architecture.md "Paths of the workflow").

@@ -16,8 +16,8 @@ if SIMULATED:
         benchmark:
             f"benchmarks/simulate/{DATASET}.tsv"
         params:
-            preset=ENTRY["simulated"]["preset"],
-            seed=ENTRY["simulated"].get("seed", 0),
+            preset=ENTRY["source"]["preset"],
+            seed=ENTRY["source"].get("seed", 0),
             out=raw_root_of,
 
         shell:
