@@ -59,16 +59,24 @@ def make_session(session_id: str, sites=(("M1", "M1"), ("PMd", "PMd")), units_pe
     for s, name in zip(starts, trial_split, strict=True):
         split[s:s + trial_len] = SPLIT_CODES[name]
     n_unit = len(unit_site)
+    spike_counts = np.concatenate(counts, axis=1).astype(np.uint8)
+    # raw spikes consistent with the counts (uniform within their bin), for store writers
+    t_idx, u_idx = np.nonzero(spike_counts)
+    reps = spike_counts[t_idx, u_idx].astype(np.int64)
+    spike_t = np.repeat(t_idx, reps) * BIN_S + rng.uniform(0, BIN_S, reps.sum())
+    spike_u = np.repeat(u_idx, reps).astype(np.int32)
+    order = np.argsort(spike_t, kind="stable")
     return SessionData(
         session=session_id, subject=meta["subject"], task=meta["task"],
         recording_date=meta["date"], dataset=dataset, bin_size_s=BIN_S, time=time,
-        spike_counts=np.concatenate(counts, axis=1).astype(np.uint8), velocity=vel,
+        spike_counts=spike_counts, velocity=vel,
         split=split, eval_mask=split == SPLIT_CODES["test"],
         unit_id=np.array([f"u{i}" for i in range(n_unit)]),
         unit_area=np.array(unit_area), unit_site=np.array(unit_site),
         unit_xyz=np.array(unit_xyz, float),
         trial_start=time[starts], trial_stop=time[starts] + trial_len * BIN_S,
-        trial_split=trial_split,
+        trial_split=trial_split, spike_times=spike_t[order], spike_unit=spike_u[order],
+        attrs={"dandiset_id": "000000", "dandiset_version": "draft"},
     )
 
 

@@ -1,0 +1,116 @@
+"""Sessions -> model inputs: shapes, unit slots, coordinates, determinism, training bins."""
+
+import numpy as np
+import pytest
+import torch
+from train_helpers import make_session
+
+from rpnt.data.session import SPLIT_CODES
+from rpnt.train.batches import (
+    BatchSampler,
+    SessionWindows,
+    Vocab,
+    date_coord,
+    eval_unit_choice,
+    train_bins,
+    velocity_stats,
+)
+from rpnt.train.finetune import fewshot_bins
+
+torch.set_num_threads(1)
+COORDS = ("subject", "date", "task", "site_x", "site_y", "site_z")
+
+
+def make_windows(n_slots=8, units_per_site=12, **kw):
+    s = make_session("sub-M_ses-RT-20150101", units_per_site=units_per_site, xyz=True, seed=5)
+    vocab = Vocab.from_sessions([make_session("sub-C_ses-CO-20140101"), s])
+    mean, std = velocity_stats([s], [train_bins(s)])
+    return s, SessionWindows(s, vocab, COORDS, n_slots, 20, vel_mean=mean, vel_std=std, **kw)
+
+
+def test_coordinates_and_vocab():
+    assert date_coord("2013-01-01") == 0.0 and date_coord("2017-01-01") == 1.0
+    assert date_coord("2015-01-01") == pytest.approx(730 / 1461)
+    _, sw = make_windows()
+    assert sw.coords["subject"].tolist() == [1.0, 1.0]  # C first, then M
+    assert sw.coords["task"].tolist() == [1.0, 1.0]  # random_target = 1
+    assert sw.coords["site_x"].tolist() == [0.0, 1000.0]
+    assert sw.coords["site_y"].tolist() == [0.0, 500.0]
+    # extending a vocabulary never renumbers known names
+    v = Vocab.from_sessions([make_session("sub-Q_ses-CO-20140101")], base=sw_vocab(sw))
+    assert v.subjects == ["C", "M", "Q"] and v.tasks[:2] == ["center_out", "random_target"]
+
+
+def sw_vocab(_sw):
+    return Vocab(["C", "M"], ["center_out", "random_target"])
+
+
+def test_batch_contents_match_session():
+    s, sw = make_windows(n_slots=8, units_per_site=12)
+    rng = np.random.default_rng(0)
+    sampler = BatchSampler([sw], batch_size=6, subsets=2)
+    b = sampler(rng)
+    assert b["counts"].shape == (6, 2, 20, 8) and b["counts"].dtype == torch.float32
+    assert b["unit_mask"].all() and b["site_mask"].all()
+    assert b["velocity"].shape == (6, 20, 2)
+    # replay the draw to know the windows and units, then check every value
+    rng = np.random.default_rng(0)
+    starts = np.repeat(rng.integers(0, sw.starts.size, 3), 2)
+    starts = sw.starts[starts]
+    units = sw.choose_units(rng, 6)
+    for i in range(6):
+        for j in range(2):
+            want = s.spike_counts[starts[i]:starts[i] + 20][:, units[i, j]]
+            np.testing.assert_array_equal(b["counts"][i, j].numpy(), want)
+            assert np.isin(units[i, j], sw.site_units[j]).all()
+            assert (np.diff(units[i, j]) > 0).all()  # session order kept
+    # pairs share a window but (almost surely) not the unit subset
+    assert torch.equal(b["velocity"][0], b["velocity"][1])
+    assert not np.array_equal(units[0], units[1])
+    vel = (s.velocity[starts[0]:starts[0] + 20] - sw.vel_mean) / sw.vel_std
+    np.testing.assert_allclose(b["velocity"][0].numpy(), vel, rtol=1e-5)
+    # windows lie in training trials only
+    assert train_bins(s)[starts[:, None] + np.arange(20)].all()
+
+
+def test_padding_and_eval_choice():
+    _, sw = make_windows(n_slots=16, units_per_site=12)
+    units = eval_unit_choice(sw, 3, seed=0)
+    assert (units[:, :, 12:] == -1).all()
+    b = sw.make_batch(sw.starts[:3], units)
+    assert b["unit_mask"][:, :, :12].all() and not b["unit_mask"][:, :, 12:].any()
+    assert (b["counts"][:, :, :, 12:] == 0).all()
+    # with <= N units the slots are all units in session order, whatever the seed
+    np.testing.assert_array_equal(eval_unit_choice(sw, 1, 1), eval_unit_choice(sw, 1, 2))
+    # with > N units: a fixed seeded subset, identical for every window
+    _, sw8 = make_windows(n_slots=8, units_per_site=12)
+    a, b2 = eval_unit_choice(sw8, 4, seed=3), eval_unit_choice(sw8, 4, seed=3)
+    np.testing.assert_array_equal(a, b2)
+    assert (a == a[:1]).all()
+
+
+def test_sampler_is_deterministic_and_sessions_mix():
+    s1 = make_session("sub-C_ses-CO-20140101", seed=1)
+    s2 = make_session("sub-T_ses-CO-20140102", sites=(("PMd", "PMd"),), seed=2)
+    vocab = Vocab.from_sessions([s1, s2])
+    ws = [SessionWindows(s, vocab, ("subject",), 8, 20) for s in (s1, s2)]
+    seen = []
+    sampler = BatchSampler(ws, 4, observer=lambda sess, bins, units: seen.append(sess.session))
+    a = sampler(np.random.default_rng(7))
+    b = sampler(np.random.default_rng(7))
+    assert all(torch.equal(a[k], b[k]) for k in ("counts", "unit_mask", "velocity"))
+    rng = np.random.default_rng(0)
+    shapes = {sampler(rng)["counts"].shape[1] for _ in range(30)}
+    assert shapes == {1, 2} and set(seen) == {s1.session, s2.session}
+
+
+def test_fewshot_bins_are_a_trial_subset():
+    s = make_session("sub-C_ses-CO-20140101", n_trials=40)
+    m, k = fewshot_bins(s, 0.25, seed=0)
+    n_train = int((s.trial_split == "train").sum())
+    assert k == round(0.25 * n_train)
+    assert m.sum() == k * 80  # whole trials of 80 bins
+    assert (s.split[m] == SPLIT_CODES["train"]).all()
+    m2, _ = fewshot_bins(s, 0.25, seed=1)
+    assert not np.array_equal(m, m2)
+    np.testing.assert_array_equal(m, fewshot_bins(s, 0.25, seed=0)[0])
