@@ -99,11 +99,12 @@ class ContextAttentionFn(torch.autograd.Function):
         for s0 in range(0, m, step):
             sl = slice(s0, s0 + step)
             padded = _padded_scores(q[sl], k_[sl], ksize, pad_scale, out=padded_all[sl])
-            p = torch.softmax(_conv_masked(padded, kern[sl], ksize, neg_future), dim=-1)
-            probs[sl] = p
+            # Softmax written straight into the saved probabilities (no extra copy).
+            p = torch.ops.aten._softmax.out(_conv_masked(padded, kern[sl], ksize, neg_future),
+                                            -1, False, out=probs[sl])
             if keep is not None:
                 keep[sl] = torch.rand_like(p) >= dropout_p
-                p = p.masked_fill_(~keep[sl], 0.0).mul_(1.0 / (1.0 - dropout_p))
+                p = p.masked_fill(~keep[sl], 0.0).mul_(1.0 / (1.0 - dropout_p))  # not in place
             torch.bmm(p, v[sl], out=out[sl])
         ctx.save_for_backward(q, k_, v, kern, padded_all, probs,
                               *(() if keep is None else (keep,)))
@@ -133,8 +134,8 @@ class ContextAttentionFn(torch.autograd.Function):
                 dp.masked_fill_(~keep[sl], 0.0).mul_(inv)
             else:
                 dv[sl] = torch.bmm(p.transpose(-1, -2), go)
-            # Softmax backward: dC = P * (dP - sum_j dP * P); zero above the diagonal.
-            dc = dp.sub_((dp * p).sum(-1, keepdim=True)).mul_(p)
+            # Softmax backward, one fused pass: dC = P * (dP - sum_j dP * P).
+            dc = torch._softmax_backward_data(dp, p, -1, p.dtype)
             # Convolution backward: the kernel taps, and the padded score map.
             dpad = torch.zeros_like(padded)
             for a in range(ksize):
