@@ -102,7 +102,7 @@ def test_whole_dataset_manifest_matches_listing(server, registry, tmp_path):
     # the listing really was paged (4 assets, page size 3) and every blob fetched once
     assert any("page=2" in r["path"] for r in server.log)
     assert sorted(r["asset"] for r in server.blob_requests()) == sorted(FILES)
-    assert res.report.downloaded == sorted(FILES) and not res.report.complete_before
+    assert res.report.downloaded == sorted(FILES) and not res.report.present_before
 
 
 def test_glob_subset(server, registry, tmp_path):
@@ -174,7 +174,7 @@ def test_second_run_downloads_nothing(server, registry, tmp_path, existing):
     assert server.log, "the second run must still ask the server for its listing"
     assert server.blob_requests() == []
     assert not any(r["path"].endswith("/download/") for r in server.log)
-    assert res.report.complete_before == sorted(FILES) and not res.report.downloaded
+    assert res.report.present_before == sorted(FILES) and not res.report.downloaded
 
 
 def test_corrupted_blob_fails_and_is_not_kept(server, registry, tmp_path):
@@ -267,18 +267,20 @@ def test_unreachable_server_one_line(registry, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_verbose_shows_traceback_and_cli_is_one_line_end_to_end(registry, tmp_path):
+def test_cli_error_is_one_line_end_to_end_and_verbose_adds_traceback(registry, tmp_path,
+                                                                      capsys):
     url = f"http://127.0.0.1:{_closed_port()}/api"
+    args = ["fetch", "toy", "--registry", str(registry), "--out", str(tmp_path / "raw"),
+            "--api-url", url]
+    # a real process, with the CLI's own logging set-up (pytest captures logging otherwise)
     env = {**os.environ, "DANDI_NO_ET": "1", "DANDI_CACHE": "ignore"}
-    base = [sys.executable, "-m", "rpnt", "fetch", "toy", "--registry", str(registry),
-            "--out", str(tmp_path / "raw"), "--api-url", url]
-    quiet = subprocess.run(base, capture_output=True, text=True, env=env, timeout=120)
+    quiet = subprocess.run([sys.executable, "-m", "rpnt", *args], capture_output=True,
+                           text=True, env=env, timeout=120)
     assert quiet.returncode == 2
     lines = quiet.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rpnt fetch: error: cannot reach"), lines
-    loud = subprocess.run([*base, "--verbose"], capture_output=True, text=True, env=env,
-                          timeout=120)
-    assert loud.returncode == 2 and "Traceback" in loud.stderr
+    assert main([*args, "--verbose"]) == 2
+    assert "Traceback" in capsys.readouterr().err
 
 
 def test_api_url_from_env_and_registry(server, tmp_path, monkeypatch):

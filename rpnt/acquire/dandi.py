@@ -187,10 +187,15 @@ class DandiLogCatcher(logging.Filter):
 
 @dataclass
 class DownloadReport:
-    """What a download run did: asset paths downloaded now, found complete, or failed."""
+    """What a download run did, by asset path.
+
+    ``present_before``: a file was already at the path (kept if the ``existing`` mode
+    accepted it, else replaced); ``downloaded``: there was none; ``failed``: missing or
+    removed after a failed run.
+    """
 
     downloaded: list[str] = field(default_factory=list)
-    complete_before: list[str] = field(default_factory=list)
+    present_before: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
 
@@ -219,7 +224,7 @@ def download_assets(rows: pd.DataFrame, out: Path, api_url: str, *, jobs: int = 
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in rows.to_dict("records"):
         groups[str(PurePosixPath(r["path"]).parent)].append(r)
-        (report.complete_before if (out / r["path"]).is_file() else report.downloaded).append(
+        (report.present_before if (out / r["path"]).is_file() else report.downloaded).append(
             r["path"])
     error: Exception | None = None
     with DandiLogCatcher() as caught:
@@ -241,10 +246,12 @@ def download_assets(rows: pd.DataFrame, out: Path, api_url: str, *, jobs: int = 
             report.failed.append(r["path"])
         elif not f.is_file():
             report.failed.append(r["path"])
-    detail = caught.detail(error)
+    detail = _one_line(caught.detail(error))
+    if not report.failed:
+        raise RpntError(f"download from {api_url} failed: {detail}")
     raise RpntError(
-        f"download of {len(report.failed)} asset(s) failed, e.g. {report.failed[:1]}: "
-        f"{_one_line(detail)}; failed files were removed, rerun to resume")
+        f"download of {len(report.failed)} asset(s) failed (first: {report.failed[0]}): "
+        f"{detail}; files failing verification were removed, rerun to resume")
 
 
 def _one_line(text: str, limit: int = 400) -> str:

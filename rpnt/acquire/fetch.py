@@ -49,7 +49,9 @@ def fetch_dataset(dataset: str, out: str | Path | None, *, registry: str | Path 
         raise RpntError(f"dataset {dataset} is {d['type']}, not on DANDI; use {hint}")
     version = pinned_version(entry)
     url = resolve_api_url(entry, api_url)
-    dd.existing_mode(existing)  # fail on a bad mode before any network access
+    dd.existing_mode(existing)  # fail on bad arguments before any network access
+    if out is None and not list_only:
+        raise RpntError("--out DIR is required unless --list-only")
     log.debug("listing DANDI:%s/%s at %s", d["dandiset"], version, url)
     client = dd.connect(url)
     # The client logs each failed request itself; rpnt turns failures into one line.
@@ -78,8 +80,6 @@ def fetch_dataset(dataset: str, out: str | Path | None, *, registry: str | Path 
     result = FetchResult(dataset, url, d["dandiset"], version, selected, differences)
     if list_only:
         return result
-    if out is None:
-        raise RpntError("--out DIR is required unless --list-only")
     result.report = dd.download_assets(selected, Path(out), url, jobs=jobs,
                                        existing=existing)
     return result
