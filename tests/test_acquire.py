@@ -327,3 +327,37 @@ def test_cli_default_manifest_only_without_asset(server, registry, tmp_path, cap
     assert man["path"].tolist() == sorted(FILES)
     assert "1 were already present" in capsys.readouterr().err
     assert sorted(r["asset"] for r in server.blob_requests()) == sorted(FILES)
+
+
+def test_generated_nwb_files_round_trip(tmp_path):
+    """Real (minimal) NWB files served as a dandiset arrive intact, and the session id
+    parsed from each asset's file name is the file's own NWB session_id."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.file import Subject
+
+    from rpnt.acquire.naming import session_id_from_asset_path
+
+    rels = ["sub-J/sub-J_ses-CO-20160405_behavior+ecephys.nwb",
+            "sub-T/sub-T_ses-RT-20130910_behavior+ecephys.nwb"]
+    for i, rel in enumerate(rels):
+        sid = Path(rel).name.removesuffix("_behavior+ecephys.nwb")
+        nwb = NWBFile(session_description="rpnt fetch test", identifier=f"test-{i}",
+                      session_start_time=datetime(2016, 4, 5, tzinfo=UTC), session_id=sid,
+                      subject=Subject(subject_id=sid.split("_")[0][4:], species="Macaca mulatta"))
+        nwb.add_unit(spike_times=np.sort(np.random.default_rng(i).uniform(0, 10, 50)))
+        f = tmp_path / "src" / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        with NWBHDF5IO(str(f), "w") as io:
+            io.write(nwb)
+    reg = write_registry(tmp_path / "r.yaml")
+    with DandiTestServer(tmp_path / "src", "000688", {PUBLISHED: None}) as srv:
+        res = fetch_dataset("toy", tmp_path / "raw", registry=reg, api_url=srv.api_url)
+    assert res.manifest["path"].tolist() == rels
+    for rel in rels:
+        with NWBHDF5IO(str(tmp_path / "raw" / rel), "r") as io:
+            got = io.read()
+            assert got.session_id == session_id_from_asset_path(rel)
+            assert len(got.units) == 1
