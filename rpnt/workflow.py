@@ -223,17 +223,11 @@ def planned_sessions(entry: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return None if sessions is None else [dict(s) for s in sessions]
 
 
-def sessions_from_asset_tsv(path: str | Path) -> list[dict[str, Any]]:
-    """Session records of an asset list written by ``rpnt fetch --list-only``."""
-    import csv
+def sessions_from_asset_tsv(entry: Mapping[str, Any], path: str | Path) -> list[dict[str, Any]]:
+    """Session records from an asset list written at run time (checkpoint list_assets)."""
+    from rpnt.acquire.registry import planned_sessions as registry_sessions
 
-    from rpnt.acquire.naming import session_record
-
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    if rows and "path" not in rows[0]:
-        raise RpntError(f"{path}: asset list has no 'path' column")
-    return [session_record(r["path"]) for r in rows if r["path"].endswith(".nwb")]
+    return [dict(s) for s in registry_sessions(dict(entry), manifest=path) or []]
 
 
 def target_sessions(

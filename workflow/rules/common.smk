@@ -59,7 +59,7 @@ def sessions():
     if PLANNED is not None:
         return PLANNED
     listing = checkpoints.list_assets.get(dataset=DATASET).output[0]
-    return W.sessions_from_asset_tsv(listing)
+    return W.sessions_from_asset_tsv(ENTRY, listing)
 
 
 _PLANS = {}
