@@ -24,7 +24,11 @@ def tiny_batch(cfg: RPNTConfig, b: int = 3, s: int = 2, t: int | None = None, se
     unit_mask = torch.ones(b, s, n, dtype=torch.bool)
     unit_mask[:, -1, n - 2:] = False  # last site has two padded unit slots
     counts = counts * unit_mask[:, :, None, :]
-    coords = {c: torch.rand(b, s, generator=g) * 3 for c in cfg.coords}
+    # Session metadata is one value per sample (same for all its sites); site geometry
+    # differs between sites.
+    coords = {c: (torch.rand(b, s, generator=g) if c.startswith("site_")
+                  else torch.rand(b, 1, generator=g).expand(b, s).clone()) * 3
+              for c in cfg.coords}
     site_mask = torch.ones(b, s, dtype=torch.bool)
     return counts, unit_mask, coords, site_mask
 

@@ -75,9 +75,10 @@ class RotaryEmbedding(nn.Module):
             owner[start:start + n] = ci
             start += n
         self.band_sizes = sizes
-        # Constants of the construction, not learned and not saved in checkpoints.
-        self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
-        self.register_buffer("owner", owner, persistent=False)
+        # Constants of the construction: plain attributes (not buffers), so they stay float64
+        # whatever dtype the model is cast to, and are never saved in checkpoints.
+        self.inv_freq = inv_freq
+        self.owner = owner
 
     def angles(self, positions: torch.Tensor) -> torch.Tensor:
         """Rotation angles.
@@ -85,14 +86,16 @@ class RotaryEmbedding(nn.Module):
         Args:
             positions: (..., n_coords) float, last axis in the order of ``self.coords``.
         Returns:
-            (..., head_dim // 2) float angles.
+            (..., head_dim // 2) float64 angles (computed in double precision, so large
+            positions keep their resolution; :meth:`rotate` casts cos/sin to x's dtype).
         """
         if positions.shape[-1] != len(self.coords):
             raise ValueError(f"positions have {positions.shape[-1]} coordinates, "
                              f"expected {len(self.coords)} {self.coords}")
         # Gather each pair's own coordinate, then scale by that pair's frequency.
-        pos = positions.float().index_select(-1, self.owner)  # (..., n_pairs)
-        return pos * self.inv_freq
+        dev = positions.device
+        pos = positions.double().index_select(-1, self.owner.to(dev))  # (..., n_pairs)
+        return pos * self.inv_freq.to(dev)
 
     @staticmethod
     def rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
