@@ -361,3 +361,9 @@ def test_generated_nwb_files_round_trip(tmp_path):
             got = io.read()
             assert got.session_id == session_id_from_asset_path(rel)
             assert len(got.units) == 1
+
+
+def test_api_url_without_api_suffix_uses_discovered_url(server, registry, tmp_path):
+    """/server-info announces the API URL; downloads use it, not the string given."""
+    fetch_dataset("toy", tmp_path / "raw", registry=registry, api_url=server.url, glob="sub-C/*")
+    assert local_files(tmp_path / "raw") == [p for p in sorted(FILES) if p.startswith("sub-C/")]

@@ -54,6 +54,9 @@ def fetch_dataset(dataset: str, out: str | Path | None, *, registry: str | Path 
         raise RpntError("--out DIR is required unless --list-only")
     log.debug("listing DANDI:%s/%s at %s", d["dandiset"], version, url)
     client = dd.connect(url)
+    # Download URLs use the API URL the server announced in /server-info, so that e.g. a
+    # URL given without its /api suffix still yields URLs the client can parse.
+    api = client.api_url.rstrip("/")
     # The client logs each failed request itself; rpnt turns failures into one line.
     with client, dd.DandiLogCatcher():
         remote = dd.open_version(client, url, d["dandiset"], version)
@@ -76,11 +79,11 @@ def fetch_dataset(dataset: str, out: str | Path | None, *, registry: str | Path 
     differences = _compare_committed(entry, listing, version)
     if manifest_out is not None:
         write_asset_manifest(selected, manifest_out)
-        log.info("wrote asset manifest %s (%d assets)", manifest_out, len(selected))
+        log.debug("wrote asset manifest %s (%d assets)", manifest_out, len(selected))
     result = FetchResult(dataset, url, d["dandiset"], version, selected, differences)
     if list_only:
         return result
-    result.report = dd.download_assets(selected, Path(out), url, jobs=jobs,
+    result.report = dd.download_assets(selected, Path(out), api, jobs=jobs,
                                        existing=existing)
     return result
 

@@ -87,6 +87,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rep = res.report
     print(f"{args.dataset}: {len(m)} asset(s) ({m['size'].sum() / 1e6:.1f} MB) from {where} "
-          f"verified in {args.out}; {len(rep.present_before)} were already present",
-          file=sys.stderr)
+          f"in {args.out}; {len(rep.present_before)} were already present"
+          + (f"; asset manifest {manifest_out}" if manifest_out else ""), file=sys.stderr)
     return 0
