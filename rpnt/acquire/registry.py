@@ -17,8 +17,14 @@ from typing import Any
 
 import yaml
 
-from rpnt.acquire.naming import session_record
+from rpnt.acquire.naming import parse_session_id, session_id_from_asset_path, session_record
 from rpnt.errors import RpntError
+
+__all__ = [
+    "DEFAULT_API_URL", "get_dataset", "load_registry", "parse_session_id", "pinned_version",
+    "planned_sessions", "resolve_api_url", "select_paths", "session_id_from_asset_path",
+    "validate_registry",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "datasets.schema.yaml"
