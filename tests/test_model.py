@@ -63,3 +63,107 @@ def test_bad_inputs_raise_clear_errors():
     bad[0] = False
     with pytest.raises(RpntError, match="at least one real site"):
         model.encode(counts, um, coords, bad)
+
+
+def _perturb_future(counts, t, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    out = counts.clone()
+    out[:, :, t + 1:] = torch.poisson(torch.rand(out[:, :, t + 1:].shape, generator=g,
+                                                 dtype=counts.dtype) * 5)
+    return out
+
+
+@pytest.mark.parametrize("attention", ["context", "standard"])
+def test_whole_model_is_causal(attention):
+    cfg = tiny_config(attention=attention, n_layers=2, n_spatial_layers=2)
+    model = build(cfg).double()
+    counts, um, coords, sm = tiny_batch(cfg, s=3)
+    counts = counts.double()
+    coords = {k: v.double() for k, v in coords.items()}
+    with torch.no_grad():
+        base = model.encode(counts, um, coords, sm)
+        base_v = model.velocity(counts, um, coords, sm)
+        for t in (0, 3, 6, 10):
+            pert = _perturb_future(counts, t, seed=t)
+            out = model.encode(pert, um, coords, sm)
+            vel = model.velocity(pert, um, coords, sm)
+            torch.testing.assert_close(out.h[:, :, : t + 1], base.h[:, :, : t + 1],
+                                       atol=1e-10, rtol=0)
+            torch.testing.assert_close(vel[:, : t + 1], base_v[:, : t + 1], atol=1e-10, rtol=0)
+            torch.testing.assert_close(model.rates(out.h[:, :, : t + 1]),
+                                       model.rates(base.h[:, :, : t + 1]), atol=1e-10, rtol=0)
+            # The check can fail: later bins do change.
+            assert float((out.h[:, :, t + 1:] - base.h[:, :, t + 1:]).abs().max()) > 1e-4
+
+
+def test_gradients_reach_every_parameter():
+    cfg = tiny_config(dropout=0.1)
+    model = build(cfg).train()
+    counts, um, coords, sm = tiny_batch(cfg, s=3)
+    losses = model.pretrain_loss(counts, um, coords, sm, generator=torch.Generator())
+    (losses["loss"] + model.velocity(counts, um, coords, sm).pow(2).mean()).backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.grad is None or float(p.grad.abs().max()) == 0.0]
+    assert not missing, f"no gradient reaches {missing}"
+
+
+def test_safetensors_save_load_gives_identical_outputs(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    cfg = tiny_config()
+    model = build(cfg, seed=0)
+    save_file(model.state_dict(), str(tmp_path / "w.safetensors"))
+    other = build(RPNTConfig(**cfg.to_dict()), seed=123)
+    other.load_state_dict(load_file(str(tmp_path / "w.safetensors")), strict=True)
+    counts, um, coords, sm = tiny_batch(cfg)
+    with torch.no_grad():
+        assert torch.equal(model.velocity(counts, um, coords, sm),
+                           other.velocity(counts, um, coords, sm))
+        assert torch.equal(model.encode(counts, um, coords, sm).h,
+                           other.encode(counts, um, coords, sm).h)
+
+
+def test_deterministic_under_a_seed():
+    cfg = tiny_config(dropout=0.2)
+    a, b = build(cfg, seed=7).train(), build(cfg, seed=7).train()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    counts, um, coords, sm = tiny_batch(cfg)
+    outs = []
+    for m in (a, b):
+        torch.manual_seed(3)  # dropout masks
+        loss = m.pretrain_loss(counts, um, coords, sm, generator=torch.Generator().manual_seed(5))
+        outs.append((m.velocity(counts, um, coords, sm), loss["loss"]))
+    assert torch.equal(outs[0][0], outs[1][0])
+    assert torch.equal(outs[0][1], outs[1][1])
+
+
+def test_one_site_degenerates_cleanly():
+    cfg = tiny_config()
+    model = build(cfg)
+    counts, um, coords, sm = tiny_batch(cfg, s=1)
+    out = model.encode(counts, um, coords, sm, return_attention=True)
+    assert out.h.shape[1] == 1
+    torch.testing.assert_close(out.pooled, out.h[:, 0])
+    assert torch.allclose(out.spatial_attn[0], torch.ones(()))
+    losses = model.pretrain_loss(counts, um, coords, sm, generator=torch.Generator())
+    assert float(losses["contrastive"]) == 0.0 and torch.isfinite(losses["loss"])
+    none = build(tiny_config(n_spatial_layers=0))
+    assert none.encode(counts, um, coords, sm, return_attention=True).spatial_attn is None
+
+
+def test_padding_is_invisible():
+    cfg = tiny_config()
+    model = build(cfg)
+    counts, um, coords, sm = tiny_batch(cfg, s=3)
+    sm[:, 2] = False  # third site is padding
+    um[:, 1, -2:] = False  # second site has two padded unit slots
+    with torch.no_grad():
+        base = model.encode(counts, um, coords, sm)
+        junk = counts.clone()
+        junk[:, 2] = 7.0  # anything in the padded site
+        junk[:, 1, :, -2:] = 9.0  # anything in padded unit slots
+        out = model.encode(junk, um, coords, sm)
+    torch.testing.assert_close(out.h[:, :2], base.h[:, :2], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out.pooled, base.pooled, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(base.pooled, base.h[:, :2].mean(1), atol=1e-6, rtol=1e-5)

@@ -54,7 +54,8 @@ class ContextKernelGenerator(nn.Module):
                  identity_bias: float = 2.0):
         super().__init__()
         self.n_heads, self.kk = n_heads, kernel_size * kernel_size
-        self.pool = nn.Linear(d_model, 1)
+        # No bias: a constant added to every pooling logit cancels in the softmax.
+        self.pool = nn.Linear(d_model, 1, bias=False)
         self.summary = nn.Sequential(nn.Linear(d_model, ctx_dim), nn.GELU(),
                                      nn.Linear(ctx_dim, ctx_dim))
         self.to_kernel = nn.Linear(ctx_dim, n_heads * self.kk)

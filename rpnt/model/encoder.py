@@ -122,11 +122,11 @@ class Encoder(nn.Module):
         cols = []
         for c in self.rotary.coords:
             if c == "time":
-                cols.append(torch.arange(t, device=device, dtype=torch.float32)
+                cols.append(torch.arange(t, device=device, dtype=torch.float64)
                             .expand(b, s, t))
             else:
                 scale = float(self.cfg.coord_scales.get(c, 1.0))
-                cols.append((coords[c].to(device).float() * scale)[:, :, None].expand(b, s, t))
+                cols.append((coords[c].to(device).double() * scale)[:, :, None].expand(b, s, t))
         return self.rotary.angles(torch.stack(cols, dim=-1))
 
     def forward(self, counts: torch.Tensor, unit_mask: torch.Tensor,
@@ -136,7 +136,8 @@ class Encoder(nn.Module):
         """counts (B, S, T, N), unit_mask (B, S, N) -> :class:`EncoderOutput`."""
         self.check_inputs(counts, unit_mask, coords, site_mask)
         b, s, t, _ = counts.shape
-        x = self.embed(counts.float() * unit_mask[:, :, None, :].to(counts.dtype).float())
+        dtype = self.embed.weight.dtype
+        x = self.embed(counts.to(dtype) * unit_mask[:, :, None, :].to(dtype))
         if self.cfg.pos_encoding == "sinusoidal":
             x = x + self.sin_pos[:t]
         elif self.learned_pos is not None:

@@ -82,7 +82,7 @@ class RPNT(nn.Module):
         if site_mask is not None:
             real = real & site_mask.bool()[:, :, None, None]
         scored = hidden & real
-        inputs = counts.float().masked_fill(hidden, 0.0)
+        inputs = counts.to(self.encoder.embed.weight.dtype).masked_fill(hidden, 0.0)
         out = self.encode(inputs, unit_mask, coords, site_mask)
         poisson = poisson_nll(self.rates(out.h), counts, scored)
         if cfg.contrastive == "none":
