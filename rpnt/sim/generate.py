@@ -79,6 +79,9 @@ def simulate_session(preset: Preset, spec: SessionSpec, seed: int,
     lat = neural.latent_states(rng, pop, beh)
     rates = neural.session_rates(rng, pop, units, spec, beh, lat)
     times, unit = neural.spikes_from_rates(rng, rates, t0=float(beh.time[0]))
+    # The recording ends with the last behaviour sample (100 Hz, jittered timestamps).
+    keep = times < beh.time[-1] - 2 * DT
+    times, unit = times[keep], unit[keep]
     return SimSession(
         preset=preset.name, seed=seed, spec=spec, subject=subject, behaviour=beh, units=units,
         unit_site=pop.site[units], unit_channel=pop.channel[units], rates=rates,
