@@ -48,7 +48,7 @@ def write_config(workdir: Path, name: str, base: str, **overrides) -> Path:
     return path
 
 
-def test_env(**extra: str) -> dict[str, str]:
+def offline_env(**extra: str) -> dict[str, str]:
     """Offline, single-threaded environment for Snakemake and the rpnt jobs it starts."""
     env = {**os.environ, "DANDI_NO_ET": "1", "DANDI_CACHE": "ignore", "MPLBACKEND": "Agg",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -63,7 +63,7 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 600,
                   ) -> subprocess.CompletedProcess:
     """Run ``snakemake ARGS`` in ``workdir``; on failure show the output and job logs."""
     cmd = [snakemake_exe(), *args]
-    proc = subprocess.run(cmd, cwd=workdir, env=env or test_env(), capture_output=True,
+    proc = subprocess.run(cmd, cwd=workdir, env=env or offline_env(), capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n"

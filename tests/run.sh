@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The test command of rpnt (README): bash tests/run.sh
+#
+# Self-sufficient on a fresh machine: installs the package with its dev and peer extras,
+# the SLURM packages for the integration test (when root and apt-get is available), then
+# runs ruff, `snakemake --lint` and the whole pytest suite, the end-to-end tiny workflow
+# and the SLURM test included. Extra arguments go to pytest (e.g. `-k workflow`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DANDI_NO_ET=1 DANDI_CACHE=ignore MPLBACKEND=Agg
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+step "install rpnt (pip install -e '.[dev,peers]')"
+python -m pip install --quiet -e '.[dev,peers]'
+
+step "SLURM packages for the integration test"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null \
+            || ! command -v sbatch >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends munge slurmctld slurmd slurm-client \
+            >/dev/null
+    fi
+    echo "slurm: $(slurmctld -V 2>/dev/null || echo missing)"
+else
+    echo "!!! not root or no apt-get: the SLURM integration test will be SKIPPED !!!"
+fi
+
+step "ruff"
+ruff check .
+
+step "snakemake --lint"
+snakemake --lint
+
+step "pytest"
+python -m pytest -q -rs --durations=15 "$@"
