@@ -71,42 +71,69 @@ def bin_spikes(spike_times: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> 
     return out
 
 
-def sort_spikes(spike_times: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _sort_runs(t: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-unit sorted runs of ``t`` (>= 0): ((n,) float64 times, (n,) unit index).
+
+    One sort of uint64 keys (the time's bits with the unit index in the lowest mantissa
+    bits; non-negative float64s order like their bits) orders the spikes; the exact times
+    are then put back by unit, as each unit's spikes keep their run order. Spikes of
+    different units closer than the replaced bits (~1e-10 s at 1 h) may come out in unit
+    order; that is detected and then a stable argsort of the times is used instead.
+    """
+    n_unit = ends.shape[0]
+    starts = np.concatenate([[0], ends[:-1]])
+    unit_bits = max(1, int(np.ceil(np.log2(max(n_unit, 2)))))
+    mask = np.uint64(2**unit_bits - 1)
+    key = np.add(t, 0.0).view(np.uint64)  # +0.0 turns -0.0 into 0.0
+    key &= ~mask
+    for u in range(n_unit):  # a loop over units, not spikes
+        key[starts[u]:ends[u]] |= np.uint64(u)
+    key.sort(kind="stable")  # timsort: the per-unit runs are already sorted
+    units = (key & mask).astype(np.int16 if n_unit <= 2**15 - 1 else np.int32)
+    where = np.argsort(units, kind="stable")  # output positions grouped by unit, in order
+    times = key.view(np.float64)  # reuse the key buffer for the output
+    times[where] = t
+    if np.any(times[1:] < times[:-1]):  # two units' spikes within one quantum, misordered
+        order = np.argsort(t, kind="stable")
+        return t[order], np.repeat(np.arange(n_unit), np.diff(np.append(0, ends)))[order]
+    return times, units
+
+
+def sort_spikes(spike_times: np.ndarray, ends: np.ndarray,
+                block: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
     """All spikes in time order: ((n,) float64 times, (n,) int32 unit index).
 
-    ``spike_times`` holds per-unit runs, each sorted. Instead of an argsort of floats (the
-    slowest step of ingest), one radix-friendly sort of uint64 keys ``(quantised time <<
-    unit_bits) | unit`` orders the spikes; the exact float64 times are then put back by
-    unit, which works because each unit's spikes keep their order. Spikes of different units
-    within one quantum (<= 2**-36 of the session span) come out in unit order; if that ever
-    breaks exact time order, a stable argsort of the times is used instead. Ties (equal
-    times) are in unit order.
+    ``spike_times`` holds per-unit sorted runs ending at ``ends``, all >= 0. The session is
+    cut into time blocks of about ``block`` spikes; each block's per-unit slices are merged
+    by :func:`_sort_runs` and copied to the output, so temporaries stay at block size.
+    Equal times come out in unit order.
     """
     n, n_unit = spike_times.shape[0], ends.shape[0]
+    times = np.empty(n, dtype=np.float64)
+    units = np.empty(n, dtype=np.int32)
     if n == 0:
-        return np.zeros(0, np.float64), np.zeros(0, np.int32)
-    counts = np.diff(np.concatenate([[0], ends]))
-    unit_bits = max(1, int(np.ceil(np.log2(max(n_unit, 2)))))
-    time_bits = min(52, 64 - unit_bits)
-    lo, hi = float(spike_times.min()), float(spike_times.max())
-    scale = float(2**time_bits - 1) / (hi - lo) if hi > lo else 0.0
-    key = ((spike_times - lo) * scale).astype(np.uint64)
-    key <<= np.uint64(unit_bits)
-    key |= np.repeat(np.arange(n_unit, dtype=np.uint64), counts)
-    key.sort(kind="stable")
-    udt = np.int16 if n_unit <= np.iinfo(np.int16).max else np.int32
-    units = (key & np.uint64(2**unit_bits - 1)).astype(udt)
-    del key
-    # positions of each unit's spikes in output order; stable radix sort for int16 units
-    where = np.argsort(units, kind="stable")
-    times = np.empty_like(spike_times)
-    times[where] = spike_times
-    del where
-    if np.any(times[1:] < times[:-1]):  # two units' spikes within one quantum, misordered
-        order = np.argsort(spike_times, kind="stable")
-        times = spike_times[order]
-        units = np.repeat(np.arange(n_unit, dtype=np.int32), counts)[order]
-    return times, units.astype(np.int32)
+        return times, units
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    nonempty = ends > starts
+    lo = float(spike_times[starts[nonempty]].min())
+    hi = float(spike_times[ends[nonempty] - 1].max())
+    n_blocks = max(1, -(-n // block))
+    bounds = np.linspace(lo, hi, n_blocks + 1)
+    bounds[-1] = np.inf
+    # pos[u, b]: first spike of unit u at or after bounds[b]
+    pos = np.empty((n_unit, n_blocks + 1), dtype=np.int64)
+    for u in range(n_unit):
+        pos[u] = starts[u] + np.searchsorted(spike_times[starts[u]:ends[u]], bounds)
+    pos[:, -1] = ends
+    w = 0
+    for b in range(n_blocks):
+        a, z = pos[:, b], pos[:, b + 1]
+        blk = np.concatenate([spike_times[a[u]:z[u]] for u in range(n_unit)])
+        bt, bu = _sort_runs(blk, np.cumsum(z - a))
+        times[w:w + blk.size] = bt
+        units[w:w + blk.size] = bu
+        w += blk.size
+    return times, units
 
 
 def bin_behaviour(t: np.ndarray, x: np.ndarray, edges: np.ndarray,

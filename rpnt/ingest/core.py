@@ -59,7 +59,7 @@ def clean_spikes(src: Source, notes: list[str], fn: str = "") -> tuple[np.ndarra
     t, ends = u.spike_times, u.ends
     starts = np.concatenate([[0], ends[:-1]])
     # Unsorted units: a decrease inside a unit's run (boundaries between units don't count).
-    dec = np.flatnonzero(np.diff(t) < 0) + 1
+    dec = np.flatnonzero(t[1:] < t[:-1]) + 1  # no float temporary, unlike np.diff
     if dec.size:
         dec_in = dec[~np.isin(dec, starts)]
         if dec_in.size:
@@ -72,7 +72,8 @@ def clean_spikes(src: Source, notes: list[str], fn: str = "") -> tuple[np.ndarra
             log.warning(msg)
             notes.append(msg)
     lo, hi = _session_range(src)
-    keep = np.isfinite(t) & (t >= lo) & (t <= hi)
+    keep = t >= lo  # False for NaN too
+    keep &= t <= hi
     n_out = int(keep.size - np.count_nonzero(keep))
     if n_out:
         unit_of = np.searchsorted(ends, np.flatnonzero(~keep), side="right")
