@@ -79,3 +79,15 @@ def test_metrics_are_fresh_per_call():
     c = evaluate_session(StartDecoder({}), s, length=20)
     assert a.r2 == c.r2 and a.n_bins == c.n_bins
     assert b.r2["mean"] == pytest.approx(1.0)
+
+
+def test_window_length_follows_the_decoder():
+    from types import SimpleNamespace
+
+    from rpnt.eval.stitch import DEFAULT_WINDOW_BINS, window_length
+
+    assert window_length(StartDecoder({"window_bins": 17})) == 17
+    dec = StartDecoder({})
+    assert window_length(dec) == DEFAULT_WINDOW_BINS
+    dec.config = SimpleNamespace(window=30)  # as RPNTDecoder.config (an RPNTConfig)
+    assert window_length(dec) == 30

@@ -23,8 +23,15 @@ DEFAULT_WINDOW_BINS = 50
 
 
 def window_length(decoder: Decoder) -> int:
-    """Evaluation window length in bins: ``decoder.hparams["window_bins"]`` (default 50)."""
-    return int(decoder.hparams.get("window_bins", DEFAULT_WINDOW_BINS))
+    """Evaluation window length in bins: the window the decoder was trained on.
+
+    ``hparams["window_bins"]`` (the baselines), else ``decoder.config.window`` (RPNT),
+    else :data:`DEFAULT_WINDOW_BINS`.
+    """
+    if "window_bins" in decoder.hparams:
+        return int(decoder.hparams["window_bins"])
+    window = getattr(getattr(decoder, "config", None), "window", None)
+    return int(window) if window else DEFAULT_WINDOW_BINS
 
 
 def scored_mask(session: SessionData, split: str = "test") -> np.ndarray:

@@ -207,8 +207,11 @@ def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark") -> 
               f"{', '.join(f'`{c}`' for c in prov['metrics_git_commits']) or 'none'}",
               f"- config hash: `{prov['config_hash']}`"]
     for d in prov["datasets"]:
-        lines.append(f"- dataset `{d['dataset']}`: dandiset {d['dandiset_id']} "
-                     f"version {d['dandiset_version']}")
+        if d["dandiset_id"] in ("", "?", "None"):
+            lines.append(f"- dataset `{d['dataset']}`: no dandiset (simulated or local data)")
+        else:
+            lines.append(f"- dataset `{d['dataset']}`: dandiset {d['dandiset_id']} "
+                         f"version {d['dandiset_version']}")
     lines.append("- packages: " + ", ".join(f"{k} {v}" for k, v in
                                            sorted(prov["packages"].items())))
     lines.append(f"- metrics records: {prov['n_records']}")
