@@ -95,3 +95,27 @@ def test_attention_map_of_a_multisite_rpnt(tmp_path):
     assert main(["figures", "attention", "--model", str(tmp_path / "rpnt"), "--store", store,
                  "--out", str(tmp_path / "att.png")]) == 0
     assert (tmp_path / "att.png").read_bytes()[:4] == PNG
+
+
+def test_all_figures_draw_attention_from_the_run_store(tmp_path):
+    pytest.importorskip("rpnt.model")
+    from rpnt.decoders.rpnt_decoder import RPNTDecoder
+    from rpnt.eval.figures import write_all_figures
+    from rpnt.model import RPNTConfig
+    from rpnt.train.batches import Vocab
+
+    s = synthetic_session(0, n_trial=12, n_unit=16)
+    store = write_session_store(s, tmp_path / "s.zarr")
+    cfg = RPNTConfig.preset("tiny", n_units=8, window=20, dropout=0.0)
+    torch.manual_seed(0)
+    run = tmp_path / "rpnt_full"
+    save_decoder(RPNTDecoder.build(cfg, Vocab.from_sessions([s])), run, model="rpnt_full",
+                 scenario="a", session=s.session, seed=0)
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0}) + "\n")
+    rec = tmp_path / "m.json"
+    rec.write_text(json.dumps({"model": "rpnt_full", "scenario": "a", "session": s.session,
+                               "seed": 0, "r2": {"mean": 0.5}, "store_path": store}))
+    paths = write_all_figures(tmp_path / "figs", None, [rec], [], [run])
+    assert sorted(p.name for p in paths) == ["attention_a.png", "curves_rpnt_full.png",
+                                             "r2.png"]
+    assert (tmp_path / "figs" / "attention_a.png").read_bytes()[:4] == PNG

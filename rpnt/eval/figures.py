@@ -222,7 +222,8 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
     ``r2.png`` from the metrics; ``predictions_<scenario>.png`` for the config's
     ``figures.example_model`` (default rpnt_full; else the first model with predictions);
     ``curves_<model>.png`` per model over its runs; ``attention_<scenario>.png`` for RPNT
-    runs with spatial attention (multi-site data) when the store is recorded in meta.json.
+    runs of the example model with spatial attention (multi-site data), on the store
+    named in meta.json or in the run's metrics record (``store_path``).
     """
     import logging
 
@@ -233,8 +234,12 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
     written: list[str] = []
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
+        records = load_records(metrics) if metrics else []
+        # where each run's store is (rpnt evaluate records it), for the attention maps
+        stores = {(r.get("model"), r.get("scenario"), r.get("session"), r.get("seed")):
+                  r["store_path"] for r in records if r.get("store_path")}
         if metrics:
-            table = build_table(load_records(metrics), config)
+            table = build_table(records, config)
             plot_r2_bars(table.models, table.scenarios, _table_cells(table), tmp / "r2.png",
                          title=f"R² per scenario and model ({cfg.get('benchmark', '')})")
             written.append("r2.png")
@@ -271,19 +276,21 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
                         labels=[lab for _, lab in items], title=f"training curves: {group}")
             written.append(f"curves_{group}.png")
         if attention:
-            written += _attention_figures(tmp, groups.get(wanted, []), cfg, log)
+            written += _attention_figures(tmp, groups.get(wanted, []), cfg, stores, log)
     return [Path(out_dir) / w for w in written]
 
 
 def _attention_figures(tmp: Path, runs: list[tuple[Path, str]], cfg: dict[str, Any],
-                       log: Any) -> list[str]:
+                       stores: dict[tuple, str], log: Any) -> list[str]:
     from rpnt.eval.evaluate import apply_scenario_units
     from rpnt.store import load_session
 
     out, done = [], set()
     for run, _ in runs:
         meta = _run_meta(run)
-        scen, store = str(meta.get("scenario")), meta.get("store")
+        scen = str(meta.get("scenario"))
+        store = meta.get("store") or stores.get(
+            (meta.get("model"), meta.get("scenario"), meta.get("session"), meta.get("seed")))
         if meta.get("kind") != "rpnt" or not store or scen in done or not Path(store).exists():
             continue
         try:
