@@ -72,11 +72,14 @@ def _make_dataclass(cls: type, section: dict[str, Any], where: str) -> Any:
 
 def train_config(model: str, section: dict[str, Any] | None, seed: int,
                  where: str) -> Any:
-    """A :class:`TrainConfig` from ``DEFAULT_TRAIN[model]`` updated by ``section``."""
+    """A :class:`TrainConfig`: ``DEFAULT_TRAIN[model]`` overridden by ``section`` (checked
+    by :func:`rpnt.train.config.train_config`), with the run's ``seed``."""
+    from rpnt.train import config as train_cfg
     from rpnt.train.trainer import TrainConfig
 
-    merged = {**DEFAULT_TRAIN.get(model, {}), **(section or {}), "seed": int(seed)}
-    return _make_dataclass(TrainConfig, merged, where)
+    default = TrainConfig(**DEFAULT_TRAIN.get(model, {}))
+    cfg = train_cfg.train_config(section, default, f"config {where}")
+    return dataclasses.replace(cfg, seed=int(seed))
 
 
 def split_section(model: str, section: dict[str, Any] | None,
