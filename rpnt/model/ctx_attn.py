@@ -12,9 +12,9 @@ Why a custom autograd function: done with autograd, the k*k shifted adds of full
 backward allocates a padded zero map). Here the maps are processed in chunks of
 sample-heads small enough to stay in cache, so the k*k passes run on cached data; the
 causal mask and the 1/sqrt(dh) scale are folded into the passes that exist anyway. Saved
-for backward: q, k, v, the kernels, the padded score maps and the probabilities (two
-(B*H, L, L)-sized maps, as any attention that materialises its scores) and, with dropout,
-a 1-byte keep mask.
+for backward: q, k, v, the kernels, the probabilities (one (B*H, L, L) map, as any
+attention that materialises its scores) and, with dropout, a 1-byte keep mask; the
+backward recomputes each chunk's score map (one small bmm) instead of keeping them all.
 """
 
 from __future__ import annotations
@@ -91,14 +91,14 @@ class ContextAttentionFn(torch.autograd.Function):
         pad_scale, neg_future = _masks(n, ksize, 1.0 / math.sqrt(dh), q)
         c = ksize // 2
         out = torch.empty_like(q)
-        padded_all = q.new_empty(m, n + ksize - 1, n + 2 * c)
+        step = _chunk(m, n)
+        buf = q.new_empty(min(step, m), n + ksize - 1, n + 2 * c)  # one chunk of padded maps
         probs = q.new_empty(m, n, n)
         keep = (torch.empty(m, n, n, dtype=torch.bool, device=q.device)
                 if dropout_p > 0 else None)
-        step = _chunk(m, n)
         for s0 in range(0, m, step):
             sl = slice(s0, s0 + step)
-            padded = _padded_scores(q[sl], k_[sl], ksize, pad_scale, out=padded_all[sl])
+            padded = _padded_scores(q[sl], k_[sl], ksize, pad_scale, out=buf[: q[sl].shape[0]])
             # Softmax written straight into the saved probabilities (no extra copy).
             p = torch.ops.aten._softmax.out(_conv_masked(padded, kern[sl], ksize, neg_future),
                                             -1, False, out=probs[sl])
@@ -106,7 +106,7 @@ class ContextAttentionFn(torch.autograd.Function):
                 keep[sl] = torch.rand_like(p) >= dropout_p
                 p = p.masked_fill(~keep[sl], 0.0).mul_(1.0 / (1.0 - dropout_p))  # not in place
             torch.bmm(p, v[sl], out=out[sl])
-        ctx.save_for_backward(q, k_, v, kern, padded_all, probs,
+        ctx.save_for_backward(q, k_, v, kern, probs,
                               *(() if keep is None else (keep,)))
         ctx.ksize, ctx.dropout_p = ksize, dropout_p
         ctx.mark_non_differentiable(probs)
@@ -114,7 +114,7 @@ class ContextAttentionFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_out, _g_probs):
-        q, k_, v, kern, padded_all, probs, *rest = ctx.saved_tensors
+        q, k_, v, kern, probs, *rest = ctx.saved_tensors
         keep = rest[0] if rest else None
         ksize, p_drop = ctx.ksize, ctx.dropout_p
         m, n, dh = q.shape
@@ -124,9 +124,12 @@ class ContextAttentionFn(torch.autograd.Function):
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k_), torch.empty_like(v)
         dkern = torch.empty_like(kern)
         step = _chunk(m, n)
+        buf = q.new_empty(min(step, m), n + ksize - 1, n + 2 * c)
         for s0 in range(0, m, step):
             sl = slice(s0, s0 + step)
-            p, padded, kk, go = probs[sl], padded_all[sl], kern[sl], g_out[sl]
+            p, kk, go = probs[sl], kern[sl], g_out[sl]
+            # Recompute this chunk's padded scores (cheaper than keeping all of them).
+            padded = _padded_scores(q[sl], k_[sl], ksize, pad_scale, out=buf[: p.shape[0]])
             dp = torch.bmm(go, v[sl].transpose(-1, -2))  # gradient wrt the dropped probs
             if keep is not None:
                 inv = 1.0 / (1.0 - p_drop)
