@@ -1,0 +1,126 @@
+"""Generic adapter driven by a registry entry, registry formats, asset-manifest provenance,
+and the spike sort used for the raw-spike arrays."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from nwb_factory import Spec, write_nwb
+
+from rpnt.cli import main
+from rpnt.errors import RpntError
+from rpnt.ingest import IngestConfig, ingest_file
+from rpnt.ingest.binning import sort_spikes
+from rpnt.ingest.sources import load_registry_entry
+from rpnt.provenance import sha256_file
+from rpnt.store import load_session
+
+ENTRY = {
+    "name": "churchland_like",
+    "source": {"type": "dandi", "dandiset": "000070", "version": "0.230317.0033",
+               "extra_key": 1},
+    "adapter": "generic",
+    "task": "center_out",
+    "unknown_key": [1, 2],
+    "generic": {
+        "position": "processing/behavior/Position/Hand",
+        "go_cue": "go_cue_time",
+        "valid_results": ["R"],
+        "duration_s": [0.5, 6.0],
+        "eval": {"start": "go_cue_time", "stop": "stop_time", "offset_s": [-0.1, 0.0]},
+    },
+}
+
+
+@pytest.fixture()
+def churchland_like(tmp_path):
+    """A 000070-like layout: Position/Hand only, no velocity, no 000688/NLB objects."""
+    d = tmp_path / "sub-C"
+    d.mkdir()
+    p = d / "sub-C_ses-CO-20160909_behavior+ecephys.nwb"
+    tr = write_nwb(p, Spec(seed=11))
+    with h5py.File(p, "r+") as f:
+        f.move("processing/behavior/Position/cursor_pos", "processing/behavior/Position/Hand")
+        del f["processing/behavior/Velocity"]
+    reg = tmp_path / "datasets.yaml"
+    reg.write_text(yaml.safe_dump({"datasets": [ENTRY, {"name": "other", "adapter": "nlb"}]}))
+    return p, tr, reg
+
+
+def test_generic_adapter_from_registry(churchland_like, tmp_path):
+    p, tr, reg = churchland_like
+    with pytest.raises(RpntError, match="cannot tell the layout"):
+        ingest_file(p, tmp_path / "x.zarr")
+    out = tmp_path / "s.zarr"
+    assert main(["ingest", str(p), "--out", str(out), "--registry", str(reg),
+                 "--dataset", "churchland_like"]) == 0
+    s = load_session(out)
+    assert s.attrs["adapter"] == "generic" and s.dataset == "churchland_like"
+    assert s.attrs["velocity_source"] == "derived from processing/behavior/Position/Hand"
+    assert (s.attrs["dandiset_id"], s.attrs["dandiset_version"]) == ("000070", "0.230317.0033")
+    assert s.task == "center_out"
+    valid = tr.result == "R"
+    expect = np.zeros(s.n_time, bool)
+    for k in np.flatnonzero(valid):
+        expect |= (s.time >= tr.go_cue[k] - 0.1) & (s.time < tr.trial_stop[k])
+    assert np.array_equal(s.eval_mask, expect)
+    assert ((s.trial_split != "none") == valid).all()
+
+
+def test_registry_formats_and_errors(tmp_path):
+    for doc in ({"datasets": [ENTRY]}, [ENTRY], {"churchland_like": ENTRY},
+                {"datasets": {"churchland_like": {k: v for k, v in ENTRY.items()
+                                                  if k != "name"}}}):
+        reg = tmp_path / "r.yaml"
+        reg.write_text(yaml.safe_dump(doc))
+        e = load_registry_entry(reg, "churchland_like")
+        assert e["name"] == "churchland_like" and e["generic"]["go_cue"] == "go_cue_time"
+        assert load_registry_entry(reg, None)["name"] == "churchland_like"
+    with pytest.raises(RpntError, match="no dataset named 'nope'"):
+        load_registry_entry(reg, "nope")
+
+
+def test_asset_manifest_provenance(churchland_like, tmp_path):
+    p, _, reg = churchland_like
+    sha = sha256_file(p)
+    rows = [
+        "path\tasset_id\tsize\tsha256\tdandiset_id\tversion",
+        f"sub-X/{p.name}\twrong-asset\t1\t{'0' * 64}\t000070\tv0",  # other folder: no match
+        f"sub-C/{p.name}\tasset-123\t{p.stat().st_size}\t{sha}\t000070\t0.230317.0033",
+    ]
+    tsv = tmp_path / "assets.tsv"
+    tsv.write_text("\n".join(rows) + "\n")
+    cfg = IngestConfig(dataset="churchland_like")
+    s = load_session(ingest_file(p, tmp_path / "s.zarr", cfg=cfg, registry=reg,
+                                 asset_manifest=tsv))
+    assert s.attrs["asset_id"] == "asset-123" and s.attrs["source_sha256"] == sha
+    assert s.attrs["asset_path"] == f"sub-C/{p.name}"
+    # a manifest whose checksum disagrees with the file is an error, and leaves nothing
+    tsv.write_text("\n".join([rows[0], rows[2].replace(sha, "f" * 64)]) + "\n")
+    out = tmp_path / "bad.zarr"
+    with pytest.raises(RpntError, match="differs from the asset manifest"):
+        ingest_file(p, out, cfg=cfg, registry=reg, asset_manifest=tsv)
+    assert not out.exists()
+
+
+def test_sort_spikes_matches_stable_argsort():
+    rng = np.random.default_rng(0)
+    for trial in range(6):
+        n_unit = int(rng.integers(1, 300))
+        runs = [np.sort(np.round(rng.uniform(0, 100, rng.integers(0, 800)) * 30000) / 30000)
+                for _ in range(n_unit)]  # sample-clock times: many exact ties across units
+        if trial == 3:  # near-ties closer than the key's resolution: the fallback path
+            runs = [r + 1e-13 * (i % 3) for i, r in enumerate(runs)]
+        if trial == 4:
+            runs[0] = np.concatenate([[0.0, -0.0], runs[0]])
+            runs[0] = np.sort(runs[0])
+        t = np.concatenate(runs)
+        ends = np.cumsum([r.size for r in runs])
+        unit = np.repeat(np.arange(n_unit), [r.size for r in runs])
+        order = np.argsort(t, kind="stable")
+        for block in (1 << 20, 5000, 500):
+            times, units = sort_spikes(t, ends, block=block)
+            assert units.dtype == np.int32
+            assert np.array_equal(times, t[order]) and np.array_equal(units, unit[order])
