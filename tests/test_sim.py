@@ -11,7 +11,8 @@ from rpnt.cli import main
 from rpnt.errors import RpntError
 from rpnt.sim.generate import simulate_dataset, simulate_session, subject_model
 from rpnt.sim.nwb import write_nwb
-from rpnt.sim.presets import PRESETS, session_ids
+from rpnt.sim.presets import PRESETS, SessionSpec, session_ids
+from tests.sim_helpers import preset_with
 
 TINY = ["sub-C_ses-CO-20131003", "sub-C_ses-RT-20131004", "sub-C_ses-CO-20161013",
         "sub-T_ses-CO-20130819", "sub-T_ses-RT-20130820"]
@@ -113,7 +114,8 @@ def test_000688_layout(tiny, default_one):
 
 def test_multisite_electrodes_have_coordinates(tmp_path):
     preset = PRESETS["multisite"]
-    sim = simulate_session(preset, preset.sessions[0], 0)
+    spec = SessionSpec("N", "CO", "20200115", 12)
+    sim = simulate_session(preset_with(spec, "multisite"), spec, 0)
     path = tmp_path / "m.nwb"
     write_nwb(sim, path, waveforms_per_unit=1)
     _check_valid([path])
@@ -181,24 +183,26 @@ def test_bad_arguments_change_nothing(tiny, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) in (["file"], ["file", "ro"])
 
 
-def test_force_replaces(tmp_path):
+def test_force_replaces(tmp_path, monkeypatch):
+    spec = SessionSpec("T", "RT", "20130820", 5)
+    monkeypatch.setitem(PRESETS, "one", preset_with(spec, "tiny"))
     out = tmp_path / "d"
     out.mkdir()
     (out / "old.txt").write_text("x")
     with pytest.raises(RpntError, match="already exists"):
-        simulate_dataset("tiny", 0, out, progress=False)
+        simulate_dataset("one", 0, out, progress=False)
     assert (out / "old.txt").exists()
-    simulate_dataset("tiny", 0, out, force=True, progress=False)
+    simulate_dataset("one", 0, out, force=True, progress=False)
     assert not (out / "old.txt").exists()
-    assert len(list(out.glob("sub-*/*.nwb"))) == len(TINY)
+    assert [p.relative_to(out).as_posix() for p in out.glob("sub-*/*.nwb")] == [spec.relpath]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
 
 def test_subject_population_is_shared_across_sessions():
-    preset = PRESETS["default"]
+    preset = PRESETS["tiny"]
     model = subject_model(0, preset.subjects["C"])
     a = simulate_session(preset, preset.sessions[0], 0, model)
-    b = simulate_session(preset, preset.sessions[4], 0, model)  # three years later
+    b = simulate_session(preset, preset.sessions[2], 0, model)  # three years later
     shared = np.intersect1d(a.units, b.units)
     # different subsets of one population: overlapping, never identical
     assert 0 < shared.size < min(a.n_units, b.n_units)

@@ -81,7 +81,8 @@ class _Planner:
               scatter: float | None = None) -> float:
         """Plan a reach to ``goal`` (+ endpoint scatter); return its end time."""
         sd = self.style.endpoint_sd_cm if scatter is None else scatter
-        end = goal + self.rng.normal(0, sd, 2)
+        # stay on the screen: |x|, |y| > 10 cm marks recording artefacts in 000688
+        end = np.clip(goal + self.rng.normal(0, sd, 2), -9.5, 9.5)
         disp = end - self.planned
         curve = self.rng.normal(0, self.style.curvature_cm) * min(1.0, np.hypot(*disp) / 8)
         self.moves.append((cue, onset, duration, disp[0], disp[1], curve))

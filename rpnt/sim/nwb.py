@@ -173,9 +173,13 @@ def glitched_kinematics(sim: SimSession) -> tuple[np.ndarray, ...]:
     # so readers must use them rather than assume a rate.
     ts = ts + np.clip(rng.normal(0, 1e-4, ts.size), -4e-4, 4e-4)
     for t0, t1 in b.glitches:
-        off = np.zeros_like(pos)
+        # The cursor jumps off screen (|x| and |y| >= 12 cm, the 000688 outlier marker is
+        # |x| or |y| > 10 cm) and back; velocity and acceleration see the jump as well
+        # (|acc| far above 1500 cm/s^2 around its edges).
         inside = (ts >= t0) & (ts < t1)
-        off[inside] = rng.choice([-1, 1], 2) * rng.uniform(12, 30, 2)
+        jump = rng.choice([-1, 1], 2) * rng.uniform(12, 30, 2)
+        off = np.zeros_like(pos)
+        off[inside] = jump - pos[inside]
         pos += off
         dv = np.gradient(off, step, axis=0)
         vel += dv
