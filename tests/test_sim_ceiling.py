@@ -93,3 +93,11 @@ def test_ceiling_command_on_ingested_store(tmp_path, capsys):
     assert main(argv) == 2  # exists, no --force
     assert "already exists" in capsys.readouterr().err
     assert out.read_text() == before
+    # with a scenario, the ceiling uses the scenario's units (here PMd only), like evaluate
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("scenarios:\n  cross_site:\n    target: {area: [PMd]}\n")
+    out2 = tmp_path / "pmd.json"
+    assert main(["ceiling", "--store", str(store), "--truth", str(truth), "--out", str(out2),
+                 "--scenario", "cross_site", "--config", str(cfg)]) == 0
+    rec2 = json.loads(out2.read_text())
+    assert rec2["scenario"] == "cross_site" and 0 < rec2["n_units"] < rec["n_units"]

@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="ceiling.json", help="metrics JSON")
     parser.add_argument("--tag", action="append", metavar="key=value",
                         help="extra fields for the record (repeatable), e.g. scenario=x seed=0")
+    parser.add_argument("--scenario", metavar="NAME",
+                        help="apply this scenario's unit-level selection, as 'rpnt evaluate' "
+                             "does (needs --config)")
+    parser.add_argument("--config", metavar="CFG.yaml",
+                        help="the workflow's resolved config (scenarios section)")
     parser.add_argument("--lags", type=int, default=10,
                         help="bins of rate history of the decoder (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
@@ -35,19 +40,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rpnt.atomic import check_overwrite
-    from rpnt.eval.evaluate import parse_tags, write_metrics
+    from rpnt.errors import RpntError
+    from rpnt.eval.evaluate import apply_scenario_units, parse_tags, write_metrics
     from rpnt.provenance import provenance, sha256_file
     from rpnt.sim.ceiling import noise_ceiling
     from rpnt.store import load_session
 
     check_overwrite(args.out, args.force)
     tags = parse_tags(args.tag)
-    session = load_session(args.store)
+    config = None
+    if args.scenario:
+        if not args.config:
+            raise RpntError("--scenario needs --config CFG.yaml (the scenarios section)")
+        from rpnt.train.config import load_yaml
+
+        config = load_yaml(args.config)
+        tags["scenario"] = args.scenario
+    # The ceiling sees the same units as the scenario's decoders (e.g. PMd only).
+    session = apply_scenario_units(load_session(args.store), config, args.scenario)
     res = noise_ceiling(session, args.truth, lags=args.lags)
     record = {
         "model": "ceiling", "scenario": tags.pop("scenario", None),
         "session": session.session, "seed": tags.pop("seed", None),
         "r2": res["r2"], "n_bins": res["n_bins"], "n_trials": res["n_trials"],
+        "n_units": session.n_unit,
         "split": "test", "lambda": res["lambda"], "lags": res["lags"],
     }
     record.update({k: v for k, v in tags.items() if k not in record})

@@ -171,7 +171,9 @@ def glitched_kinematics(sim: SimSession) -> tuple[np.ndarray, ...]:
     step = ts[1] - ts[0]
     # Acquisition clock jitter (~0.1 ms): timestamps are irregular, as in the real files,
     # so readers must use them rather than assume a rate.
-    ts = ts + np.clip(rng.normal(0, 1e-4, ts.size), -4e-4, 4e-4)
+    jitter = np.clip(rng.normal(0, 1e-4, ts.size), -4e-4, 4e-4)
+    jitter[0] = 0.0  # the recording starts at t = 0
+    ts = ts + jitter
     for t0, t1 in b.glitches:
         # The cursor jumps off screen (|x| and |y| >= 12 cm, the 000688 outlier marker is
         # |x| or |y| > 10 cm) and back; velocity and acceleration see the jump as well
