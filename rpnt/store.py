@@ -23,6 +23,7 @@ from rpnt.data.session import SPLIT_CODES, SessionData
 from rpnt.errors import RpntError
 
 SCHEMA_VERSION = 1
+CHUNK_BYTES = 1 << 21
 
 #: variable -> (dims, dtype kind) every v1 store holds (``position`` is optional).
 VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -80,11 +81,11 @@ def _encoding(ds) -> dict[str, dict[str, Any]]:
         if var.dtype.kind in "OUT":
             continue
         e: dict[str, Any] = {"compressors": (fast,)}
-        if var.dims == ("time", "unit"):
-            e["chunks"] = (max(1, min(var.shape[0], (1 << 22) // max(var.shape[1], 1))),
-                           var.shape[1])
-        elif var.dims and var.dims[0] in ("spike", "time"):
-            e["chunks"] = (max(1, min(var.shape[0], 1 << 21)), *var.shape[1:])
+        # ~2 MB chunks: zarr encodes several chunks at once, each with a raw copy and an
+        # encoded buffer, so chunk size bounds the memory a write needs on top of the data.
+        row = max(1, var.dtype.itemsize * int(np.prod(var.shape[1:], dtype=np.int64)))
+        if var.dims and var.dims[0] in ("spike", "time"):
+            e["chunks"] = (max(1, min(var.shape[0], CHUNK_BYTES // row)), *var.shape[1:])
         enc[name] = e
     return enc
 

@@ -29,13 +29,23 @@ def bin_index(t: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """(n,) int64 index ``k`` with ``edges[k] <= t < edges[k+1]``; t must lie inside the grid.
 
     Equivalent to ``np.searchsorted(edges, t, side="right") - 1`` but O(n) instead of
-    O(n log n_edges): an estimate from the bin width, fixed by one comparison each side.
+    O(n log n_edges): an estimate from the bin width, checked against the float64 edges
+    wherever it lies within rounding distance of an edge.
     """
     bin_s = (edges[-1] - edges[0]) / (edges.shape[0] - 1)
-    k = ((t - edges[0]) * (1.0 / bin_s)).astype(np.int64)
+    x = np.subtract(t, edges[0])
+    x *= 1.0 / bin_s
+    k = x.astype(np.int64)
     np.clip(k, 0, edges.shape[0] - 2, out=k)
-    k -= t < edges[k]
-    k += t >= edges[k + 1]
+    # The estimate can be off by one only where t is within rounding of an edge; check the
+    # float64 edges there (fractional position near 0 or 1), not everywhere.
+    x -= k
+    near = np.flatnonzero((x < 1e-6) | (x > 1 - 1e-6))
+    if near.size:
+        kn, tn = k[near], t[near]
+        kn -= tn < edges[kn]
+        kn += tn >= edges[kn + 1]
+        k[near] = kn
     return k
 
 
@@ -52,22 +62,17 @@ def bin_spikes(spike_times: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> 
 
     ``spike_times`` is flat with per-unit runs ending at ``ends`` (NWB layout), every time
     inside the grid. One bincount per unit (a loop over units, never over spikes) keeps the
-    temporary at one (n_time,) int64 row instead of an (n_time * n_unit) one.
+    temporary at one (n_time,) int64 row instead of an (n_time * n_unit) one; the output
+    is uint8 and widened only if some bin holds more than 255 spikes.
     """
     n_time, n_unit = edges.shape[0] - 1, ends.shape[0]
     starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-    rows = []
+    out = np.zeros((n_time, n_unit), dtype=np.uint8)
     for u in range(n_unit):
-        k = bin_index(spike_times[starts[u]:ends[u]], edges)
-        c = np.bincount(k, minlength=n_time)
-        # keep each row in its own smallest dtype: the int64 rows together would be
-        # 8 bytes per bin and unit
-        rows.append(c.astype(count_dtype(int(c.max()) if c.size else 0)))
-    dt = count_dtype(max((int(np.iinfo(r.dtype).max) for r in rows), default=0))
-    out = np.empty((n_time, n_unit), dtype=dt)
-    for u in range(n_unit):
-        out[:, u] = rows[u]
-        rows[u] = None  # free as we go
+        c = np.bincount(bin_index(spike_times[starts[u]:ends[u]], edges), minlength=n_time)
+        if c.size and c.max() > np.iinfo(out.dtype).max:  # rare: widen for everyone
+            out = out.astype(count_dtype(int(c.max())))
+        out[:, u] = c
     return out
 
 

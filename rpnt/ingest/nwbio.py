@@ -54,6 +54,10 @@ def read(f: h5py.File, name: str, sel=slice(None)) -> np.ndarray:
         ds = f[name]
         if ds.dtype.kind in "OS" or h5py.check_string_dtype(ds.dtype) is not None:
             return np.asarray(ds.asstr()[sel], dtype=object)
+        if sel == slice(None) and ds.ndim:
+            out = np.empty(ds.shape, dtype=ds.dtype)  # read straight into one buffer
+            ds.read_direct(out)
+            return out
         return np.asarray(ds[sel])
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise RpntError(f"{f.filename}: cannot read {name} ({exc}); the file is probably "
