@@ -105,7 +105,7 @@ def _sort_runs(t: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def sort_spikes(spike_times: np.ndarray, ends: np.ndarray,
-                block: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+                block: int = 1 << 18) -> tuple[np.ndarray, np.ndarray]:
     """All spikes in time order: ((n,) float64 times, (n,) int32 unit index).
 
     ``spike_times`` holds per-unit sorted runs ending at ``ends``, all >= 0. The session is

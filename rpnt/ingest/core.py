@@ -118,8 +118,13 @@ def _max_gap(s, cfg: IngestConfig) -> float:
     return cfg.max_gap_bins * float(np.median(np.diff(s.t))) if s.t.size > 1 else 0.0
 
 
-def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = ""):
-    """The schema-v1 ``xr.Dataset`` of one source (without provenance attrs)."""
+def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",
+                  consume: bool = False):
+    """The schema-v1 ``xr.Dataset`` of one source (without provenance attrs).
+
+    ``consume=True`` drops ``src.units.spike_times`` once the sorted copy exists, so the
+    two (8 bytes per spike each) are never held alongside the write buffers.
+    """
     import xarray as xr
 
     bin_s = cfg.bin_ms / 1000.0
@@ -141,6 +146,8 @@ def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = ""
                     else [f"a{i}" for i in range(n_axis)], dtype=object)
     spike_times, spike_unit = binning.sort_spikes(t, ends)
     del t
+    if consume:
+        src.units.spike_times = np.zeros(0)
     tr = src.trials
     tsplit = splits.trial_splits(tr.valid, cfg.split, tr.file_split)
     split = splits.bin_split(time, tr.start, tr.stop, tsplit, cfg.split.padding_s)
@@ -231,7 +238,7 @@ def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = 
             f.close()
         src.notes.extend(notes)
         notes = src.notes
-        ds = build_dataset(src, cfg, notes, str(nwb))
+        ds = build_dataset(src, cfg, notes, str(nwb), consume=True)
         sha = sha_future.result()
     ds.attrs.update(_provenance(nwb, sha, entry, asset))
     ds.attrs["dataset"] = cfg.dataset or str(entry.get("name") or "") or "local"
