@@ -225,8 +225,29 @@ PartitionName={self.partition} Nodes=localhost Default=YES MaxTime=INFINITE Stat
         raise RuntimeError(f"SLURM node not idle after {timeout:.0f} s (state {state!r}); "
                            f"see {self.p('log')}")
 
+    def cancel_all(self, timeout: float = 30) -> None:
+        """Cancel every job of this (private) cluster and wait until none is running, so
+        that slurmd ends their job steps before it stops."""
+        try:
+            ids = self._run(["squeue", "-h", "-o", "%i"]).stdout.split()
+            if not ids:
+                return
+            self._run(["scancel", *ids])
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                states = self._run(["squeue", "-h", "-o", "%T"]).stdout.split()
+                if not any(s in ("RUNNING", "PENDING", "COMPLETING", "CONFIGURING")
+                           for s in states):
+                    return
+                time.sleep(0.5)
+        except (OSError, subprocess.SubprocessError):
+            return  # the controller is already gone
+
     def stop(self) -> None:
-        """Stop only the daemons this cluster started (by their pid files)."""
+        """Cancel leftover jobs, then stop only the daemons this cluster started (by their
+        pid files)."""
+        if self.pid_files()["slurmctld"].exists():
+            self.cancel_all()
         for name, pid_file in self.pid_files().items():
             try:
                 pid = int(pid_file.read_text().strip())
