@@ -52,7 +52,11 @@ def manifest_row(path: str | Path) -> dict:
 
 def build_manifest(paths: Iterable[str | Path]) -> pd.DataFrame:
     """A DataFrame with one row per store, sorted by dataset and session."""
-    rows = [manifest_row(p) for p in paths]
+    from tqdm import tqdm
+
+    paths = list(paths)
+    rows = [manifest_row(p) for p in tqdm(paths, desc="manifest", unit="store",
+                                           disable=len(paths) < 20)]
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     dup = df["session"][df.duplicated(["dataset", "session"])]
     if len(dup):

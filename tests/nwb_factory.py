@@ -49,6 +49,7 @@ class Spec:
     no_go_cue: bool = False  #: CO trials table without go_cue_time
     duplicate_ids: bool = False
     zero_valid: bool = False  #: every trial aborted
+    outliers: bool = False  #: 000688 outlier segment: position jumps to 50 cm for 5 samples
     extra_sessions_meta: dict = field(default_factory=dict)
 
 
@@ -104,6 +105,9 @@ def make_truth(spec: Spec) -> Truth:
         pos = pos.copy()
         vel[100:110] = np.nan
         pos[100:110] = np.nan
+    if spec.outliers:
+        pos = pos.copy()
+        pos[1000:1005] = 50.0
     if spec.nonmonotonic:
         beh_t = beh_t.copy()
         beh_t[500:510] -= 0.2  # ten samples jump back in time

@@ -156,3 +156,12 @@ def test_zero_valid_trials(tmp_path, caplog):
     assert s.attrs["n_valid_trials"] == 0
     assert set(s.trial_split.tolist()) == {"none"}
     assert np.all(s.split == SPLIT_CODES["train"]) and not s.eval_mask.any()
+
+
+def test_outlier_segments_masked(tmp_path, caplog):
+    """000688 outlier segments (|position| > 10 cm) are masked in velocity and position."""
+    tr, s, log = _ingest(tmp_path, Spec(outliers=True), caplog)
+    assert "masked 5 of 4000 samples in outlier segments" in log
+    assert np.nanmax(np.abs(s.position)) < 10
+    k = np.searchsorted(s.time, tr.beh_t[1002], side="right") - 1
+    assert np.isnan(s.velocity[k]).all()  # 50 ms gap > 3 sample intervals: not bridged

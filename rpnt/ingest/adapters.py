@@ -32,6 +32,9 @@ log = logging.getLogger("rpnt.ingest")
 ADAPTERS = ("perich_miller", "nlb", "generic")
 PM_VEL = f"{BEHAVIOUR}/Velocity/cursor_vel"
 PM_POS = f"{BEHAVIOUR}/Position/cursor_pos"
+PM_ACC = f"{BEHAVIOUR}/Acceleration/cursor_acc"
+#: 000688 outlier segments (datasets.md): |x| or |y| > 10 cm, or |acceleration| > 1500 cm/s^2
+PM_OUTLIERS = {"pos_cm": 10.0, "acc": 1500.0}
 NLB_VEL = ("hand_vel", "finger_vel", "cursor_vel")
 NLB_POS = ("hand_pos", "finger_pos", "cursor_pos")
 NLB_EVAL_S = (-0.25, 0.45)
@@ -162,11 +165,49 @@ def _no_go_cue(fn: str, notes: list[str]) -> str:
     return "trial (no go cue in the file)"
 
 
+def _mask_outliers(f: h5py.File, vel: Series, pos: Series | None, thr: dict,
+                   notes: list[str]) -> tuple[Series, Series | None]:
+    """Drop behaviour samples in 000688 outlier segments (position or acceleration too large).
+
+    Samples are matched by timestamp across the position, acceleration and velocity series
+    (they share timestamps in 000688).
+    """
+    bad = []
+    if pos is not None and thr.get("pos_cm") is not None:
+        bad.append(pos.t[(np.abs(pos.data) > float(thr["pos_cm"])).any(axis=1)])
+    if thr.get("acc") is not None and nwbio.is_series(f, PM_ACC):
+        acc = nwbio.read_series(f, PM_ACC)
+        bad.append(acc.t[(np.abs(acc.data) > float(thr["acc"])).any(axis=1)])
+    bad_t = np.concatenate(bad) if bad else np.zeros(0)
+    if not bad_t.size:
+        return vel, pos
+    out = []
+    for s in (vel, pos):
+        if s is None:
+            out.append(None)
+            continue
+        drop = np.isin(s.t, bad_t)
+        if drop.any():
+            msg = (f"{f.filename}: {s.path}: masked {int(drop.sum())} of {s.t.shape[0]} samples "
+                   f"in outlier segments (|position| > {thr.get('pos_cm')} cm or "
+                   f"|acceleration| > {thr.get('acc')})")
+            log.warning(msg)
+            notes.append(msg)
+            s = Series(s.path, s.t[~drop], s.data[~drop])
+        out.append(s)
+    if out[0].t.shape[0] == 0:
+        raise RpntError(f"{f.filename}: {vel.path}: every sample is in an outlier segment")
+    return out[0], out[1]
+
+
 def perich_miller(f: h5py.File, meta: Meta, entry: dict) -> Source:
     notes: list[str] = []
     fn = f.filename
     units = nwbio.read_units(f)
     vel, pos, vsrc = _behaviour(f, PM_VEL, PM_POS, notes)
+    thr = entry.get("outliers", PM_OUTLIERS)
+    if thr:
+        vel, pos = _mask_outliers(f, vel, pos, thr, notes)
     cols, start, stop = _base_trials(f)
     n, dur = start.shape[0], stop - start
     result = _col(f, cols, "result", n, "").astype(str).astype(object)

@@ -94,7 +94,7 @@ def clean_spikes(src: Source, notes: list[str], fn: str = "") -> tuple[np.ndarra
 
 def _provenance(nwb: Path, sha: str, entry: dict, asset: dict | None) -> dict[str, Any]:
     import rpnt
-    from rpnt.provenance import git_commit
+    from rpnt.provenance import git_commit, package_versions
 
     source = entry.get("source") or {}
     asset = asset or {}
@@ -110,6 +110,7 @@ def _provenance(nwb: Path, sha: str, entry: dict, asset: dict | None) -> dict[st
         "asset_path": str(asset.get("path") or ""),
         "rpnt_version": rpnt.__version__,
         "git_commit": git_commit(),
+        "packages": package_versions(),
     }
 
 
