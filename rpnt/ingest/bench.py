@@ -23,6 +23,8 @@ FLOOR_DATASETS = (
     "processing/behavior/Velocity/cursor_vel/timestamps",
     "processing/behavior/Position/cursor_pos/data",
     "processing/behavior/Position/cursor_pos/timestamps",
+    "processing/behavior/Acceleration/cursor_acc/data",
+    "processing/behavior/Acceleration/cursor_acc/timestamps",
     "intervals/trials/start_time", "intervals/trials/stop_time",
     "intervals/trials/go_cue_time", "intervals/trials/result", "intervals/trials/target_id",
 )
