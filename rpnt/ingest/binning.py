@@ -57,22 +57,28 @@ def count_dtype(max_count: int) -> type:
     return np.uint64
 
 
-def bin_spikes(spike_times: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """(n_time, n_unit) counts of each unit's spikes in each bin.
+def bin_spikes(times: np.ndarray, units: np.ndarray, edges: np.ndarray, n_unit: int,
+               chunk: int = 4096) -> np.ndarray:
+    """(n_time, n_unit) counts of spikes in each bin, from time-sorted spikes.
 
-    ``spike_times`` is flat with per-unit runs ending at ``ends`` (NWB layout), every time
-    inside the grid. One bincount per unit (a loop over units, never over spikes) keeps the
-    temporary at one (n_time,) int64 row instead of an (n_time * n_unit) one; the output
-    is uint8 and widened only if some bin holds more than 255 spikes.
+    ``times`` (n,) sorted float64 and ``units`` (n,) int unit index (as from
+    :func:`sort_spikes`), all inside the grid. ``np.searchsorted(times, edges)`` gives each
+    bin's slice of the sorted spikes exactly (``edges[k] <= t < edges[k+1]``, as
+    ``np.histogram``); a bincount of ``bin * n_unit + unit`` over ``chunk`` bins at a time
+    keeps the int64 temporaries small. The output is uint8, widened only if a bin holds more
+    than 255 spikes of one unit.
     """
-    n_time, n_unit = edges.shape[0] - 1, ends.shape[0]
-    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    n_time = edges.shape[0] - 1
+    pos = np.searchsorted(times, edges, side="left")
     out = np.zeros((n_time, n_unit), dtype=np.uint8)
-    for u in range(n_unit):
-        c = np.bincount(bin_index(spike_times[starts[u]:ends[u]], edges), minlength=n_time)
+    for a in range(0, n_time, chunk):
+        b = min(a + chunk, n_time)
+        key = np.repeat(np.arange(b - a, dtype=np.int64) * n_unit, np.diff(pos[a:b + 1]))
+        key += units[pos[a]:pos[b]]
+        c = np.bincount(key, minlength=(b - a) * n_unit).reshape(b - a, n_unit)
         if c.size and c.max() > np.iinfo(out.dtype).max:  # rare: widen for everyone
             out = out.astype(count_dtype(int(c.max())))
-        out[:, u] = c
+        out[a:b] = c
     return out
 
 

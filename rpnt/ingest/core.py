@@ -133,22 +133,22 @@ def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = ""
         raise RpntError(f"--bin-ms must be positive, got {cfg.bin_ms}")
     t, ends = clean_spikes(src, notes, fn)
     vel, pos = src.velocity, src.position
-    firsts = [vel.t[0]] + ([pos.t[0]] if pos is not None else [])
-    lasts = [vel.t[-1]] + ([pos.t[-1]] if pos is not None else [])
-    if t.size:
-        firsts.append(float(t.min()))
-        lasts.append(float(t.max()))
-    edges = binning.make_edges(float(min(firsts)), float(max(lasts)), bin_s)
-    time = edges[:-1]
-    counts = binning.bin_spikes(t, ends, edges)
-    velocity = binning.bin_behaviour(vel.t, vel.data, edges, _max_gap(vel, cfg))
-    n_axis = velocity.shape[1]
-    axis = np.array(["x", "y", "z", "w"][:n_axis] if n_axis <= 4
-                    else [f"a{i}" for i in range(n_axis)], dtype=object)
     spike_times, spike_unit = binning.sort_spikes(t, ends)
     del t
     if consume:
         src.units.spike_times = np.zeros(0)
+    firsts = [vel.t[0]] + ([pos.t[0]] if pos is not None else [])
+    lasts = [vel.t[-1]] + ([pos.t[-1]] if pos is not None else [])
+    if spike_times.size:
+        firsts.append(float(spike_times[0]))
+        lasts.append(float(spike_times[-1]))
+    edges = binning.make_edges(float(min(firsts)), float(max(lasts)), bin_s)
+    time = edges[:-1]
+    counts = binning.bin_spikes(spike_times, spike_unit, edges, ends.shape[0])
+    velocity = binning.bin_behaviour(vel.t, vel.data, edges, _max_gap(vel, cfg))
+    n_axis = velocity.shape[1]
+    axis = np.array(["x", "y", "z", "w"][:n_axis] if n_axis <= 4
+                    else [f"a{i}" for i in range(n_axis)], dtype=object)
     tr = src.trials
     tsplit = splits.trial_splits(tr.valid, cfg.split, tr.file_split)
     split = splits.bin_split(time, tr.start, tr.stop, tsplit, cfg.split.padding_s)
