@@ -80,7 +80,7 @@ def make_population(rng: np.random.Generator, subject: SubjectSpec) -> Populatio
     silent = rng.random(p) < 0.08
     base[silent] = rng.uniform(np.log(0.2), np.log(1.0), silent.sum())
     kin = np.empty((p, 5))
-    kin[:, 0] = np.where(is_m1, np.abs(rng.normal(0.6, 0.25, p)), np.abs(rng.normal(0.3, 0.15, p)))
+    kin[:, 0] = np.where(is_m1, np.abs(rng.normal(0.6, 0.25, p)), np.abs(rng.normal(0.38, 0.15, p)))
     kin[:, 1] = 0.0  # direction enters through pd; column kept for a fixed layout
     kin[:, 2] = np.where(is_m1, rng.normal(0.25, 0.25, p), rng.normal(0.1, 0.2, p))
     kin[:, 3:5] = rng.normal(0, np.where(is_m1, 0.2, 0.12)[:, None], (p, 2))
