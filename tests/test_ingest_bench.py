@@ -1,0 +1,41 @@
+"""rpnt bench ingest: the generator writes a valid 000688-layout file; the bench reports."""
+
+from __future__ import annotations
+
+import re
+
+import h5py
+import numpy as np
+
+from rpnt.cli import main
+from rpnt.ingest import ingest_file
+from rpnt.ingest.bench import FLOOR_DATASETS, read_floor
+from rpnt.ingest.bigfile import BigSpec, write_big_nwb
+from rpnt.store import load_session
+
+
+def test_generator_layout_and_ingest(tmp_path):
+    p = tmp_path / "big.nwb"
+    n = write_big_nwb(p, BigSpec(n_units=7, duration_s=30.0, mean_rate_hz=20.0))
+    with h5py.File(p) as f:
+        assert f["units/spike_times"].shape == (n,)
+        assert f["units/waveforms"].shape == (7, 48)  # present, never read by ingest
+        assert f["units/spike_times_index"][-1] == n
+        present = [d for d in FLOOR_DATASETS if d in f]
+    assert len(present) == len(FLOOR_DATASETS)
+    assert read_floor(p) > n * 8
+    s = load_session(ingest_file(p, tmp_path / "s.zarr"))
+    assert s.spike_counts.sum() == n and s.n_unit == 7
+    assert np.all(np.diff(s.spike_times) >= 0)
+    assert set(s.unit_area) == {"M1", "PMd"}
+
+
+def test_bench_command_prints_ratio_and_memory(tmp_path, capsys):
+    code = main(["bench", "ingest", "--units", "5", "--duration-s", "20", "--repeats", "1",
+                 "--workdir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert re.search(r"ratio to floor:\s+[\d.]+x", out)
+    assert re.search(r"peak memory \(tracemalloc\):\s+\d+ MB = [\d.]+x bytes read", out)
+    assert re.search(r"M spikes/s", out)
+    assert list(tmp_path.iterdir()) == []  # the temporary files are gone
