@@ -121,6 +121,8 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         weights = None
         if self.kind == "context":
+            if key_mask is not None:
+                raise ValueError("context attention is causal over bins; it takes no key_mask")
             out, weights = fused_context_attention(q, k, v, self.kernel_gen(x),
                                                    self.kernel_size, p)
         else:

@@ -1,10 +1,11 @@
 """``rpnt bench attention``: context attention vs. PyTorch SDPA and a grouped-conv2d version.
 
 Each variant runs forward + backward on the same (B, H, T, dh) inputs in the same process.
-Times are the minimum over interleaved repeats (the least disturbed by other processes on
-a shared machine; the median is printed too); peak memory is the largest live total of
-the allocations made during one forward + backward, from the PyTorch profiler. Ratios,
-not absolute times, are the result.
+Times are process CPU time (``time.process_time``, so time spent descheduled on a shared
+machine does not count; with one torch thread it is the work done), minimum over
+interleaved repeats; wall-clock minima are printed too. Peak memory is the largest live
+total of the allocations made during one forward + backward, from the PyTorch profiler.
+Ratios, not absolute times, are the result.
 
 Variants (the "core" rows get q, k, v and the kernels as inputs):
 
@@ -79,17 +80,22 @@ def peak_memory_bytes(fn: Callable[[], None]) -> int:
     return max(itertools.accumulate((e.nbytes() for e in events), initial=0))
 
 
-def time_variants(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
-    """Interleaved timing: each round runs every variant once. Seconds per run."""
+def time_variants(fns: dict[str, Callable[[], None]],
+                  repeats: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Interleaved timing: each round runs every variant once.
+
+    Returns name -> (CPU seconds per run, wall seconds per run).
+    """
     for fn in fns.values():  # warm-up: allocator, kernels, thread pools
         fn()
         fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name][1].append(time.perf_counter() - t0)
+            times[name][0].append(time.process_time() - c0)
     return times
 
 
@@ -104,7 +110,8 @@ def _fwd_bwd(forward: Callable[[], torch.Tensor], leaves: list[torch.Tensor]) ->
 
 def measure(batch: int, heads: int, d_model: int, length: int, ksize: int, repeats: int,
             seed: int) -> list[dict]:
-    """Rows ``{"T", "variant", "time_min_ms", "time_median_ms", "peak_mb"}`` for one T."""
+    """Rows ``{"T", "variant", "time_min_ms", "time_median_ms", "wall_min_ms", "peak_mb"}``
+    for one T (times: CPU time unless named wall)."""
     from rpnt.model.attention import MultiHeadAttention
     from rpnt.model.ctx_attn import fused_context_attention
 
@@ -134,9 +141,11 @@ def measure(batch: int, heads: int, d_model: int, length: int, ksize: int, repea
     times = time_variants(fns, repeats)
     rows = []
     for name, fn in fns.items():
+        cpu, wall = times[name]
         rows.append({"T": length, "variant": name,
-                     "time_min_ms": 1e3 * min(times[name]),
-                     "time_median_ms": 1e3 * statistics.median(times[name]),
+                     "time_min_ms": 1e3 * min(cpu),
+                     "time_median_ms": 1e3 * statistics.median(cpu),
+                     "wall_min_ms": 1e3 * min(wall),
                      "peak_mb": peak_memory_bytes(fn) / 2**20})
     return rows
 
@@ -154,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     print(f"context attention fwd+bwd, B={args.batch} H={args.heads} d={args.d_model} "
           f"(dh={args.d_model // args.heads}) k={args.kernel_size}, {args.threads} thread(s), "
-          f"min over {args.repeats} interleaved repeats")
+          f"min CPU time over {args.repeats} interleaved repeats")
     all_rows: list[dict] = []
     summary: list[dict] = []
     for length in args.lengths:
@@ -162,10 +171,11 @@ def run(args: argparse.Namespace) -> int:
                        args.repeats, args.seed)
         by = {r["variant"]: r for r in rows}
         print(f"\nT={length}")
-        print(f"  {'variant':<16}{'min ms':>10}{'median ms':>11}{'peak MB':>10}")
+        print(f"  {'variant':<16}{'cpu min ms':>11}{'cpu median':>11}{'wall min ms':>12}"
+              f"{'peak MB':>9}")
         for r in rows:
-            print(f"  {r['variant']:<16}{r['time_min_ms']:>10.2f}{r['time_median_ms']:>11.2f}"
-                  f"{r['peak_mb']:>10.1f}")
+            print(f"  {r['variant']:<16}{r['time_min_ms']:>11.2f}{r['time_median_ms']:>11.2f}"
+                  f"{r['wall_min_ms']:>12.2f}{r['peak_mb']:>9.1f}")
         ratios = {
             "T": length,
             "time_vs_sdpa": by["context"]["time_min_ms"] / by["sdpa"]["time_min_ms"],

@@ -12,9 +12,9 @@ Why a custom autograd function: done with autograd, the k*k shifted adds of full
 backward allocates a padded zero map). Here the maps are processed in chunks of
 sample-heads small enough to stay in cache, so the k*k passes run on cached data; the
 causal mask and the 1/sqrt(dh) scale are folded into the passes that exist anyway. Saved
-for backward: q, k, v, the kernels, the probabilities (one (B*H, L, L) map, as any
-attention that materialises its scores) and, with dropout, a 1-byte keep mask; the
-backward recomputes each chunk's score map (one small bmm) instead of keeping them all.
+for backward: q, k, v, the kernels, the padded score maps and the probabilities (two
+(B*H, L, L)-sized maps; recomputing the scores in the backward instead saves one map but
+costs ~10 % more time at T=50) and, with dropout, a 1-byte keep mask.
 """
 
 from __future__ import annotations
@@ -22,10 +22,27 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 #: Target bytes of one chunk's (n_maps, L, L) float32 score maps: fits a core's L2 cache.
 CHUNK_BYTES = 1 << 20
+
+#: Reused per-chunk scratch maps, keyed by (name, shape, dtype, device). Fresh large
+#: allocations are zero-filled pages from the OS (page faults on first touch), which cost
+#: as much as the shifted adds themselves; a handful of chunk-sized buffers (a few MiB at
+#: most) are kept instead.
+_SCRATCH: dict[tuple, torch.Tensor] = {}
+
+
+def _scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A reusable buffer; created zero-filled (users rely on untouched parts staying 0)."""
+    key = (name, shape, like.dtype, like.device)
+    buf = _SCRATCH.get(key)
+    if buf is None:
+        if len(_SCRATCH) > 64:  # many shapes seen (e.g. varying lengths): start over
+            _SCRATCH.clear()
+        buf = _SCRATCH[key] = like.new_zeros(shape)
+    return buf
 
 
 def _chunk(n_maps: int, length: int) -> int:
@@ -48,6 +65,17 @@ def _masks(n: int, k: int, scale: float, like: torch.Tensor) -> tuple[torch.Tens
     return pad_scale, neg_future
 
 
+def _tap_views(padded: torch.Tensor, k: int, n: int) -> list[torch.Tensor]:
+    """The k*k (M, L, L) windows of a padded map, in tap order ``a*k + b``.
+
+    Window ``a*k + b`` is ``padded[:, k-1-a : k-1-a+L, b : b+L]`` (rows i - a, columns
+    j + b - c of the unpadded map). Built with unfold, so all views come from two calls.
+    """
+    wins = padded.unfold(1, n, 1).unfold(2, n, 1)  # (M, k, k, L, L) views: [r0, b]
+    rows = wins.unbind(1)[::-1]  # a = k-1-r0 ascending (no flip: that would copy)
+    return [w for row in rows for w in row.unbind(1)]
+
+
 def _padded_scores(q: torch.Tensor, kk: torch.Tensor, k: int, pad_scale: torch.Tensor,
                    out: torch.Tensor) -> torch.Tensor:
     """(M, L+k-1, L+2c) scaled scores, zero above the diagonal and in the padding.
@@ -56,25 +84,28 @@ def _padded_scores(q: torch.Tensor, kk: torch.Tensor, k: int, pad_scale: torch.T
     bmm writes the padded map directly (into ``out``, a contiguous chunk of the saved maps).
     """
     c = k // 2
-    qp = F.pad(q, (0, 0, k - 1, 0))
-    kp = F.pad(kk, (0, 0, c, c))
+    m, n, dh = q.shape
+    # Scratch copies whose padding rows are never written, so they stay zero.
+    qp = _scratch("qpad", (m, n + k - 1, dh), q)
+    kp = _scratch("kpad", (m, n + 2 * c, dh), q)
+    qp[:, k - 1:].copy_(q)
+    kp[:, c: c + n].copy_(kk)
     return torch.bmm(qp, kp.transpose(-1, -2), out=out).mul_(pad_scale)
 
 
-def _conv_masked(padded: torch.Tensor, kern: torch.Tensor, k: int,
-                 neg_future: torch.Tensor) -> torch.Tensor:
-    """Shifted weighted adds + causal mask: (M, L+k-1, L+2c), (M, L, k*k) -> (M, L, L)."""
+def _conv_masked(padded: torch.Tensor, kern: torch.Tensor, k: int, neg_future: torch.Tensor,
+                 out: torch.Tensor) -> torch.Tensor:
+    """Shifted weighted adds + causal mask into ``out``.
+
+    padded (M, L+k-1, L+2c), kern (M, L, k*k) -> out (M, L, L).
+    """
     n = kern.shape[-2]
-    out = None
-    for a in range(k):
-        r0 = k - 1 - a
-        for b in range(k):
-            sl = padded[:, r0: r0 + n, b: b + n]
-            w = kern[:, :, a * k + b: a * k + b + 1]  # (M, L, 1): one weight per query row
-            if out is None:
-                out = torch.addcmul(neg_future, sl, w)  # the -inf mask rides on the first tap
-            else:
-                out.addcmul_(sl, w)
+    weights = kern.unsqueeze(-2).unbind(-1)  # k*k views (M, L, 1): one weight per query row
+    for t, win in enumerate(_tap_views(padded, k, n)):
+        if t == 0:
+            torch.addcmul(neg_future, win, weights[0], out=out)  # the -inf mask rides along
+        else:
+            out.addcmul_(win, weights[t])
     return out
 
 
@@ -91,69 +122,78 @@ class ContextAttentionFn(torch.autograd.Function):
         pad_scale, neg_future = _masks(n, ksize, 1.0 / math.sqrt(dh), q)
         c = ksize // 2
         out = torch.empty_like(q)
-        step = _chunk(m, n)
-        buf = q.new_empty(min(step, m), n + ksize - 1, n + 2 * c)  # one chunk of padded maps
+        padded_all = q.new_empty(m, n + ksize - 1, n + 2 * c)
         probs = q.new_empty(m, n, n)
         keep = (torch.empty(m, n, n, dtype=torch.bool, device=q.device)
                 if dropout_p > 0 else None)
+        step = _chunk(m, n)
+        conv_buf = _scratch("conv", (step, n, n), q)
         for s0 in range(0, m, step):
             sl = slice(s0, s0 + step)
-            padded = _padded_scores(q[sl], k_[sl], ksize, pad_scale, out=buf[: q[sl].shape[0]])
+            mc = min(step, m - s0)
+            padded = _padded_scores(q[sl], k_[sl], ksize, pad_scale, out=padded_all[sl])
+            conv = _conv_masked(padded, kern[sl], ksize, neg_future, out=conv_buf[:mc])
             # Softmax written straight into the saved probabilities (no extra copy).
-            p = torch.ops.aten._softmax.out(_conv_masked(padded, kern[sl], ksize, neg_future),
-                                            -1, False, out=probs[sl])
+            p = torch.ops.aten._softmax.out(conv, -1, False, out=probs[sl])
             if keep is not None:
                 keep[sl] = torch.rand_like(p) >= dropout_p
                 p = p.masked_fill(~keep[sl], 0.0).mul_(1.0 / (1.0 - dropout_p))  # not in place
             torch.bmm(p, v[sl], out=out[sl])
-        ctx.save_for_backward(q, k_, v, kern, probs,
+        ctx.save_for_backward(q, k_, v, kern, padded_all, probs,
                               *(() if keep is None else (keep,)))
         ctx.ksize, ctx.dropout_p = ksize, dropout_p
         ctx.mark_non_differentiable(probs)
         return out, probs
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_out, _g_probs):
-        q, k_, v, kern, probs, *rest = ctx.saved_tensors
+        q, k_, v, kern, padded_all, probs, *rest = ctx.saved_tensors
         keep = rest[0] if rest else None
         ksize, p_drop = ctx.ksize, ctx.dropout_p
         m, n, dh = q.shape
         c = ksize // 2
         pad_scale, _ = _masks(n, ksize, 1.0 / math.sqrt(dh), q)
+        core_scale = pad_scale[ksize - 1:, c: c + n]  # (L, L): scale on/below the diagonal
         g_out = g_out.contiguous()
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k_), torch.empty_like(v)
         dkern = torch.empty_like(kern)
         step = _chunk(m, n)
-        buf = q.new_empty(min(step, m), n + ksize - 1, n + 2 * c)
+        bufs = {name: _scratch(name, (step, *shape), q) for name, shape in
+                (("dp", (n, n)), ("dc", (n, n)), ("ds", (n, n)), ("prod", (n, n)),
+                 ("dpad", (n + ksize - 1, n + 2 * c)))}
         for s0 in range(0, m, step):
             sl = slice(s0, s0 + step)
-            p, kk, go = probs[sl], kern[sl], g_out[sl]
-            # Recompute this chunk's padded scores (cheaper than keeping all of them).
-            padded = _padded_scores(q[sl], k_[sl], ksize, pad_scale, out=buf[: p.shape[0]])
-            dp = torch.bmm(go, v[sl].transpose(-1, -2))  # gradient wrt the dropped probs
+            mc = min(step, m - s0)
+            dp_b, dc_b, ds_b, prod, dpad = (bufs[x][:mc]
+                                            for x in ("dp", "dc", "ds", "prod", "dpad"))
+            p, padded, kk, go = probs[sl], padded_all[sl], kern[sl], g_out[sl]
+            dp = torch.bmm(go, v[sl].transpose(-1, -2), out=dp_b)  # wrt the dropped probs
             if keep is not None:
                 inv = 1.0 / (1.0 - p_drop)
-                dv[sl] = torch.bmm(p.masked_fill(~keep[sl], 0.0).mul_(inv).transpose(-1, -2), go)
+                torch.bmm(p.masked_fill(~keep[sl], 0.0).mul_(inv).transpose(-1, -2), go,
+                          out=dv[sl])
                 dp.masked_fill_(~keep[sl], 0.0).mul_(inv)
             else:
-                dv[sl] = torch.bmm(p.transpose(-1, -2), go)
+                torch.bmm(p.transpose(-1, -2), go, out=dv[sl])
             # Softmax backward, one fused pass: dC = P * (dP - sum_j dP * P).
-            dc = torch._softmax_backward_data(dp, p, -1, p.dtype)
+            dc = torch.ops.aten._softmax_backward_data.out(dp, p, -1, p.dtype,
+                                                            grad_input=dc_b)
             # Convolution backward: the kernel taps, and the padded score map.
-            dpad = torch.zeros_like(padded)
-            for a in range(ksize):
-                r0 = ksize - 1 - a
-                for b in range(ksize):
-                    t = a * ksize + b
-                    win = padded[:, r0: r0 + n, b: b + n]
-                    dkern[sl, :, t] = torch.linalg.vecdot(dc, win, dim=-1)
-                    dpad[:, r0: r0 + n, b: b + n].addcmul_(dc, kk[:, :, t: t + 1])
-            # Back through the scale and the zeroed future/padding, then the padded bmm.
-            ds = dpad.mul_(pad_scale)
-            dqp = torch.bmm(ds, F.pad(k_[sl], (0, 0, c, c)))
-            dkp = torch.bmm(ds.transpose(-1, -2), F.pad(q[sl], (0, 0, ksize - 1, 0)))
-            dq[sl] = dqp[:, ksize - 1:]
-            dk[sl] = dkp[:, c: c + n]
+            dpad.zero_()
+            weights = kk.unsqueeze(-2).unbind(-1)
+            dkc = dkern[sl]
+            for t, (win, dwin) in enumerate(zip(_tap_views(padded, ksize, n),
+                                                _tap_views(dpad, ksize, n), strict=True)):
+                # dK[i, t] = sum_j dC[i, j] * window_t[i, j]; the product goes to scratch
+                # (a fresh temporary per tap costs more in page faults than the math).
+                torch.sum(torch.mul(dc, win, out=prod), dim=-1, out=dkc[:, :, t])
+                dwin.addcmul_(dc, weights[t])
+            # Back through the scale and the zeroed future (padding gradients are dropped),
+            # then the score bmm.
+            ds = torch.mul(dpad[:, ksize - 1:, c: c + n], core_scale, out=ds_b)
+            torch.bmm(ds, k_[sl], out=dq[sl])
+            torch.bmm(ds.transpose(-1, -2), q[sl], out=dk[sl])
         return dq, dk, dv, dkern, None, None
 
 
