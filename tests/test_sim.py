@@ -114,7 +114,7 @@ def test_000688_layout(tiny, default_one):
 
 def test_multisite_electrodes_have_coordinates(tmp_path):
     preset = PRESETS["multisite"]
-    spec = SessionSpec("N", "CO", "20200115", 12)
+    spec = SessionSpec("N", "CO", "20160301", 12)
     sim = simulate_session(preset_with(spec, "multisite"), spec, 0)
     path = tmp_path / "m.nwb"
     write_nwb(sim, path, waveforms_per_unit=1)

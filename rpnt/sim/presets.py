@@ -153,7 +153,7 @@ PRESETS: dict[str, Preset] = {
         name="multisite",
         description="Neuropixels-style: one subject, three probe sites with x/y/z, 3 sessions",
         subjects=_MULTISITE_SUBJECTS,
-        sessions=_sessions("N", "CO 20200115, CO 20200116, RT 20200117", co=100, rt=50),
+        sessions=_sessions("N", "CO 20160301, CO 20160302, RT 20160303", co=100, rt=50),
     ),
 }
 
