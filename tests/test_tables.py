@@ -80,6 +80,6 @@ def test_duplicates_and_bad_records_are_errors(tmp_path):
         write_table(paths, tmp_path / "out")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"model": "gru"}))
-    with pytest.raises(RpntError, match="r2.mean"):
+    with pytest.raises(RpntError, match=r"r2\.mean"):
         load_records([bad])
     assert not (tmp_path / "out").exists()
