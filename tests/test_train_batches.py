@@ -82,11 +82,19 @@ def test_padding_and_eval_choice():
     assert (b["counts"][:, :, :, 12:] == 0).all()
     # with <= N units the slots are all units in session order, whatever the seed
     np.testing.assert_array_equal(eval_unit_choice(sw, 1, 1), eval_unit_choice(sw, 1, 2))
-    # with > N units: a fixed seeded subset, identical for every window
-    _, sw8 = make_windows(n_slots=8, units_per_site=12)
-    a, b2 = eval_unit_choice(sw8, 4, seed=3), eval_unit_choice(sw8, 4, seed=3)
-    np.testing.assert_array_equal(a, b2)
+    # with > N units: the N most active units over training bins, same for every window
+    s8, sw8 = make_windows(n_slots=8, units_per_site=12)
+    a = eval_unit_choice(sw8, 4, seed=3)
     assert (a == a[:1]).all()
+    rate = s8.spike_counts[train_bins(s8, need_velocity=False)].mean(0)
+    for j, units in enumerate(sw8.site_units):
+        top = np.sort(units[np.argsort(-rate[units], kind="stable")[:8]])
+        np.testing.assert_array_equal(a[0, j], top)
+    # a fixed-sampling batch sampler uses exactly that choice
+    seen = []
+    BatchSampler([sw8], 4, unit_sampling="fixed", seed=3,
+                 observer=lambda s, b, u: seen.append(u))(np.random.default_rng(0))
+    np.testing.assert_array_equal(seen[0], a)
 
 
 def test_sampler_is_deterministic_and_sessions_mix():

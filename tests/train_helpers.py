@@ -43,7 +43,7 @@ def make_session(session_id: str, sites=(("M1", "M1"), ("PMd", "PMd")), units_pe
     for j, (site, area) in enumerate(sites):
         pref = pool_rng.uniform(0, 2 * np.pi, pool_per_site)
         base = pool_rng.uniform(np.log(5.0), np.log(25.0), pool_per_site)  # Hz
-        gain = pool_rng.uniform(0.03, 0.06, pool_per_site)  # per cm/s
+        gain = pool_rng.uniform(0.05, 0.1, pool_per_site)  # per cm/s
         pick = np.sort(rng.choice(pool_per_site, units_per_site, replace=False))
         drive = vel[:, :1] * np.cos(pref[pick]) + vel[:, 1:] * np.sin(pref[pick])
         rate = np.exp(base[pick] + gain[pick] * drive) * BIN_S

@@ -10,8 +10,9 @@ the model predicts normalised velocity and :meth:`RPNTDecoder.predict_windows` r
 cm/s.
 
 Determinism at evaluation: each site's units fill the N slots in session order; a site
-with more than N units uses one fixed subset of N units drawn with ``eval_seed``
-(:func:`rpnt.train.batches.eval_unit_choice`), the same subset for every window. A
+with more than N units uses its N most active units over the training bins
+(:func:`rpnt.train.batches.eval_unit_choice`; ``eval_seed`` breaks ties), the same
+subset for every window - and the same as finetuning with ``unit_sampling: fixed``. A
 subject or task missing from the vocabulary gets the next free index (as at finetuning).
 """
 

@@ -11,11 +11,14 @@ A batch is a dict of CPU tensors (``B`` windows, ``S`` sites, ``T`` bins, ``N`` 
 Units: each site's units fill the ``N`` slots **in their session order** (so within a
 session slot i keeps meaning the same unit when the site has <= N units, and a decoder
 can learn unit tuning); a site with more than N units is subsampled to N units per window
-(a random subset, kept in session order), which is the augmentation of the released code.
-``subsets`` > 1 draws each window that many times with different unit subsets. At
-evaluation the subset is fixed (:func:`eval_unit_choice`, seeded) so predictions are
-deterministic. A batch comes from one session, so site ``s`` is the same recording site
-in every sample (the site-contrastive loss relies on this).
+(a random subset, kept in session order), which is the augmentation of the released code
+and what pretraining uses; ``subsets`` > 1 draws each window that many times with
+different unit subsets. Random subsets of a site with more than N units shift units
+between slots, which destroys the unit identity a velocity readout needs, so finetuning
+defaults to the fixed choice of evaluation (:func:`eval_unit_choice`: the N most active
+units, the same for every window), and predictions are deterministic. A batch comes
+from one session, so site ``s`` is the same recording site in every sample (the
+site-contrastive loss relies on this).
 
 Coordinates: subject and task through vocabularies (:class:`Vocab`, stored in the
 decoder's hparams; task ``center_out`` = 0, ``random_target`` = 1 as in the released
@@ -152,6 +155,7 @@ class SessionWindows:
         self.allowed = train_bins(session) if allowed is None else np.asarray(allowed, bool)
         self.starts = valid_window_starts(self.allowed, window)
         self.vel_mean, self.vel_std = vel_mean, vel_std
+        self._fixed: tuple[int, np.ndarray] | None = None  # cache of eval_unit_choice
 
     @property
     def n_sites(self) -> int:
@@ -207,25 +211,42 @@ class SessionWindows:
 
 
 def eval_unit_choice(sw: SessionWindows, n: int, seed: int = 0) -> np.ndarray:
-    """The fixed (n, S, N) slot choice used at evaluation: one seeded subset for all windows.
+    """The fixed (n, S, N) slot choice of evaluation (and of ``unit_sampling: fixed``).
 
-    Sites with <= N units use all of them (then the seed plays no role).
+    Per site: all units when there are <= N, else the N most active units over the
+    session's training bins (all bins if it has none), kept in session order; ``seed``
+    only breaks ties between equally active units. The same choice for every window, so
+    slot i always holds the same unit and a decoder can rely on unit tuning.
     """
-    one = sw.choose_units(np.random.default_rng(seed), 1)
-    return np.repeat(one, n, axis=0)
+    if sw._fixed is None or sw._fixed[0] != seed:
+        s = sw.session
+        bins = train_bins(s, need_velocity=False)
+        rate = (s.spike_counts[bins] if bins.any() else s.spike_counts).mean(axis=0)
+        tie = np.random.default_rng(seed).random(s.n_unit)
+        out = np.full((1, sw.n_sites, sw.n_slots), -1, dtype=np.int64)
+        for j, units in enumerate(sw.site_units):
+            if units.size > sw.n_slots:
+                order = np.lexsort((tie[units], -rate[units]))  # most active first
+                units = np.sort(units[order[:sw.n_slots]])
+            out[0, j, :units.size] = units
+        sw._fixed = (seed, out)
+    return np.repeat(sw._fixed[1], n, axis=0)
 
 
 class BatchSampler:
     """Draw training batches from one or many :class:`SessionWindows`.
 
     Each call picks one session (probability proportional to its number of valid window
-    starts), ``batch_size // subsets`` windows in it, and ``subsets`` unit subsets of each.
+    starts), ``batch_size // subsets`` windows in it, and ``subsets`` unit subsets of each
+    (``unit_sampling="random"``), or the fixed evaluation choice of units
+    (``"fixed"``, :func:`eval_unit_choice` with ``seed``).
     Deterministic given the ``Generator`` passed in (the trainer checkpoints its state).
     ``observer`` (tests) is told every session, bins and unit slots that reach a batch.
     """
 
     def __init__(self, windows: Sequence[SessionWindows], batch_size: int, subsets: int = 1,
-                 with_velocity: bool = True, observer: Observer | None = None):
+                 with_velocity: bool = True, observer: Observer | None = None,
+                 unit_sampling: str = "random", seed: int = 0):
         self.windows = [w for w in windows if w.starts.size]
         if not self.windows:
             names = ", ".join(w.session.session for w in windows) or "(none)"
@@ -238,13 +259,19 @@ class BatchSampler:
         self.p = weights / weights.sum()
         self.batch_size, self.subsets = batch_size, subsets
         self.with_velocity, self.observer = with_velocity, observer
+        if unit_sampling not in ("random", "fixed"):
+            raise RpntError(f"unit_sampling {unit_sampling!r} must be 'random' or 'fixed'")
+        self.unit_sampling, self.seed = unit_sampling, seed
 
     def __call__(self, rng: np.random.Generator) -> dict[str, Any]:
         k = int(rng.choice(len(self.windows), p=self.p)) if len(self.windows) > 1 else 0
         sw = self.windows[k]
         n_win = self.batch_size // self.subsets
         starts = np.repeat(sample_starts(rng, sw.starts, n_win), self.subsets)
-        units = sw.choose_units(rng, starts.size)
+        if self.unit_sampling == "fixed":
+            units = eval_unit_choice(sw, starts.size, self.seed)
+        else:
+            units = sw.choose_units(rng, starts.size)
         if self.observer is not None:
             bins = starts[:, None] + np.arange(sw.window)[None, :]
             self.observer(sw.session, bins, units)

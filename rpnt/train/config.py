@@ -48,7 +48,10 @@ class FinetuneConfig:
 
     train: TrainConfig = field(default_factory=_finetune_train)
     fewshot_fraction: float = 0.1  #: fraction of training trials for mode fewshot
-    subsets: int = 1  #: unit subsets drawn of each window
+    subsets: int = 1  #: unit subsets drawn of each window (unit_sampling random only)
+    #: "fixed": the evaluation choice of units in every batch (stable slot identity);
+    #: "random": random subsets of sites with more than N units (augmentation)
+    unit_sampling: str = "fixed"
     val_windows: int = 128  #: max windows of valid bins for early stopping
 
 

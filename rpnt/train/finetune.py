@@ -129,7 +129,8 @@ def finetune(session: SessionData, mode: str, fcfg: FinetuneConfig, seed: int,
     sw = SessionWindows(session, decoder.vocab, cfg.coords, cfg.n_units, cfg.window,
                         allowed=allowed, vel_mean=mean, vel_std=std)
     tcfg = replace(fcfg.train, seed=seed)
-    sampler = BatchSampler([sw], tcfg.batch_size, fcfg.subsets, observer=observer)
+    sampler = BatchSampler([sw], tcfg.batch_size, fcfg.subsets, observer=observer,
+                           unit_sampling=fcfg.unit_sampling, seed=seed)
     model = decoder.model
     if mode == "frozen":
         for p in model.encoder_parameters():
