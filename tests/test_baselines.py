@@ -117,3 +117,23 @@ def test_cli_baseline_then_evaluate_with_scenario(tmp_path):
     cfg_path.write_text(yaml.safe_dump(cfg))
     assert main(["baseline", "--config", str(cfg_path), "--model", "gru", "--store", store,
                  "--seed", "0", "--out", str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.parametrize("cls_name", ["gru", "ndt"])
+def test_binned_baselines_are_causal(session, cls_name):
+    import dataclasses
+
+    from rpnt.decoders.gru import GRUDecoder
+    from rpnt.decoders.ndt import NDTDecoder
+
+    torch.manual_seed(0)
+    base = {"n_unit": session.n_unit, "n_axis": 2, "window_bins": 20, "dropout": 0.0}
+    dec = (GRUDecoder({**base, "hidden": 8, "layers": 2}) if cls_name == "gru" else
+           NDTDecoder({**base, "d_model": 16, "layers": 2, "heads": 2}))
+    starts = np.array([100, 300])
+    before = dec.predict_windows(session, starts, 20)
+    counts = session.spike_counts.copy()
+    counts[starts + 12] += 7  # change bin 12 of each window
+    after = dec.predict_windows(dataclasses.replace(session, spike_counts=counts), starts, 20)
+    np.testing.assert_allclose(after[:, :12], before[:, :12], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after[:, 12:], before[:, 12:])
