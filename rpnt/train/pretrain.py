@@ -73,7 +73,8 @@ def resolve_store(row: Any, manifest_path: str | Path) -> Path:
 
 
 def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
-                              manifest_path: str | Path) -> list[SessionData]:
+                              manifest_path: str | Path, progress: bool = True
+                              ) -> list[SessionData]:
     """Load only the scenario's pretraining stores (held-out stores are never opened)."""
     from rpnt.store import load_session
 
@@ -84,7 +85,8 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
     loaded = {}
     from tqdm.auto import tqdm
 
-    for sid in tqdm(scenario.pretrain_sessions, desc="load stores", leave=False):
+    for sid in tqdm(scenario.pretrain_sessions, desc="load stores", leave=False,
+                    disable=not progress):
         loaded[sid] = load_session(resolve_store(rows.loc[sid], manifest_path))
     return pretraining_sessions(loaded, scenario)
 

@@ -34,7 +34,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     mcfg = model_config(cfg, str(args.config))
     table = read_manifest(args.manifest)
     scenario = scenario_from_config(cfg, args.scenario, table)
-    sessions = load_pretraining_sessions(table, scenario, args.manifest)
+    sessions = load_pretraining_sessions(table, scenario, args.manifest,
+                                         progress=pcfg.train.progress)
     targets = set(scenario.target_sessions)
     val_ids = [s.session for s in sessions if s.session not in targets]
     ckpt = _ckpt_dir(args)
