@@ -70,9 +70,16 @@ def grouped_conv2d_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 
 def peak_memory_bytes(fn: Callable[[], None]) -> int:
-    """Peak of live bytes allocated while ``fn`` runs (CPU allocations, profiler events)."""
+    """Peak of live bytes allocated while ``fn`` runs (CPU allocations, profiler events).
+
+    The context kernel's reusable scratch buffers are dropped first, so that their
+    allocation is counted too.
+    """
     from torch.profiler import ProfilerActivity, profile
 
+    from rpnt.model import ctx_attn
+
+    ctx_attn._SCRATCH.clear()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
