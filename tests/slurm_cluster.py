@@ -13,9 +13,9 @@ Snakemake job step strips ``SLURM_CONF``), so that path becomes a symlink to our
 the cluster's lifetime; a pre-existing file is moved aside and put back by :meth:`stop`.
 
 No cgroups (proctrack/linuxproc, task/none), no accounting (``squeue`` status mode,
-``MinJobAge=300`` so finished jobs stay visible), one node ``localhost`` with all cores,
-~90 % of the memory, and one GPU *count* (``Gres=gpu:1``, no device file) so that jobs
-asking ``--gpus=1`` are scheduled exactly as on a GPU cluster. Facts behind each setting:
+``MinJobAge=3600`` so every finished job of a test run stays visible), one node
+``localhost`` with all cores, ~90 % of the memory, and one stand-in GPU (``Gres=gpu:1``
+backed by /dev/null) so that jobs asking ``--gpus=1`` are scheduled as on a GPU cluster. Facts behind each setting:
 shared/reference/slurm-local.md.
 """
 
@@ -73,7 +73,7 @@ def _mem_total_mb() -> int:
 class SlurmCluster:
     """One munged + slurmctld + slurmd on localhost, all state under ``root``."""
 
-    def __init__(self, root: str | Path, gpus: int = 1, min_job_age: int = 300) -> None:
+    def __init__(self, root: str | Path, gpus: int = 1, min_job_age: int = 3600) -> None:
         if gpus not in (0, 1):
             raise ValueError("the test cluster offers 0 or 1 (stand-in) GPU")
         self.root = Path(root).resolve()

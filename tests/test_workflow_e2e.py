@@ -17,6 +17,7 @@ from tests.workflow_helpers import make_workdir, run_snakemake
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_tiny_benchmark_end_to_end(tmp_path):
     wd = make_workdir(tmp_path / "wf")
     run_snakemake(wd, "--cores", "2", "--configfile", "config/tiny.yaml", timeout=1500)

@@ -48,6 +48,7 @@ def _our_training_pids(session_leader: int) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_killed_training_job_resumes_from_checkpoint(tmp_path):
     wd = make_workdir(tmp_path / "wf")
     write_config(
