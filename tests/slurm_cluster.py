@@ -15,8 +15,8 @@ the cluster's lifetime; a pre-existing file is moved aside and put back by :meth
 No cgroups (proctrack/linuxproc, task/none), no accounting (``squeue`` status mode,
 ``MinJobAge=3600`` so every finished job of a test run stays visible), one node
 ``localhost`` with all cores, ~90 % of the memory, and one stand-in GPU (``Gres=gpu:1``
-backed by /dev/null) so that jobs asking ``--gpus=1`` are scheduled as on a GPU cluster. Facts behind each setting:
-shared/reference/slurm-local.md.
+backed by /dev/null) so that jobs asking ``--gpus=1`` are scheduled as on a GPU cluster.
+Facts behind each setting: shared/reference/slurm-local.md.
 """
 
 from __future__ import annotations
