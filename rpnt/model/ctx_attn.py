@@ -31,7 +31,7 @@ CHUNK_BYTES = 1 << 20
 #: allocations are zero-filled pages from the OS (page faults on first touch), which cost
 #: as much as the shifted adds themselves; a handful of chunk-sized buffers (a few MiB at
 #: most) are kept instead.
-_SCRATCH: dict[tuple, torch.Tensor] = {}
+_SCRATCH: dict[tuple, torch.Tensor | tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 def _scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
@@ -50,12 +50,20 @@ def _chunk(n_maps: int, length: int) -> int:
 
 
 def _masks(n: int, k: int, scale: float, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Constants of one call.
+    """Constants of a call shape (cached with the scratch buffers; never written to).
 
     Returns ``pad_scale`` (L+k-1, L+2c): ``scale`` where the padded map holds a causal
     score (key <= query), else 0, and ``neg_future`` (L, L): 0 on/below the diagonal,
     -inf above it.
     """
+    key = ("masks", n, k, scale, like.dtype, like.device)
+    if key not in _SCRATCH:
+        _SCRATCH[key] = _build_masks(n, k, scale, like)
+    return _SCRATCH[key]
+
+
+def _build_masks(n: int, k: int, scale: float,
+                 like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     c = k // 2
     pad_scale = like.new_zeros(n + k - 1, n + 2 * c)
     pad_scale[k - 1:, c: c + n] = torch.ones(n, n, dtype=like.dtype, device=like.device).tril()
