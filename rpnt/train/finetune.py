@@ -8,10 +8,12 @@ Modes:
   of the training trials (windows never cross into other trials);
 - ``full``: the pretrained model finetuned end to end on all training trials.
 
-Loss: MSE on velocity normalised with the statistics of the bins trained on; early
-stopping on the same loss over fixed windows of the valid trials. New units are no
-problem: each site's units fill the tokenizer's N slots (``Linear(N -> d)``), so nothing
-is tied to a unit identity of the pretraining sessions.
+Loss: MSE on velocity normalised with the statistics of the bins trained on. Early
+stopping and selection of the best step: ``1 - R²`` on the valid trials (stitched, on
+the scored bins, as evaluation does), else the MSE on fixed windows of valid trials.
+
+New units are no problem: each site's units fill the tokenizer's N slots
+(``Linear(N -> d)``), so nothing is tied to a unit identity of the pretraining sessions.
 """
 
 from __future__ import annotations
@@ -80,6 +82,33 @@ def valid_batch(sw: SessionWindows, n_windows: int, seed: int) -> dict[str, Any]
     return sw.make_batch(starts, eval_unit_choice(sw, starts.size, seed))
 
 
+def _valid_fn(decoder: Any, sw: SessionWindows, fcfg: FinetuneConfig, seed: int):
+    """Validation loss for early stopping and model selection.
+
+    ``1 - R²`` of stitched predictions on the valid trials' scored bins (the benchmark's
+    metric and the baselines' rule, so every model is selected alike); without scored
+    valid bins, the MSE on fixed windows of valid trials; None when there is neither.
+    """
+    from rpnt.eval.stitch import evaluate_session, scored_mask
+
+    session = sw.session
+    if scored_mask(session, "valid").sum() >= 2:
+        return lambda: 1.0 - evaluate_session(decoder, session, "valid", sw.window).r2["mean"]
+    vb = valid_batch(sw, fcfg.val_windows, seed)
+    if vb is None:
+        log.warning("%s: no window of valid trials; training without early stopping",
+                    session.session)
+        return None
+
+    def window_mse() -> float:
+        from rpnt.train.trainer import to_device
+
+        b = to_device(vb, next(decoder.parameters()).device)
+        return float(torch.nn.functional.mse_loss(decoder(b).float(), b["velocity"]))
+
+    return window_mse
+
+
 def finetune(session: SessionData, mode: str, fcfg: FinetuneConfig, seed: int,
              model_cfg: Any = None, init: Any = None, fraction: float | None = None,
              ckpt_dir: str | Path | None = None, log_dir: str | Path | None = None,
@@ -142,18 +171,7 @@ def finetune(session: SessionData, mode: str, fcfg: FinetuneConfig, seed: int,
     def loss_fn(b: dict[str, Any]) -> torch.Tensor:
         return torch.nn.functional.mse_loss(decoder(b).float(), b["velocity"])
 
-    vb = valid_batch(sw, fcfg.val_windows, seed)
-    val_fn = None
-    if vb is None:
-        log.warning("%s: no window of valid trials; training without early stopping",
-                    session.session)
-    else:
-        def val_fn() -> float:
-            from rpnt.train.trainer import to_device
-
-            b = to_device(vb, next(decoder.parameters()).device)
-            return float(torch.nn.functional.mse_loss(decoder(b).float(), b["velocity"]))
-
+    val_fn = _valid_fn(decoder, sw, fcfg, seed)
     result = fit(decoder, loss_fn, sampler, tcfg, ckpt_dir=ckpt_dir, log_dir=log_dir,
                  val_fn=val_fn, params=params, run_key=run_key, title=f"finetune {mode}")
     for p in decoder.parameters():
