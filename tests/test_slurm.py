@@ -174,4 +174,3 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path):
     table = wd / "results/benchmark/slurmtest/table.md"
     assert table.exists() and "rpnt_full" in table.read_text()
     assert any((wd / "results/benchmark/slurmtest/figures").glob("*.png"))
-    assert os.path.isdir(wd / ".snakemake" / "slurm_logs")
