@@ -101,3 +101,13 @@ def test_ceiling_command_on_ingested_store(tmp_path, capsys):
                  "--scenario", "cross_site", "--config", str(cfg)]) == 0
     rec2 = json.loads(out2.read_text())
     assert rec2["scenario"] == "cross_site" and 0 < rec2["n_units"] < rec["n_units"]
+    # the realism report measures the same folder through ingest (same ceiling)
+    stats = tmp_path / "realism.json"
+    assert main(["simulate", "--realism", str(tmp_path / "raw"), "--json", str(stats),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert spec.session_id in printed and "Wiener" in printed
+    (s,) = json.loads(stats.read_text())["sessions"]
+    assert s["ceiling_r2"]["mean"] == pytest.approx(rec["r2"]["mean"])
+    assert np.isfinite(s["wiener_r2"]["mean"]) and 0 < s["pca"]["top5"] < s["pca"]["top10"] < 1
+    assert 0 <= s["frac_below_1hz"] < 0.5 and s["rate_pct_hz"]["50"] > 1

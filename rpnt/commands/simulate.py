@@ -20,10 +20,12 @@ The whole folder is written atomically; an existing DIR needs --force.
 With --realism DIR, nothing is written: the realism statistics of an existing simulated
 folder are printed (firing rates, Fano factors, latent dimensionality, and per session the
 R^2 of a lagged Wiener filter on 20 ms counts vs. the noise ceiling from the true rates).
+With --ceiling DIR only the per-session noise ceilings are printed.
 
 Examples:
   rpnt simulate --preset default --seed 0 --out resources/raw/sim-default
   rpnt simulate --realism resources/raw/sim-default
+  rpnt simulate --ceiling resources/raw/sim-default
 """
 
 
@@ -36,17 +38,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--realism", metavar="DIR",
                         help="instead of simulating, print realism statistics of DIR")
+    parser.add_argument("--ceiling", metavar="DIR",
+                        help="instead of simulating, print the noise ceiling of every "
+                             "session of DIR")
     parser.add_argument("--json", metavar="FILE",
-                        help="with --realism: also write the statistics as JSON")
+                        help="with --realism/--ceiling: also write the numbers as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     from rpnt.errors import RpntError
 
-    if args.realism:
+    if args.realism or args.ceiling:
         from rpnt.sim.realism import realism_report
 
-        realism_report(args.realism, json_out=args.json, progress=not args.no_progress)
+        realism_report(args.realism or args.ceiling, json_out=args.json,
+                       progress=not args.no_progress, ceiling_only=not args.realism)
         return 0
     if not args.out:
         raise RpntError("rpnt simulate needs --out DIR (or --realism DIR)")

@@ -107,11 +107,16 @@ def session_stats(session: SessionData, truth_path: Path) -> dict[str, Any]:
     }
 
 
-def dataset_stats(folder: str | Path, progress: bool = True) -> list[dict[str, Any]]:
-    """Stats of every session of a simulated folder (ingested into a temporary store)."""
+def dataset_stats(folder: str | Path, progress: bool = True,
+                  ceiling_only: bool = False) -> list[dict[str, Any]]:
+    """Stats of every session of a simulated folder (ingested into a temporary store).
+
+    With ``ceiling_only`` each entry holds just the session and its noise ceiling.
+    """
     from tqdm import tqdm
 
     from rpnt.ingest.core import ingest_file
+    from rpnt.sim.ceiling import noise_ceiling
     from rpnt.store import load_session
 
     folder = Path(folder)
@@ -128,7 +133,12 @@ def dataset_stats(folder: str | Path, progress: bool = True) -> list[dict[str, A
                 raise RpntError(f"{truth} is missing; --realism needs a simulated folder "
                                 "with derivatives/ground-truth")
             store = ingest_file(nwb, Path(tmp) / f"{session_id}.zarr")
-            out.append(session_stats(load_session(store), truth))
+            session = load_session(store)
+            if ceiling_only:
+                out.append({"session": session_id,
+                            "ceiling_r2": noise_ceiling(session, truth)["r2"]})
+            else:
+                out.append(session_stats(session, truth))
     return out
 
 
@@ -151,10 +161,17 @@ def format_table(stats: list[dict[str, Any]]) -> str:
 
 
 def realism_report(folder: str | Path, json_out: str | Path | None = None,
-                   progress: bool = True) -> list[dict[str, Any]]:
+                   progress: bool = True, ceiling_only: bool = False) -> list[dict[str, Any]]:
     """Print the realism table of ``folder`` (and write JSON to ``json_out``)."""
-    stats = dataset_stats(folder, progress=progress)
-    print(format_table(stats))
+    stats = dataset_stats(folder, progress=progress, ceiling_only=ceiling_only)
+    if ceiling_only:
+        lines = ["| session | ceiling R² vx | vy | mean |", "|---|---|---|---|"]
+        lines += [f"| {s['session']} | {s['ceiling_r2']['vx']:.3f} | "
+                  f"{s['ceiling_r2']['vy']:.3f} | {s['ceiling_r2']['mean']:.3f} |"
+                  for s in stats]
+        print("\n".join(lines))
+    else:
+        print(format_table(stats))
     if json_out:
         from rpnt.atomic import write_json
 
