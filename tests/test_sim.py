@@ -206,3 +206,16 @@ def test_subject_population_is_shared_across_sessions():
     shared = np.intersect1d(a.units, b.units)
     # different subsets of one population: overlapping, never identical
     assert 0 < shared.size < min(a.n_units, b.n_units)
+
+
+def test_per_spike_waveforms_like_000688(tmp_path):
+    """waveforms_per_unit=None writes one waveform per spike (the real, large layout)."""
+    spec = SessionSpec("T", "RT", "20130820", 6)
+    sim = simulate_session(preset_with(spec, "tiny"), spec, 0)
+    path = tmp_path / "wf.nwb"
+    write_nwb(sim, path, waveforms_per_unit=None)
+    with h5py.File(path, "r") as f:
+        assert f["units/waveforms"].shape == (f["units/spike_times"].shape[0], 48)
+        np.testing.assert_array_equal(f["units/waveforms_index_index"][:],
+                                      f["units/spike_times_index"][:])
+        assert f["units/waveforms"].dtype == np.int16

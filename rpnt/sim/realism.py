@@ -8,7 +8,8 @@ benchmark decoders see. Per session:
 - Fano factor: var/mean of spike counts in [go cue, go cue + 300 ms] across rewarded
   trials to the same target (center-out only), median over units with mean count >= 0.5;
 - dimensionality: fraction of variance of smoothed sqrt counts (20 ms bins, Gaussian
-  sigma 40 ms, inside trials) explained by the top 5 and 10 principal components;
+  sigma 40 ms, inside trials) explained by the top 5 and 10 principal components, and
+  the same for the sqrt true rates (the latent dimensionality without spiking noise);
 - Wiener R²: causal lagged ridge (:mod:`rpnt.linear`, 10 lags) on 20 ms counts, trained
   on training bins, scored on test bins — next to the noise ceiling (the same decoder on
   the true rates, :func:`rpnt.sim.ceiling.noise_ceiling`).
@@ -56,13 +57,20 @@ def fano_factor(truth: dict[str, np.ndarray], window_s: float = 0.3) -> float:
     return float(np.median(np.concatenate(ratios))) if ratios else float("nan")
 
 
-def pca_fraction(session: SessionData, ks: tuple[int, ...] = (5, 10)) -> dict[str, float]:
-    """Fraction of variance of smoothed sqrt counts in trials explained by top-k PCs."""
+def pca_fraction(session: SessionData, ks: tuple[int, ...] = (5, 10),
+                 rates: np.ndarray | None = None) -> dict[str, float]:
+    """Fraction of variance in trials explained by the top-k principal components.
+
+    Of smoothed sqrt counts by default; of sqrt ``rates`` (n_time, n_unit), e.g. the true
+    rates binned like the session, when given (no smoothing: rates are not noisy).
+    """
     from scipy.ndimage import gaussian_filter1d
 
-    x = np.sqrt(session.spike_counts.astype(np.float64))
-    sigma = 0.04 / session.bin_size_s
-    x = gaussian_filter1d(x, sigma, axis=0)
+    if rates is None:
+        x = np.sqrt(session.spike_counts.astype(np.float64))
+        x = gaussian_filter1d(x, 0.04 / session.bin_size_s, axis=0)
+    else:
+        x = np.sqrt(np.asarray(rates, dtype=np.float64))
     inside = np.zeros(session.n_time, bool)
     for split in ("train", "valid", "test"):
         inside |= session.trial_bins(split)
@@ -86,9 +94,11 @@ def wiener_r2(session: SessionData, lags: int = WIENER_LAGS) -> dict[str, float]
 
 
 def session_stats(session: SessionData, truth_path: Path) -> dict[str, Any]:
-    from rpnt.sim.ceiling import load_truth, noise_ceiling
+    from rpnt.sim.ceiling import bin_rates, load_truth, noise_ceiling
 
     truth = load_truth(truth_path)
+    true_rates = bin_rates(truth["time"], truth["rates"], float(truth["dt"]), session.time,
+                           session.bin_size_s)
     dur = session.n_time * session.bin_size_s
     rates = session.spike_counts.sum(0) / dur
     return {
@@ -102,6 +112,7 @@ def session_stats(session: SessionData, truth_path: Path) -> dict[str, Any]:
         "frac_above_60hz": float((rates > 60).mean()),
         "fano": fano_factor(truth),
         "pca": pca_fraction(session),
+        "pca_true_rates": pca_fraction(session, rates=true_rates),
         "wiener_r2": wiener_r2(session),
         "ceiling_r2": noise_ceiling(session, truth_path)["r2"],
     }
@@ -144,14 +155,15 @@ def dataset_stats(folder: str | Path, progress: bool = True,
 
 def format_table(stats: list[dict[str, Any]]) -> str:
     head = ("| session | units | min | rate p5/p50/p95 (Hz) | <1 Hz | Fano | PCA top5/top10 "
-            "| Wiener R² | ceiling R² |")
-    lines = [head, "|" + "---|" * 9]
+            "| true-rate PCA top5/top10 | Wiener R² | ceiling R² |")
+    lines = [head, "|" + "---|" * 10]
     for s in stats:
         r = s["rate_pct_hz"]
         lines.append(
             f"| {s['session']} | {s['n_units']} | {s['minutes']:.1f} | "
             f"{r['5']:.1f}/{r['50']:.1f}/{r['95']:.1f} | {s['frac_below_1hz']:.2f} | "
             f"{s['fano']:.2f} | {s['pca']['top5']:.2f}/{s['pca']['top10']:.2f} | "
+            f"{s['pca_true_rates']['top5']:.2f}/{s['pca_true_rates']['top10']:.2f} | "
             f"{s['wiener_r2']['mean']:.3f} | {s['ceiling_r2']['mean']:.3f} |")
     w = np.array([s["wiener_r2"]["mean"] for s in stats])
     c = np.array([s["ceiling_r2"]["mean"] for s in stats])
