@@ -93,7 +93,7 @@ def _sbatch_calls(output: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 300)
-def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path):
+def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     wd = make_workdir(tmp_path / "wf")
     # Few training steps: this test is about submission and scheduling, not accuracy.
     short = {"steps": 6, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3,
@@ -126,8 +126,11 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path):
                 proc.wait()
     out = log_path.read_text(errors="replace")
     calls = _sbatch_calls(out)
-    # The CI log shows what SLURM received.
-    sys.stderr.write("\n".join(c for cs in calls.values() for c in cs) + "\n")
+    # The CI log shows what SLURM received (outside pytest's capture).
+    with capsys.disabled():
+        print("\nsbatch calls of the SLURM integration test:")
+        for line in (c for cs in calls.values() for c in cs):
+            print("  " + line.split(" --wrap=")[0])
     if proc.returncode != 0:
         slurm_logs = "\n".join(
             f"--- {p}\n{p.read_text(errors='replace')[-2000:]}"
