@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,9 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
 
     for sid in tqdm(scenario.pretrain_sessions, desc="load stores", leave=False,
                     disable=not progress):
-        loaded[sid] = load_session(resolve_store(rows.loc[sid], manifest_path))
+        # RPNT reads binned counts only: drop the raw spikes to keep many sessions in memory
+        loaded[sid] = replace(load_session(resolve_store(rows.loc[sid], manifest_path)),
+                              spike_times=None, spike_unit=None)
     return pretraining_sessions(loaded, scenario)
 
 
@@ -122,8 +125,6 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: Any, pcfg: PretrainConf
     sessions); None = all of ``sessions``. ``observer`` sees every window that reaches
     pretraining (tests).
     """
-    from dataclasses import replace
-
     from rpnt.decoders.rpnt_decoder import RPNTDecoder
 
     vocab = Vocab.from_sessions(sessions)
