@@ -122,3 +122,31 @@ def test_fewshot_bins_are_a_trial_subset():
     m2, _ = fewshot_bins(s, 0.25, seed=1)
     assert not np.array_equal(m, m2)
     np.testing.assert_array_equal(m, fewshot_bins(s, 0.25, seed=0)[0])
+
+
+@pytest.mark.parametrize("section,msg", [
+    ({"finetune": {"trian": {}}}, "finetune: unknown keys"),
+    ({"finetune": {"train": {"stepz": 1}}}, "finetune.train: unknown keys"),
+    ({"finetune": {"train": {"steps": 0}}}, "must be positive"),
+    ({"finetune": {"unit_sampling": "all"}}, "unit_sampling"),
+    ({"finetune": {"fewshot_fraction": 1.5}}, "fewshot_fraction"),
+    ({"pretrain": {"subsets": 0}}, "pretrain.subsets"),
+])
+def test_config_sections_reject_bad_keys(section, msg):
+    from rpnt.errors import RpntError
+    from rpnt.train.config import finetune_config, pretrain_config
+
+    with pytest.raises(RpntError, match=msg) as exc:
+        (pretrain_config if "pretrain" in section else finetune_config)(section, "cfg.yaml")
+    assert str(exc.value).startswith("cfg.yaml")
+
+
+def test_config_sections_defaults_and_overrides():
+    from rpnt.train.config import finetune_config, model_config, pretrain_config
+
+    p = pretrain_config({"pretrain": {"train": {"steps": 7}, "subsets": 3}})
+    assert p.train.steps == 7 and p.subsets == 3 and p.train.lr == 1e-3
+    f = finetune_config({})
+    assert f.fewshot_fraction == 0.1 and f.unit_sampling == "fixed"
+    m = model_config({"model": {"size": "tiny", "n_units": 20}})
+    assert (m.d_model, m.n_units) == (32, 20)

@@ -33,6 +33,13 @@ def _finetune_train() -> TrainConfig:
                        checkpoint_every=100, patience=4)
 
 
+def _check_counts(cfg: object, section: str) -> None:
+    for name in ("subsets", "val_windows"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise RpntError(f"{section}.{name} must be a positive integer, got {v!r}")
+
+
 @dataclass
 class PretrainConfig:
     """``pretrain`` section."""
@@ -40,6 +47,9 @@ class PretrainConfig:
     train: TrainConfig = field(default_factory=_pretrain_train)
     subsets: int = 2  #: unit subsets drawn of each window (augmentation)
     val_windows: int = 64  #: fixed windows of valid bins (non-target sessions) for the curve
+
+    def __post_init__(self) -> None:
+        _check_counts(self, "pretrain")
 
 
 @dataclass
@@ -53,6 +63,12 @@ class FinetuneConfig:
     #: "random": random subsets of sites with more than N units (augmentation)
     unit_sampling: str = "fixed"
     val_windows: int = 128  #: max windows of valid bins for early stopping
+
+    def __post_init__(self) -> None:
+        _check_counts(self, "finetune")
+        if self.unit_sampling not in ("fixed", "random"):
+            raise RpntError(f"finetune.unit_sampling {self.unit_sampling!r} must be "
+                            "'fixed' or 'random'")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -92,7 +108,7 @@ def train_config(d: Any, default: TrainConfig, where: str) -> TrainConfig:
     d = _check(d, TrainConfig, where)
     try:
         return dataclasses.replace(default, **d)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RpntError) as exc:
         raise RpntError(f"{where}: {exc}") from exc
 
 
@@ -100,14 +116,20 @@ def pretrain_config(cfg: dict[str, Any], source: str = "config") -> PretrainConf
     d = dict(_check(cfg.get("pretrain"), PretrainConfig, f"{source}: pretrain"))
     base = PretrainConfig()
     train = train_config(d.pop("train", None), base.train, f"{source}: pretrain.train")
-    return PretrainConfig(train=train, **{k: v for k, v in d.items()})
+    try:
+        return PretrainConfig(train=train, **d)
+    except RpntError as exc:
+        raise RpntError(f"{source}: {exc}") from exc
 
 
 def finetune_config(cfg: dict[str, Any], source: str = "config") -> FinetuneConfig:
     d = dict(_check(cfg.get("finetune"), FinetuneConfig, f"{source}: finetune"))
     base = FinetuneConfig()
     train = train_config(d.pop("train", None), base.train, f"{source}: finetune.train")
-    out = FinetuneConfig(train=train, **d)
+    try:
+        out = FinetuneConfig(train=train, **d)
+    except RpntError as exc:
+        raise RpntError(f"{source}: {exc}") from exc
     if not 0.0 < out.fewshot_fraction <= 1.0:
         raise RpntError(f"{source}: finetune.fewshot_fraction {out.fewshot_fraction} must be "
                         "in (0, 1]")
