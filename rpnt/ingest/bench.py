@@ -30,18 +30,6 @@ FLOOR_DATASETS = (
 )
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--units", type=int, default=200, help="units (default 200)")
-    p.add_argument("--duration-s", type=float, default=3700.0,
-                   help="session length in s (default 3700, > 1 h)")
-    p.add_argument("--rate-hz", type=float, default=14.0,
-                   help="mean firing rate (default 14 Hz: about 10 M spikes)")
-    p.add_argument("--repeats", type=int, default=3,
-                   help="timed repetitions; the fastest of each is reported (default 3)")
-    p.add_argument("--workdir", metavar="DIR",
-                   help="where to write the NWB file and store (default: a temporary dir)")
-    p.add_argument("--seed", type=int, default=0, help="generator seed")
-
 
 def read_floor(path: Path) -> int:
     """Read the datasets ingest needs with h5py alone; return the bytes read."""

@@ -31,23 +31,6 @@ import torch
 import torch.nn.functional as F
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch", type=int, default=32, help="batch size B (default 32)")
-    parser.add_argument("--heads", type=int, default=8, help="attention heads H (default 8)")
-    parser.add_argument("--d-model", type=int, default=256,
-                        help="model width d; head dim = d / H (default 256)")
-    parser.add_argument("--lengths", type=int, nargs="+", default=[50, 200],
-                        help="sequence lengths T to measure (default 50 200)")
-    parser.add_argument("--kernel-size", type=int, default=3, help="context kernel k (default 3)")
-    parser.add_argument("--repeats", type=int, default=15,
-                        help="timed forward+backward repeats per variant (default 15)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    parser.add_argument("--json", default=None, metavar="OUT",
-                        help="also write the figures (with provenance) to this JSON file")
-
-
 def grouped_conv2d_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                              kernels: torch.Tensor, kernel_size: int) -> torch.Tensor:
     """Reference: causal context attention with a grouped conv2d over B*H groups.
