@@ -165,3 +165,20 @@ def test_frozen_params_stay_fixed():
     fit(model, lambda b: ((model(b["x"]) - b["y"]) ** 2).mean(), sample_batch, cfg,
         params=model[3].parameters())
     assert torch.equal(model[0].weight, before)
+
+
+def test_param_groups_with_lr_scale():
+    model = make_model()
+    first, last = list(model[0].parameters()), list(model[3].parameters())
+    w0 = model[0].weight.clone()
+    cfg = TrainConfig(**{**CFG, "steps": 5, "eval_every": 1000})
+    from rpnt.train.trainer import make_optimizer
+
+    opt = make_optimizer([{"params": first, "lr_scale": 0.1}, {"params": last}], cfg)
+    lrs = sorted({g["lr"] for g in opt.param_groups})
+    assert lrs == pytest.approx([0.1 * cfg.lr, cfg.lr])
+    decays = {(g["lr"], g["weight_decay"]) for g in opt.param_groups}
+    assert (cfg.lr, 0.0) in decays and (cfg.lr, cfg.weight_decay) in decays
+    fit(model, lambda b: ((model(b["x"]) - b["y"]) ** 2).mean(), sample_batch, cfg,
+        params=[{"params": first, "lr_scale": 0.0}, {"params": last}])
+    assert torch.equal(model[0].weight, w0)  # lr 0: unchanged, yet part of the run

@@ -63,9 +63,14 @@ class FinetuneConfig:
     #: "random": random subsets of sites with more than N units (augmentation)
     unit_sampling: str = "fixed"
     val_windows: int = 128  #: max windows of valid bins for early stopping
+    #: lr of a pretrained encoder relative to the head's (modes fewshot and full)
+    encoder_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _check_counts(self, "finetune")
+        if not isinstance(self.encoder_lr_scale, (int, float)) or self.encoder_lr_scale < 0:
+            raise RpntError(f"finetune.encoder_lr_scale {self.encoder_lr_scale!r} must be a "
+                            "number >= 0")
         if self.unit_sampling not in ("fixed", "random"):
             raise RpntError(f"finetune.unit_sampling {self.unit_sampling!r} must be "
                             "'fixed' or 'random'")

@@ -165,8 +165,12 @@ def finetune(session: SessionData, mode: str, fcfg: FinetuneConfig, seed: int,
         for p in model.encoder_parameters():
             p.requires_grad_(False)
         params = list(model.head_parameters())
-    else:
+    elif mode == "scratch":
         params = [*model.encoder_parameters(), *model.head_parameters()]
+    else:
+        params = [{"params": list(model.encoder_parameters()),
+                   "lr_scale": fcfg.encoder_lr_scale},
+                  {"params": list(model.head_parameters())}]
 
     def loss_fn(b: dict[str, Any]) -> torch.Tensor:
         return torch.nn.functional.mse_loss(decoder(b).float(), b["velocity"])

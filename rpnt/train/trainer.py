@@ -13,7 +13,8 @@ API::
         ckpt_dir="out.ckpt",  # rolling resume checkpoint (last.pt); None: no checkpoints
         log_dir="out_logs",   # metrics.jsonl + curves.png; None: no log files
         val_fn=lambda: 0.5,   # validation loss (lower is better); None: no early stopping
-        params=None,          # parameters to optimise (default: all with requires_grad)
+        params=None,          # parameters to optimise (default: all with requires_grad),
+                              # or [{"params": [...], "lr_scale": 0.1}, ...] groups
     )
     result.best_val, result.steps_done, result.stopped_early
 
@@ -151,16 +152,29 @@ def lr_factor(step: int, steps: int, warmup_steps: int, min_lr_ratio: float = 0.
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with decay on matrices/embeddings only (biases and norm gains are not decayed)."""
-    params = [p for p in params if p.requires_grad]
-    if not params:
+def make_optimizer(params: Iterable[Any], cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with decay on matrices/embeddings only (biases and norm gains are not decayed).
+
+    ``params``: parameters, or dicts ``{"params": [...], "lr_scale": s}`` whose learning
+    rate is ``s * cfg.lr`` (e.g. a smaller rate for a pretrained encoder).
+    """
+    parts = [p if isinstance(p, dict) else {"params": [p]} for p in params]
+    groups = []
+    for part in parts:
+        ps = [p for p in part["params"] if p.requires_grad]
+        lr = cfg.lr * float(part.get("lr_scale", 1.0))
+        groups += [{"params": [p for p in ps if p.ndim >= 2], "weight_decay": cfg.weight_decay,
+                    "lr": lr},
+                   {"params": [p for p in ps if p.ndim < 2], "weight_decay": 0.0, "lr": lr}]
+    groups = [g for g in groups if g["params"]]
+    if not groups:
         raise RpntError("nothing to train: no parameter requires a gradient")
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+    # merge groups that share lr and decay so the optimizer state stays compact
+    merged: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for g in groups:
+        merged.setdefault((g["lr"], g["weight_decay"]), []).extend(g["params"])
+    return torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd}
+                              for (lr, wd), ps in merged.items()], lr=cfg.lr)
 
 
 class _SignalFlag:
@@ -207,7 +221,7 @@ def fit(
     ckpt_dir: str | Path | None = None,
     log_dir: str | Path | None = None,
     val_fn: Callable[[], float] | None = None,
-    params: Iterable[nn.Parameter] | None = None,
+    params: Iterable[Any] | None = None,
     run_key: str = "",
     title: str = "",
 ) -> FitResult:
@@ -218,8 +232,9 @@ def fit(
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    params = list(model.parameters() if params is None else params)
-    opt = make_optimizer(params, cfg)
+    spec = list(model.parameters() if params is None else params)
+    opt = make_optimizer(spec, cfg)
+    params = [p for g in opt.param_groups for p in g["params"]]
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio))
     step_fn = torch.compile(loss_fn) if cfg.compile else loss_fn
@@ -293,7 +308,8 @@ def fit(
             loss.backward()
             clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
-            lr_now = opt.param_groups[0]["lr"]
+            # the schedule's lr (of parameters with lr_scale 1)
+            lr_now = cfg.lr * lr_factor(step, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
             opt.step()
             sched.step()
             step += 1
