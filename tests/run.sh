@@ -14,7 +14,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
 step "install rpnt (pip install -e '.[dev,peers]')"
-python -m pip install --quiet -e '.[dev,peers]'
+python -m pip install --quiet --root-user-action=ignore -e '.[dev,peers]'
 
 step "SLURM packages for the integration test"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
