@@ -222,3 +222,27 @@ def test_unknown_config_key_stops_snakemake(workdir):
                          "--config", "epochs=3", check=False)
     assert proc.returncode != 0
     assert "epochs" in proc.stdout + proc.stderr
+
+
+def test_slurm_profile_declares_training_resources(workdir):
+    """`--profile slurm` parses; GPU and memory land on the training rules, and runtime
+    and memory grow with the attempt (retries after a time or memory limit)."""
+    prof = yaml.safe_load((REPO / "slurm/config.yaml").read_text())
+    assert prof["executor"] == "slurm" and prof["retries"] >= 1
+    for rule in ("pretrain", "finetune"):
+        res = prof["set-resources"][rule]
+        assert res["gpu"] == 1 and res["cpus_per_gpu"] >= 1
+        assert "attempt" in str(res["runtime"]) and "attempt" in str(res["mem_mb"])
+        assert eval(str(res["runtime"]), {"attempt": 2}) == 2 * eval(str(res["runtime"]),
+                                                                      {"attempt": 1})
+    text = (REPO / "slurm/config.yaml").read_text()
+    assert "slurm_partition:" not in text.replace("`slurm_partition:`", "").split(
+        "executor:")[1]  # no site's partition or account is hard-coded
+    assert "slurm_account:" not in text.split("executor:")[1]
+    proc = run_snakemake(workdir, "-n", "--profile", "slurm", "--configfile",
+                         "config/tiny.yaml")
+    blocks = proc.stdout.split("\nrule ")
+    pre = next(b for b in blocks if b.startswith("pretrain:"))
+    assert "gpu=1" in pre and "mem_mb=32000" in pre and "runtime=240" in pre
+    ing = next(b for b in blocks if b.startswith("ingest:"))
+    assert "gpu=" not in ing
