@@ -20,6 +20,9 @@ from rpnt.model.objectives import (
 
 Coords = dict[str, torch.Tensor]
 
+#: Smallest hidden width of the decoder and velocity head MLPs.
+MIN_HIDDEN = 16
+
 
 class RPNT(nn.Module):
     """Robust Pre-trained Neural Transformer.
@@ -36,14 +39,19 @@ class RPNT(nn.Module):
         self.cfg = cfg
         d = cfg.d_model
         self.encoder = Encoder(cfg)
+        # Hidden widths follow the released code (d/2, d/4; d/4, d/16) but never drop below
+        # MIN_HIDDEN: at d=32 the velocity head's d/16 = 2 GELU units were a bottleneck
+        # that cannot carry two signed velocity axes (GELU zeroes half of each unit's
+        # range; measured: train R² of vx 0.07 vs vy 0.66). Sizes from d=256 up are unchanged.
+        w = lambda x: max(x, MIN_HIDDEN)  # noqa: E731
         # Reconstruction decoder d -> d/2 -> d/4 -> N; softplus keeps rates non-negative.
-        self.decoder = nn.Sequential(nn.Linear(d, d // 2), nn.GELU(),
-                                     nn.Linear(d // 2, d // 4), nn.GELU(),
-                                     nn.Linear(d // 4, cfg.n_units))
+        self.decoder = nn.Sequential(nn.Linear(d, w(d // 2)), nn.GELU(),
+                                     nn.Linear(w(d // 2), w(d // 4)), nn.GELU(),
+                                     nn.Linear(w(d // 4), cfg.n_units))
         # Per-bin velocity head d -> d/4 -> d/16 -> n_axis on the site-pooled tokens.
-        self.velocity_head = nn.Sequential(nn.Linear(d, d // 4), nn.GELU(),
-                                           nn.Linear(d // 4, d // 16), nn.GELU(),
-                                           nn.Linear(d // 16, cfg.n_axis))
+        self.velocity_head = nn.Sequential(nn.Linear(d, w(d // 4)), nn.GELU(),
+                                           nn.Linear(w(d // 4), w(d // 16)), nn.GELU(),
+                                           nn.Linear(w(d // 16), cfg.n_axis))
 
     def encode(self, counts: torch.Tensor, unit_mask: torch.Tensor, coords: Coords | None,
                site_mask: torch.Tensor | None = None, *,
