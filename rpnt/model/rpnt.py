@@ -111,8 +111,22 @@ class RPNT(nn.Module):
         return self.velocity_head(self.encode(counts, unit_mask, coords, site_mask).pooled)
 
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
-        """Parameters of the encoder (frozen in 'frozen' finetuning)."""
+        """All parameters of the encoder (the read-in included)."""
         return self.encoder.parameters()
+
+    def readin_parameters(self) -> Iterator[nn.Parameter]:
+        """The unit-slot read-in ``Linear(N -> d)`` (trained even in 'frozen' finetuning).
+
+        Slot i holds a different unit in every session (and, in pretraining, a random
+        unit of each window), so a read-in learned elsewhere cannot know the target
+        session's units: it is the session-specific part of the encoder.
+        """
+        return self.encoder.embed.parameters()
+
+    def core_parameters(self) -> Iterator[nn.Parameter]:
+        """Encoder parameters except the read-in (frozen in 'frozen' finetuning)."""
+        readin = {id(p) for p in self.readin_parameters()}
+        return (p for p in self.encoder.parameters() if id(p) not in readin)
 
     def head_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of the velocity head (always trained in finetuning)."""
