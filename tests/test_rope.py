@@ -85,7 +85,8 @@ def plain_rope(x, pos, base=10000.0):
 def test_time_only_equals_plain_rope():
     rot = mrope(coords=("time",))
     q, _, pq, _ = rand(n_coords=1)
-    torch.testing.assert_close(rot.rotate(q, rot.angles(pq)), plain_rope(q, pq[:, 0]))
+    torch.testing.assert_close(rot.rotate(q, rot.angles(pq)),
+                               plain_rope(q, pq[:, 0], base=CFG.rope_bases["time"]))
 
 
 def test_legacy_uses_only_the_first_metadata_coordinate():
