@@ -11,7 +11,7 @@ Trains RPNT to decode velocity (MSE on normalised velocity) on the training tria
 one session, with early stopping on its valid trials:
 
   scratch   random initialisation, everything trained
-  frozen    pretrained encoder (--init) frozen, velocity head trained
+  frozen    pretrained transformer (--init) frozen; unit read-in and velocity head trained
   fewshot   pretrained model finetuned on a seeded --fraction of the training trials
   full      pretrained model finetuned on all training trials
 
