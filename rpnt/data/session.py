@@ -65,9 +65,13 @@ class SessionData:
 
     def trial_bins(self, which: str) -> np.ndarray:
         """(n_time,) bool: bins inside trials whose ``trial_split`` is ``which``."""
-        sel = self.trial_split == which
-        lo = np.searchsorted(self.time, self.trial_start[sel], side="left")
-        hi = np.searchsorted(self.time, self.trial_stop[sel], side="left")
+        return self.bins_of_trials(np.flatnonzero(self.trial_split == which))
+
+    def bins_of_trials(self, trials: np.ndarray) -> np.ndarray:
+        """(n_time,) bool: bins whose start lies in ``[trial_start, trial_stop)`` of any of
+        the trials with indices ``trials``."""
+        lo = np.searchsorted(self.time, self.trial_start[trials], side="left")
+        hi = np.searchsorted(self.time, self.trial_stop[trials], side="left")
         # Difference array: +1 at each start, -1 at each stop, cumulative sum > 0 inside.
         delta = np.zeros(self.n_time + 1, dtype=np.int64)
         np.add.at(delta, lo, 1)

@@ -48,16 +48,6 @@ log = logging.getLogger(__name__)
 MODES = ("scratch", "frozen", "fewshot", "full")
 
 
-def trial_subset_bins(session: SessionData, trials: np.ndarray) -> np.ndarray:
-    """(n_time,) bool: bins inside the trials with indices ``trials``."""
-    lo = np.searchsorted(session.time, session.trial_start[trials], side="left")
-    hi = np.searchsorted(session.time, session.trial_stop[trials], side="left")
-    delta = np.zeros(session.n_time + 1, dtype=np.int64)
-    np.add.at(delta, lo, 1)
-    np.add.at(delta, hi, -1)
-    return np.cumsum(delta[:-1]) > 0
-
-
 def fewshot_bins(session: SessionData, fraction: float, seed: int) -> tuple[np.ndarray, int]:
     """Training bins of a seeded random ``fraction`` of the training trials (>= 1 trial).
 
@@ -68,7 +58,7 @@ def fewshot_bins(session: SessionData, fraction: float, seed: int) -> tuple[np.n
         raise RpntError(f"session {session.session}: no training trial for few-shot")
     k = max(1, round(fraction * train_trials.size))
     chosen = np.sort(np.random.default_rng(seed).choice(train_trials, k, replace=False))
-    return train_bins(session) & trial_subset_bins(session, chosen), k
+    return train_bins(session) & session.bins_of_trials(chosen), k
 
 
 def valid_batch(sw: SessionWindows, n_windows: int, seed: int) -> dict[str, Any] | None:
