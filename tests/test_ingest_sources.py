@@ -12,7 +12,7 @@ from nwb_factory import Spec, write_nwb
 from rpnt.cli import main
 from rpnt.errors import RpntError
 from rpnt.ingest import IngestConfig, ingest_file
-from rpnt.ingest.binning import sort_spikes
+from rpnt.ingest.binning import make_edges, sort_and_count
 from rpnt.ingest.sources import load_registry_entry
 from rpnt.provenance import sha256_file
 from rpnt.store import load_session
@@ -105,7 +105,7 @@ def test_asset_manifest_provenance(churchland_like, tmp_path):
     assert not out.exists()
 
 
-def test_sort_spikes_matches_stable_argsort():
+def test_sort_and_count_matches_stable_argsort_and_histogram():
     rng = np.random.default_rng(0)
     for trial in range(6):
         n_unit = int(rng.integers(1, 300))
@@ -116,11 +116,18 @@ def test_sort_spikes_matches_stable_argsort():
         if trial == 4:
             runs[0] = np.concatenate([[0.0, -0.0], runs[0]])
             runs[0] = np.sort(runs[0])
+        if trial == 5:  # one unit bursting: > 255 spikes in one bin widens the counts
+            runs[0] = np.sort(np.concatenate([runs[0], np.full(300, 50.0)]))
         t = np.concatenate(runs)
         ends = np.cumsum([r.size for r in runs])
         unit = np.repeat(np.arange(n_unit), [r.size for r in runs])
         order = np.argsort(t, kind="stable")
-        for block in (1 << 20, 5000, 500):
-            times, units = sort_spikes(t, ends, block=block)
+        edges = make_edges(0.0, float(t.max()), 0.02)
+        ref = np.stack([np.histogram(r, edges)[0] for r in runs], axis=1)
+        for block, threads in ((1 << 20, 1), (5000, 2), (500, 1), (500, 3)):
+            times, units, counts = sort_and_count(t, ends, edges, block=block,
+                                                  threads=threads)
             assert units.dtype == np.int32
             assert np.array_equal(times, t[order]) and np.array_equal(units, unit[order])
+            assert np.array_equal(counts, ref)
+            assert counts.dtype == (np.uint16 if trial == 5 else np.uint8)

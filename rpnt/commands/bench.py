@@ -27,6 +27,8 @@ def _ingest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", metavar="DIR",
                    help="where to write the NWB file and store (default: a temporary dir)")
     p.add_argument("--seed", type=int, default=0, help="generator seed")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="ingest threads (default: the CPUs this process may use)")
 
 
 def _attention_arguments(parser: argparse.ArgumentParser) -> None:

@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-padding-s", type=float, default=1.0,
                    help="training bins stay this many seconds away from valid/test trials "
                         "(default 1.0)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="threads for sorting and counting spikes; the store does not depend "
+                        "on it (default 1; the workflow passes the rule's threads)")
     p.add_argument("--force", action="store_true", help="replace an existing store")
 
 
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
                           padding_s=args.split_padding_s),
     )
     out = ingest_file(args.nwb, args.out, cfg=cfg, registry=args.registry,
-                      asset_manifest=args.asset_manifest, force=args.force)
+                      asset_manifest=args.asset_manifest, force=args.force,
+                      threads=max(1, args.threads))
     print(out)
     return 0

@@ -44,9 +44,12 @@ def read_floor(path: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     import tracemalloc
 
     from rpnt.ingest import ingest_file
+
+    args.threads = args.threads or len(os.sched_getaffinity(0))
     from rpnt.ingest.bigfile import BigSpec, write_big_nwb
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -59,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
               f"{args.duration_s / 3600:.2f} h, {n_spikes / 1e6:.2f} M spikes "
               f"in {time.perf_counter() - t:.1f} s")
         bytes_read = read_floor(nwb)  # warm-up: page cache, h5py code paths
-        ingest_file(nwb, store, force=True)  # warm-up: imports, zarr codecs
-        floor, ing, floor_cpu, ing_cpu = [], [], [], []
+        ingest_file(nwb, store, force=True, threads=args.threads)  # warm-up: imports, zarr codecs
+        floor, ing, floor_cpu, ing_cpu, phases = [], [], [], [], []
         for _ in range(max(1, args.repeats)):
             t, c = time.perf_counter(), time.process_time()
             read_floor(nwb)
@@ -68,12 +71,13 @@ def run(args: argparse.Namespace) -> int:
             floor_cpu.append(time.process_time() - c)
             shutil.rmtree(store)  # replacing an old store is not part of ingest
             t, c = time.perf_counter(), time.process_time()
-            ingest_file(nwb, store)
+            phases.append({})
+            ingest_file(nwb, store, threads=args.threads, timings=phases[-1])
             ing.append(time.perf_counter() - t)
             ing_cpu.append(time.process_time() - c)
         shutil.rmtree(store)
         tracemalloc.start()
-        ingest_file(nwb, store)
+        ingest_file(nwb, store, threads=args.threads)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         t_floor, t_ing = min(floor), min(ing)
@@ -89,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     # CPU time (all threads of this process) is less distorted by other jobs on the machine
     print(f"CPU time: floor {min(floor_cpu):.3f} s, ingest {min(ing_cpu):.3f} s, ratio "
           f"{min(ing_cpu) / max(min(floor_cpu), 1e-9):.1f}x")
+    best = phases[ing.index(t_ing)]
+    print(f"fastest ingest by phase ({args.threads} threads): " + ", ".join(
+        f"{k} {v:.3f} s" for k, v in best.items()))
     print(f"all timings (s): floor {', '.join(f'{x:.3f}' for x in floor)}; "
           f"ingest {', '.join(f'{x:.3f}' for x in ing)}")
     return 0

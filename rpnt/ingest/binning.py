@@ -61,12 +61,11 @@ def bin_spikes(times: np.ndarray, units: np.ndarray, edges: np.ndarray, n_unit: 
                chunk: int = 4096) -> np.ndarray:
     """(n_time, n_unit) counts of spikes in each bin, from time-sorted spikes.
 
-    ``times`` (n,) sorted float64 and ``units`` (n,) int unit index (as from
-    :func:`sort_spikes`), all inside the grid. ``np.searchsorted(times, edges)`` gives each
-    bin's slice of the sorted spikes exactly (``edges[k] <= t < edges[k+1]``, as
-    ``np.histogram``); a bincount of ``bin * n_unit + unit`` over ``chunk`` bins at a time
-    keeps the int64 temporaries small. The output is uint8, widened only if a bin holds more
-    than 255 spikes of one unit.
+    ``times`` (n,) sorted float64 and ``units`` (n,) int unit index, all inside the grid.
+    ``np.searchsorted(times, edges)`` gives each bin's slice of the sorted spikes exactly
+    (``edges[k] <= t < edges[k+1]``, as ``np.histogram``); a bincount of
+    ``bin * n_unit + unit`` over ``chunk`` bins at a time keeps the int64 temporaries
+    small. The output is uint8, widened only if a bin holds more than 255 spikes of one unit.
     """
     n_time = edges.shape[0] - 1
     pos = np.searchsorted(times, edges, side="left")
@@ -80,6 +79,19 @@ def bin_spikes(times: np.ndarray, units: np.ndarray, edges: np.ndarray, n_unit: 
             out = out.astype(count_dtype(int(c.max())))
         out[a:b] = c
     return out
+
+
+def _run(fn, items, threads: int) -> None:
+    """``fn(item)`` for every item, in ``threads`` threads (in order, inline, if 1)."""
+    if threads <= 1:
+        for it in items:
+            fn(it)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(fn, items):  # re-raises a worker's exception here
+            pass
 
 
 def _sort_runs(t: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,41 +122,56 @@ def _sort_runs(t: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return times, units
 
 
-def sort_spikes(spike_times: np.ndarray, ends: np.ndarray,
-                block: int = 1 << 18) -> tuple[np.ndarray, np.ndarray]:
-    """All spikes in time order: ((n,) float64 times, (n,) int32 unit index).
+def sort_and_count(spike_times: np.ndarray, ends: np.ndarray, edges: np.ndarray,
+                   block: int = 1 << 18, threads: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All spikes in time order and their bin counts, in one pass over the spikes.
 
-    ``spike_times`` holds per-unit sorted runs ending at ``ends``, all >= 0. The session is
-    cut into time blocks of about ``block`` spikes; each block's per-unit slices are merged
-    by :func:`_sort_runs` and copied to the output, so temporaries stay at block size.
-    Equal times come out in unit order.
+    ``spike_times`` holds per-unit sorted runs ending at ``ends`` (n_unit,), all >= 0 and
+    inside ``[edges[0], edges[-1])``. Returns ((n,) float64 times, (n,) int32 unit index,
+    (n_time, n_unit) counts as :func:`bin_spikes`). Equal times come out in unit order.
+
+    The grid is cut into blocks of whole bins holding about ``block`` spikes; each block's
+    per-unit slices are merged by :func:`_sort_runs`, copied to their place in the output
+    and counted there, so temporaries stay at block size and ``threads`` > 1 works on
+    blocks in parallel (numpy's sort and ufuncs release the GIL).
     """
-    n, n_unit = spike_times.shape[0], ends.shape[0]
+    n, n_unit, n_time = spike_times.shape[0], ends.shape[0], edges.shape[0] - 1
     times = np.empty(n, dtype=np.float64)
     units = np.empty(n, dtype=np.int32)
+    counts = np.zeros((n_time, n_unit), dtype=np.uint8)
     if n == 0:
-        return times, units
+        return times, units, counts
     starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-    nonempty = ends > starts
-    lo = float(spike_times[starts[nonempty]].min())
-    hi = float(spike_times[ends[nonempty] - 1].max())
-    n_blocks = max(1, -(-n // block))
-    bounds = np.linspace(lo, hi, n_blocks + 1)
-    bounds[-1] = np.inf
-    # pos[u, b]: first spike of unit u at or after bounds[b]
-    pos = np.empty((n_unit, n_blocks + 1), dtype=np.int64)
+    n_blocks = int(np.clip(-(-n // block), 1, n_time))
+    kb = np.unique(np.linspace(0, n_time, n_blocks + 1).round().astype(np.int64))
+    # pos[u, b]: first spike of unit u at or after edges[kb[b]] (as bin_spikes' searchsorted)
+    pos = np.empty((n_unit, kb.shape[0]), dtype=np.int64)
     for u in range(n_unit):
-        pos[u] = starts[u] + np.searchsorted(spike_times[starts[u]:ends[u]], bounds)
-    pos[:, -1] = ends
-    w = 0
-    for b in range(n_blocks):
+        pos[u] = starts[u] + np.searchsorted(spike_times[starts[u]:ends[u]], edges[kb])
+    if not (np.array_equal(pos[:, 0], starts) and np.array_equal(pos[:, -1], ends)):
+        raise ValueError("spikes outside the bin grid")  # callers clip to the session first
+    out_at = np.concatenate([[0], np.cumsum((pos[:, 1:] - pos[:, :-1]).sum(axis=0))])
+    wide: list[tuple[int, np.ndarray]] = []  # blocks with a count > 255 (rare)
+
+    def merge(b: int) -> None:
         a, z = pos[:, b], pos[:, b + 1]
         blk = np.concatenate([spike_times[a[u]:z[u]] for u in range(n_unit)])
         bt, bu = _sort_runs(blk, np.cumsum(z - a))
-        times[w:w + blk.size] = bt
-        units[w:w + blk.size] = bu
-        w += blk.size
-    return times, units
+        times[out_at[b]:out_at[b + 1]] = bt
+        units[out_at[b]:out_at[b + 1]] = bu
+        c = bin_spikes(bt, bu, edges[kb[b]:kb[b + 1] + 1], n_unit)
+        if c.dtype == counts.dtype:
+            counts[kb[b]:kb[b + 1]] = c
+        else:
+            wide.append((int(kb[b]), c))  # list.append is atomic; written below
+
+    _run(merge, range(kb.shape[0] - 1), threads)
+    if wide:
+        counts = counts.astype(count_dtype(max(int(c.max()) for _, c in wide)))
+        for k, c in wide:
+            counts[k:k + c.shape[0]] = c
+    return times, units, counts
 
 
 def bin_behaviour(t: np.ndarray, x: np.ndarray, edges: np.ndarray,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,11 +121,12 @@ def _max_gap(s, cfg: IngestConfig) -> float:
 
 
 def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",
-                  consume: bool = False):
+                  consume: bool = False, threads: int = 1):
     """The schema-v1 ``xr.Dataset`` of one source (without provenance attrs).
 
     ``consume=True`` drops ``src.units.spike_times`` once the sorted copy exists, so the
-    two (8 bytes per spike each) are never held alongside the write buffers.
+    two (8 bytes per spike each) are never held alongside the write buffers. ``threads``
+    sorts and counts spikes in parallel; the result does not depend on it.
     """
     import xarray as xr
 
@@ -133,26 +135,27 @@ def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = ""
         raise RpntError(f"--bin-ms must be positive, got {cfg.bin_ms}")
     t, ends = clean_spikes(src, notes, fn)
     vel, pos = src.velocity, src.position
-    spike_times, spike_unit = binning.sort_spikes(t, ends)
+    firsts = [vel.t[0]] + ([pos.t[0]] if pos is not None else [])
+    lasts = [vel.t[-1]] + ([pos.t[-1]] if pos is not None else [])
+    starts = np.concatenate([[0], ends[:-1]])
+    has = ends > starts
+    if has.any():  # first and last spike, from the per-unit runs (sorted by clean_spikes)
+        firsts.append(float(t[starts[has]].min()))
+        lasts.append(float(t[ends[has] - 1].max()))
+    edges = binning.make_edges(float(min(firsts)), float(max(lasts)), bin_s)
+    bin_starts = edges[:-1]
+    spike_times, spike_unit, counts = binning.sort_and_count(t, ends, edges, threads=threads)
     del t
     if consume:
         src.units.spike_times = np.zeros(0)
-    firsts = [vel.t[0]] + ([pos.t[0]] if pos is not None else [])
-    lasts = [vel.t[-1]] + ([pos.t[-1]] if pos is not None else [])
-    if spike_times.size:
-        firsts.append(float(spike_times[0]))
-        lasts.append(float(spike_times[-1]))
-    edges = binning.make_edges(float(min(firsts)), float(max(lasts)), bin_s)
-    time = edges[:-1]
-    counts = binning.bin_spikes(spike_times, spike_unit, edges, ends.shape[0])
     velocity = binning.bin_behaviour(vel.t, vel.data, edges, _max_gap(vel, cfg))
     n_axis = velocity.shape[1]
     axis = np.array(["x", "y", "z", "w"][:n_axis] if n_axis <= 4
                     else [f"a{i}" for i in range(n_axis)], dtype=object)
     tr = src.trials
     tsplit = splits.trial_splits(tr.valid, cfg.split, tr.file_split)
-    split = splits.bin_split(time, tr.start, tr.stop, tsplit, cfg.split.padding_s)
-    emask = splits.eval_mask(time, tr.eval_start, tr.eval_stop, tr.valid)
+    split = splits.bin_split(bin_starts, tr.start, tr.stop, tsplit, cfg.split.padding_s)
+    emask = splits.eval_mask(bin_starts, tr.eval_start, tr.eval_stop, tr.valid)
     n_valid = int(tr.valid.sum())
     if n_valid == 0:
         msg = (f"{fn}: {src.meta.session}: no valid trials: every trial split is 'none', every bin "
@@ -184,7 +187,7 @@ def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = ""
         if p.shape[1] == n_axis:
             data["position"] = (("time", "axis"), p, {"units": "cm", "source": pos.path})
     coords = {
-        "time": ("time", time, {"units": "s", "description": "bin starts; bins are "
+        "time": ("time", bin_starts, {"units": "s", "description": "bin starts; bins are "
                                 "[time, time + bin_size_s)"}),
         "axis": ("axis", axis),
         "unit_id": ("unit", u.ids.astype(object)),
@@ -212,8 +215,12 @@ def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = ""
 
 def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = None,
                 registry: str | Path | None = None, asset_manifest: str | Path | None = None,
-                force: bool = False) -> Path:
+                force: bool = False, threads: int = 1,
+                timings: dict[str, float] | None = None) -> Path:
     """Ingest one NWB file into the store ``out`` (schema v1); return ``out``.
+
+    ``threads``: worker threads for sorting and counting spikes (the store is identical
+    for any value). ``timings``, if given, receives the wall time of each phase (s).
 
     Raises :class:`RpntError` (one line naming file and object) on bad input; nothing is
     left at ``out`` then. An existing ``out`` is an error unless ``force``.
@@ -229,7 +236,15 @@ def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = 
     check_overwrite(out, force)
     entry = load_registry_entry(registry, cfg.dataset) if registry else {}
     asset = find_asset(asset_manifest, nwb) if asset_manifest else None
-    notes: list[str] = []
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = now - clock
+        clock = now
+
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         f = open_nwb(nwb)
         sha_future = pool.submit(sha256_file, nwb)
@@ -237,11 +252,15 @@ def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = 
             src = load_source(f, nwb, cfg.adapter, entry)
         finally:
             f.close()
-        src.notes.extend(notes)
         notes = src.notes
-        ds = build_dataset(src, cfg, notes, str(nwb), consume=True)
+        lap("read")
+        ds = build_dataset(src, cfg, notes, str(nwb), consume=True, threads=threads)
+        lap("sort, count, bin")
         sha = sha_future.result()
+        lap("sha256 wait")
     ds.attrs.update(_provenance(nwb, sha, entry, asset))
     ds.attrs["dataset"] = cfg.dataset or str(entry.get("name") or "") or "local"
     ds.attrs["warnings"] = list(notes)
-    return write_store(ds, out, force=force)
+    write_store(ds, out, force=force)
+    lap("write")
+    return out

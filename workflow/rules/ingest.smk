@@ -13,6 +13,7 @@ rule ingest:
         f"logs/ingest/{DATASET}/{{session}}.log",
     benchmark:
         f"benchmarks/ingest/{DATASET}/{{session}}.tsv"
+    threads: 2
     params:
         manifest=f"--asset-manifest {ASSET_MANIFEST}" if ASSET_MANIFEST else "",
         bin_ms=config["bin_ms"],
@@ -22,7 +23,7 @@ rule ingest:
     shell:
         "rpnt ingest {input.nwb} --out {output} --bin-ms {params.bin_ms} "
         "--adapter {params.adapter} --dataset {params.dataset} --registry {params.registry} "
-        "{params.manifest} > {log} 2>&1"
+        "{params.manifest} --threads {threads} > {log} 2>&1"
 
 
 rule manifest:
