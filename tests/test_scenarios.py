@@ -89,10 +89,11 @@ class Recorder:
             session.unit_id[real].tolist())
 
 
-@pytest.mark.parametrize("name,loose", [("cross_subject", False), ("cross_session", True),
-                                        ("cross_site", False), ("cross_task", False),
-                                        ("cross_task", True)])
-def test_no_leakage_into_pretraining(name, loose):
+@pytest.mark.parametrize("name,loose,readin", [
+    ("cross_subject", False, "session"), ("cross_session", True, "session"),
+    ("cross_site", False, "session"), ("cross_site", False, "shared"),
+    ("cross_task", False, "session"), ("cross_task", True, "shared")])
+def test_no_leakage_into_pretraining(name, loose, readin):
     """Run real pretraining steps with an instrumented sampler and check what it saw."""
     sessions = make_collection(trial_len=40, units_per_site=6, n_trials=16)
     table = plan_sessions(SESSION_IDS)
@@ -103,7 +104,7 @@ def test_no_leakage_into_pretraining(name, loose):
     from rpnt.model import RPNTConfig
 
     mcfg = RPNTConfig.preset("tiny", d_model=16, n_layers=1, n_spatial_layers=1, n_heads=2,
-                             n_units=8, window=20)
+                             n_units=8, window=20, readin=readin)
     pcfg = PretrainConfig(train=TrainConfig(steps=60, batch_size=8, eval_every=30,
                                             progress=False), subsets=2, val_windows=8)
     targets = set(scenario.target_sessions)

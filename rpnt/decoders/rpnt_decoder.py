@@ -2,8 +2,8 @@
 
 ``hparams`` (JSON, in meta.json)::
 
-    {"model": RPNTConfig.to_dict(), "vocab": {"subjects": [...], "tasks": [...]},
-     "eval_seed": 0}
+    {"model": RPNTConfig.to_dict(), "eval_seed": 0,
+     "vocab": {"subjects": [...], "tasks": [...], "readins": ["dataset/session/site", ...]}}
 
 Buffers ``vel_mean`` / ``vel_std`` (n_axis,) hold the normalisation of the training bins;
 the model predicts normalised velocity and :meth:`RPNTDecoder.predict_windows` returns
@@ -46,18 +46,23 @@ class RPNTDecoder(Decoder):
     @classmethod
     def build(cls, model_cfg: Any, vocab: Any, eval_seed: int = 0) -> RPNTDecoder:
         """A fresh decoder from an RPNTConfig and a :class:`rpnt.train.batches.Vocab`."""
-        return cls({"model": model_cfg.to_dict(), "vocab": vocab.to_dict(),
-                    "eval_seed": int(eval_seed)})
+        cfg = model_cfg.to_dict()
+        if cfg.get("readin") == "session":  # one read-in row per site of each session
+            cfg["n_readins"] = max(1, len(vocab.readins))
+        return cls({"model": cfg, "vocab": vocab.to_dict(), "eval_seed": int(eval_seed)})
 
     @property
     def vocab(self):
         from rpnt.train.batches import Vocab
 
-        v = self.hparams["vocab"]
-        return Vocab(list(v["subjects"]), list(v["tasks"]))
+        return Vocab.from_dict(self.hparams["vocab"])
 
     def set_vocab(self, vocab: Any) -> None:
+        """Adopt an extended vocabulary; a per-session read-in gets rows for new sessions."""
         self.hparams["vocab"] = vocab.to_dict()
+        if self.config.readin == "session":
+            self.model.grow_readins(len(vocab.readins))
+            self.hparams["model"] = self.config.to_dict()
 
     def set_normalisation(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Velocity statistics (n_axis,) of the training bins, in cm/s."""
@@ -66,9 +71,17 @@ class RPNTDecoder(Decoder):
 
     def windows(self, session: SessionData, length: int | None = None):
         """A :class:`rpnt.train.batches.SessionWindows` of ``session`` for this decoder."""
-        from rpnt.train.batches import SessionWindows, Vocab
+        from rpnt.errors import RpntError
+        from rpnt.train.batches import SessionWindows, Vocab, readin_key
 
         vocab = Vocab.from_sessions([session], base=self.vocab)
+        if self.config.readin == "session":
+            missing = [s for s in session.sites
+                       if readin_key(session, s) not in self.vocab.readins]
+            if missing:
+                raise RpntError(f"session {session.session}: this RPNT has a per-session "
+                                f"read-in and none for its sites {missing}; finetune it on "
+                                "this session first (rpnt finetune)")
         return SessionWindows(session, vocab, self.config.coords, self.config.n_units,
                               length or self.config.window,
                               allowed=np.ones(session.n_time, bool))
@@ -76,7 +89,7 @@ class RPNTDecoder(Decoder):
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Normalised velocity (B, T, n_axis) of a batch from :mod:`rpnt.train.batches`."""
         return self.model.velocity(batch["counts"], batch["unit_mask"], batch["coords"],
-                                   batch["site_mask"])
+                                   batch["site_mask"], readin=batch["readin"])
 
     @torch.no_grad()
     def predict_windows(self, session: SessionData, starts: np.ndarray, length: int,

@@ -174,7 +174,8 @@ def spatial_attention(model_dir: str | Path, session: Any, split: str = "test",
                       dec.vel_mean.device)
     with torch.no_grad():
         out = dec.model.encode(batch["counts"], batch["unit_mask"], batch["coords"],
-                               batch["site_mask"], return_attention=True)
+                               batch["site_mask"], return_attention=True,
+                               readin=batch["readin"])
     if not out.spatial_attn:
         raise RpntError(f"{model_dir}: this RPNT has no spatial attention (single site or no "
                         "spatial layers); attention maps need a multi-site model")

@@ -11,6 +11,7 @@ from rpnt.errors import RpntError
 POS_ENCODINGS = ("none", "sinusoidal", "learned", "rope_time", "mrope", "mrope_legacy")
 ATTENTIONS = ("standard", "context")
 CONTRASTIVE = ("none", "site_discrimination", "site_invariance")
+READINS = ("shared", "session")
 #: Metadata coordinates MRoPE understands (besides the implicit bin index "time").
 KNOWN_COORDS = ("subject", "date", "task", "site_x", "site_y", "site_z")
 
@@ -76,6 +77,10 @@ class RPNTConfig:
     contrastive: str = "site_invariance"  #: one of CONTRASTIVE
     contrastive_weight: float = 0.1
     contrastive_temperature: float = 0.1
+    #: unit read-in / reconstruction read-out: "shared" (one Linear for every recording,
+    #: as the released code) or "session" (one per site of each session; rpnt.model.readin)
+    readin: str = "session"
+    n_readins: int = 1  #: rows of the per-session read-in (set from the vocabulary)
 
     def __post_init__(self) -> None:
         self.coords = tuple(self.coords)
@@ -104,6 +109,10 @@ class RPNTConfig:
             raise bad(f"pos_encoding {self.pos_encoding!r} is not one of {POS_ENCODINGS}")
         if self.attention not in ATTENTIONS:
             raise bad(f"attention {self.attention!r} is not one of {ATTENTIONS}")
+        if self.readin not in READINS:
+            raise bad(f"readin {self.readin!r} is not one of {READINS}")
+        if self.n_readins < 1 or (self.readin == "shared" and self.n_readins != 1):
+            raise bad(f"n_readins {self.n_readins} must be >= 1 (and 1 for readin shared)")
         if self.contrastive not in CONTRASTIVE:
             raise bad(f"contrastive {self.contrastive!r} is not one of {CONTRASTIVE}")
         for c in self.coords:

@@ -16,6 +16,7 @@ from torch import nn
 from rpnt.errors import RpntError
 from rpnt.model.attention import MultiHeadAttention
 from rpnt.model.config import RPNTConfig
+from rpnt.model.readin import ContextLinear
 from rpnt.model.rope import RotaryEmbedding, sinusoidal_table
 
 
@@ -64,7 +65,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.embed = nn.Linear(cfg.n_units, d)
+        self.embed = ContextLinear(cfg.n_units, d, cfg.n_readins)
         self.embed_drop = nn.Dropout(cfg.dropout)
         self.rotary: RotaryEmbedding | None = None
         self.learned_pos: nn.Parameter | None = None
@@ -132,12 +133,17 @@ class Encoder(nn.Module):
     def forward(self, counts: torch.Tensor, unit_mask: torch.Tensor,
                 coords: dict[str, torch.Tensor] | None = None,
                 site_mask: torch.Tensor | None = None,
-                return_attention: bool = False) -> EncoderOutput:
-        """counts (B, S, T, N), unit_mask (B, S, N) -> :class:`EncoderOutput`."""
+                return_attention: bool = False,
+                readin: torch.Tensor | None = None) -> EncoderOutput:
+        """counts (B, S, T, N), unit_mask (B, S, N) -> :class:`EncoderOutput`.
+
+        ``readin`` (B, S) int64: the read-in row of each (sample, site) (``readin:
+        session``); None uses row 0 (the only row of a shared read-in).
+        """
         self.check_inputs(counts, unit_mask, coords, site_mask)
         b, s, t, _ = counts.shape
         dtype = self.embed.weight.dtype
-        x = self.embed(counts.to(dtype) * unit_mask[:, :, None, :].to(dtype))
+        x = self.embed(counts.to(dtype) * unit_mask[:, :, None, :].to(dtype), readin)
         if self.cfg.pos_encoding == "sinusoidal":
             x = x + self.sin_pos[:t]
         elif self.learned_pos is not None:

@@ -17,6 +17,7 @@ from rpnt.model.objectives import (
     time_block_mask,
     unit_drop_mask,
 )
+from rpnt.model.readin import ContextLinear
 
 Coords = dict[str, torch.Tensor]
 
@@ -32,6 +33,8 @@ class RPNT(nn.Module):
     float tensors, one per name in ``cfg.coords`` (the bin index is implicit), and
     ``site_mask`` (B, S) bool (True = real site) or None (all real). Site ``s`` should be
     the same recording site across the samples of a batch (site contrast uses it as a class).
+    ``readin`` (B, S) int64 names each (sample, site)'s row of the per-session read-in and
+    read-out (``cfg.readin == "session"``); None means row 0.
     """
 
     def __init__(self, cfg: RPNTConfig):
@@ -45,32 +48,34 @@ class RPNT(nn.Module):
         # range; measured: train R² of vx 0.07 vs vy 0.66). Sizes from d=256 up are unchanged.
         w = lambda x: max(x, MIN_HIDDEN)  # noqa: E731
         # Reconstruction decoder d -> d/2 -> d/4 -> N; softplus keeps rates non-negative.
+        # The last map reads out unit slots, so it is per session like the read-in.
         self.decoder = nn.Sequential(nn.Linear(d, w(d // 2)), nn.GELU(),
-                                     nn.Linear(w(d // 2), w(d // 4)), nn.GELU(),
-                                     nn.Linear(w(d // 4), cfg.n_units))
+                                     nn.Linear(w(d // 2), w(d // 4)), nn.GELU())
+        self.readout = ContextLinear(w(d // 4), cfg.n_units, cfg.n_readins)
         # Per-bin velocity head d -> d/4 -> d/16 -> n_axis on the site-pooled tokens.
         self.velocity_head = nn.Sequential(nn.Linear(d, w(d // 4)), nn.GELU(),
                                            nn.Linear(w(d // 4), w(d // 16)), nn.GELU(),
                                            nn.Linear(w(d // 16), cfg.n_axis))
 
     def encode(self, counts: torch.Tensor, unit_mask: torch.Tensor, coords: Coords | None,
-               site_mask: torch.Tensor | None = None, *,
-               return_attention: bool = False) -> EncoderOutput:
+               site_mask: torch.Tensor | None = None, *, return_attention: bool = False,
+               readin: torch.Tensor | None = None) -> EncoderOutput:
         """Encode a batch of windows.
 
         Returns :class:`EncoderOutput` with ``h`` (B, S, T, d), ``pooled`` (B, T, d) and,
         with ``return_attention=True`` and spatial layers, ``spatial_attn``: a list of
         (B, T, H, S, S) cross-site attention maps (else None).
         """
-        return self.encoder(counts, unit_mask, coords, site_mask, return_attention)
+        return self.encoder(counts, unit_mask, coords, site_mask, return_attention, readin)
 
-    def rates(self, h: torch.Tensor) -> torch.Tensor:
-        """(..., d) tokens -> (..., N) non-negative Poisson rates (counts per bin)."""
-        return F.softplus(self.decoder(h))
+    def rates(self, h: torch.Tensor, readin: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, S, T, d) tokens -> (B, S, T, N) non-negative Poisson rates (counts per bin)."""
+        return F.softplus(self.readout(self.decoder(h), readin))
 
     def pretrain_loss(self, counts: torch.Tensor, unit_mask: torch.Tensor, coords: Coords | None,
                       site_mask: torch.Tensor | None = None,
-                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                      generator: torch.Generator | None = None,
+                      readin: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Masked causal reconstruction (+ site contrast) on one batch.
 
         Draws the two mask ratios and the unit mask with ``generator`` (CPU generator),
@@ -91,8 +96,8 @@ class RPNT(nn.Module):
             real = real & site_mask.bool()[:, :, None, None]
         scored = hidden & real
         inputs = counts.to(self.encoder.embed.weight.dtype).masked_fill(hidden, 0.0)
-        out = self.encode(inputs, unit_mask, coords, site_mask)
-        poisson = poisson_nll(self.rates(out.h), counts, scored)
+        out = self.encode(inputs, unit_mask, coords, site_mask, readin=readin)
+        poisson = poisson_nll(self.rates(out.h, readin), counts, scored)
         if cfg.contrastive == "none":
             contrast = out.h.sum() * 0.0
         else:
@@ -106,20 +111,34 @@ class RPNT(nn.Module):
                 "unit_ratio": as_t(float(umask.sum() / unit_mask.sum().clamp(min=1)))}
 
     def velocity(self, counts: torch.Tensor, unit_mask: torch.Tensor, coords: Coords | None,
-                 site_mask: torch.Tensor | None = None) -> torch.Tensor:
+                 site_mask: torch.Tensor | None = None,
+                 readin: torch.Tensor | None = None) -> torch.Tensor:
         """Per-bin velocity (B, T, n_axis) from the site-pooled tokens (causal in T)."""
-        return self.velocity_head(self.encode(counts, unit_mask, coords, site_mask).pooled)
+        out = self.encode(counts, unit_mask, coords, site_mask, readin=readin)
+        return self.velocity_head(out.pooled)
+
+    def grow_readins(self, n_rows: int) -> None:
+        """Give the per-session read-in and read-out ``n_rows`` rows (new rows: fresh init).
+
+        Finetuning on a session pretraining never saw adds its rows this way; the config
+        records the new count so a saved checkpoint rebuilds the same shapes.
+        """
+        if self.cfg.readin != "session" or n_rows <= self.cfg.n_readins:
+            return
+        self.encoder.embed.grow(n_rows)
+        self.readout.grow(n_rows)
+        self.cfg.n_readins = n_rows
 
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
         """All parameters of the encoder (the read-in included)."""
         return self.encoder.parameters()
 
     def readin_parameters(self) -> Iterator[nn.Parameter]:
-        """The unit-slot read-in ``Linear(N -> d)`` (trained even in 'frozen' finetuning).
+        """The unit-slot read-in ``N -> d`` (trained even in 'frozen' finetuning).
 
-        Slot i holds a different unit in every session (and, in pretraining, a random
-        unit of each window), so a read-in learned elsewhere cannot know the target
-        session's units: it is the session-specific part of the encoder.
+        Slot i holds a different unit in every session, so a read-in learned elsewhere
+        cannot know the target session's units: it is the session-specific part of the
+        encoder (with ``readin: session`` the target session has rows of its own).
         """
         return self.encoder.embed.parameters()
 
@@ -133,5 +152,6 @@ class RPNT(nn.Module):
         return self.velocity_head.parameters()
 
     def pretrain_head_parameters(self) -> Iterator[nn.Parameter]:
-        """Parameters of the reconstruction decoder (pretraining only)."""
-        return self.decoder.parameters()
+        """Parameters of the reconstruction decoder and read-out (pretraining only)."""
+        yield from self.decoder.parameters()
+        yield from self.readout.parameters()

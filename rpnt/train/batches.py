@@ -6,6 +6,7 @@ A batch is a dict of CPU tensors (``B`` windows, ``S`` sites, ``T`` bins, ``N`` 
     unit_mask  (B, S, N)    bool     True where a slot holds a real unit
     site_mask  (B, S)       bool     True for real sites (sessions with fewer sites are padded)
     coords     {name: (B, S) float32} for the names of RPNTConfig.coords
+    readin     (B, S)       int64    row of each site in the per-session read-in (Vocab.readins)
     velocity   (B, T, n_axis) float32, normalised (finetuning batches only)
 
 Units: each site's units fill the ``N`` slots **in their session order** (so within a
@@ -60,12 +61,19 @@ def date_coord(iso: str) -> float:
     return float(min(1.0, max(0.0, x)))
 
 
+def readin_key(session: SessionData, site: str) -> str:
+    """The name of one site of one session in :attr:`Vocab.readins`."""
+    return f"{session.dataset}/{session.session}/{site}"
+
+
 @dataclass
 class Vocab:
-    """Subject and task vocabularies: name -> MRoPE coordinate (its index)."""
+    """Vocabularies: subject and task name -> MRoPE coordinate (its index), and the
+    read-in contexts (one per site of each session: its row of a per-session read-in)."""
 
     subjects: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=lambda: list(BASE_TASKS))
+    readins: list[str] = field(default_factory=list)
 
     @classmethod
     def from_sessions(cls, sessions: Sequence[SessionData],
@@ -77,15 +85,24 @@ class Vocab:
         """
         subjects = list(base.subjects) if base else []
         tasks = list(base.tasks) if base else list(BASE_TASKS)
+        readins = list(base.readins) if base else []
         for s in sessions:
             if s.subject not in subjects:
                 subjects.append(s.subject)
             if s.task not in tasks:
                 tasks.append(s.task)
-        return cls(subjects, tasks)
+            for site in s.sites:
+                if readin_key(s, site) not in readins:
+                    readins.append(readin_key(s, site))
+        return cls(subjects, tasks, readins)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list[str]]) -> Vocab:
+        return cls(list(d["subjects"]), list(d["tasks"]), list(d.get("readins", [])))
 
     def to_dict(self) -> dict[str, list[str]]:
-        return {"subjects": list(self.subjects), "tasks": list(self.tasks)}
+        return {"subjects": list(self.subjects), "tasks": list(self.tasks),
+                "readins": list(self.readins)}
 
     def coords(self, session: SessionData, names: Sequence[str]) -> dict[str, np.ndarray]:
         """{name: (S,) float32} coordinates of the session's sites."""
@@ -152,6 +169,9 @@ class SessionWindows:
         if not self.site_units:
             raise RpntError(f"session {session.session}: no units left after unit selection")
         self.coords = vocab.coords(session, coord_names)
+        self.readin = np.array([vocab.readins.index(readin_key(session, site))
+                                if readin_key(session, site) in vocab.readins else 0
+                                for site in session.sites], dtype=np.int64)
         self.allowed = train_bins(session) if allowed is None else np.asarray(allowed, bool)
         self.starts = valid_window_starts(self.allowed, window)
         self.vel_mean, self.vel_std = vel_mean, vel_std
@@ -198,9 +218,12 @@ class SessionWindows:
             full = np.zeros(s_pad, np.float32)
             full[:self.n_sites] = v
             coords[name] = torch.from_numpy(np.broadcast_to(full, (b, s_pad)).copy())
+        readin = np.zeros((b, s_pad), np.int64)
+        readin[:, :self.n_sites] = self.readin
         batch: dict[str, Any] = {
             "counts": torch.from_numpy(counts), "unit_mask": torch.from_numpy(unit_mask),
             "site_mask": torch.from_numpy(site_mask), "coords": coords,
+            "readin": torch.from_numpy(readin),
         }
         if with_velocity:
             vel = gather_windows(self.session.velocity, starts, t).astype(np.float32)

@@ -20,6 +20,7 @@ New units are no problem: each site's units fill the tokenizer's N slots
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -125,7 +126,7 @@ def finetune(session: SessionData, mode: str, fcfg: FinetuneConfig, seed: int,
         if init is None:
             raise RpntError(f"finetune --mode {mode} needs --init PRETRAIN_DIR "
                             "(the output of 'rpnt pretrain')")
-        decoder = RPNTDecoder(dict(init.hparams))
+        decoder = RPNTDecoder(copy.deepcopy(init.hparams))
         decoder.load_state_dict(init.state_dict())
         decoder.hparams["eval_seed"] = int(seed)
         decoder.set_vocab(Vocab.from_sessions([session], base=init.vocab))

@@ -137,12 +137,16 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: Any, pcfg: PretrainConf
     windows = [SessionWindows(s, vocab, cfg.coords, cfg.n_units, cfg.window,
                               allowed=train_bins(s, need_velocity=False)) for s in sessions]
     tcfg = replace(pcfg.train, seed=seed)
+    # A per-session read-in learns what each slot's unit does, so a slot must keep its
+    # unit: the fixed unit choice of evaluation. A shared read-in gets random subsets.
     sampler = BatchSampler(windows, tcfg.batch_size, pcfg.subsets, with_velocity=False,
-                           observer=observer)
+                           observer=observer, seed=seed,
+                           unit_sampling="fixed" if cfg.readin == "session" else "random")
     model = decoder.model
 
     def loss_fn(b: dict[str, Any]) -> dict[str, torch.Tensor]:
-        out = model.pretrain_loss(b["counts"], b["unit_mask"], b["coords"], b["site_mask"])
+        out = model.pretrain_loss(b["counts"], b["unit_mask"], b["coords"], b["site_mask"],
+                                  readin=b["readin"])
         return {k: out[k] for k in ("loss", "poisson", "contrastive")}
 
     val_ids = set(val_sessions) if val_sessions is not None else {s.session for s in sessions}
@@ -160,7 +164,8 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: Any, pcfg: PretrainConf
             for b in vb:
                 b = to_device(b, dev)
                 tot += float(model.pretrain_loss(b["counts"], b["unit_mask"], b["coords"],
-                                                 b["site_mask"], generator=g)["loss"])
+                                                 b["site_mask"], generator=g,
+                                                 readin=b["readin"])["loss"])
             return tot / len(vb)
 
     params = [*model.encoder_parameters(), *model.pretrain_head_parameters()]
