@@ -20,7 +20,8 @@ from tests.workflow_helpers import (
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 CONFIGS = ["config/config.yaml", "config/tiny.yaml",
-           "config/benchmarks/perich_miller_2018.yaml", "config/benchmarks/nlb_mc_maze.yaml"]
+           "config/benchmarks/perich_miller_2018.yaml", "config/benchmarks/nlb_mc_maze.yaml",
+           "config/benchmarks/sim_multisite.yaml"]
 
 
 @pytest.fixture(scope="module")
@@ -155,11 +156,24 @@ def test_tiny_dry_run_plans_every_stage(workdir):
 def test_default_dry_run(workdir):
     proc = run_snakemake(workdir, "-n")
     n = job_counts(proc.stdout)
-    # targets: cross_session 2 (C 2016), cross_subject 3 (T), cross_task 1, cross_site 1
-    assert n["ingest"] == 12 and n["pretrain"] == 4 * 3
-    assert n["finetune"] == 4 * 7 * 3
-    assert n["baseline"] == _n_baselines() * 7 * 3
+    # targets: cross_session 2 (C 2016), cross_subject 3 (T), cross_task 1, cross_site 1;
+    # two seeds
+    assert n["ingest"] == 12 and n["pretrain"] == 4 * 2
+    assert n["finetune"] == 4 * 7 * 2
+    assert n["baseline"] == _n_baselines() * 7 * 2
     assert n["ceiling"] == 7
+
+
+def test_multisite_dry_run(workdir):
+    """The multi-site benchmark: three sessions of monkey N, one target per scenario; the
+    held-out probe site is the cross-site target."""
+    proc = run_snakemake(workdir, "-n", "--configfile", "config/benchmarks/sim_multisite.yaml")
+    n = job_counts(proc.stdout)
+    assert n["simulate"] == 1 and n["ingest"] == 3 and n["pretrain"] == 3 * 2
+    assert n["finetune"] == 4 * 3 * 2
+    assert n["baseline"] == _n_baselines() * 3 * 2
+    assert "results/sim_multisite/models/cross_site/rpnt_full/sub-N_ses-CO-20160302/seed1" \
+        in proc.stdout
 
 
 def test_paper_dry_run_builds_the_whole_dag_offline(workdir):
