@@ -38,6 +38,15 @@ def loop_reference(q, k, v, kernels, ksize):
     return probs @ v, probs
 
 
+@pytest.fixture(params=["keep", "recompute"])
+def path(request, monkeypatch):
+    """Both backward paths: scores and probabilities kept, or recomputed per chunk."""
+    import rpnt.model.ctx_attn as ca
+
+    monkeypatch.setattr(ca, "KEEP_MAPS_BYTES", 1 << 40 if request.param == "keep" else 0)
+    return request.param
+
+
 def rand_qkv(b=2, h=3, n=9, dh=4, ksize=3, dtype=torch.float64, seed=0):
     g = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(b, h, n, dh, generator=g, dtype=dtype) for _ in range(3))
@@ -46,9 +55,9 @@ def rand_qkv(b=2, h=3, n=9, dh=4, ksize=3, dtype=torch.float64, seed=0):
 
 
 @pytest.mark.parametrize("ksize", [1, 3, 5])
-def test_fused_matches_elementwise_definition(ksize):
+def test_fused_matches_elementwise_definition(ksize, path):
     q, k, v, kern = rand_qkv(ksize=ksize)
-    out, probs = fused_context_attention(q, k, v, kern, ksize)
+    out, probs = fused_context_attention(q, k, v, kern, ksize, need_weights=True)
     ref_out, ref_probs = loop_reference(q, k, v, kern, ksize)
     torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(probs, ref_probs)
@@ -75,7 +84,7 @@ def test_identity_kernel_equals_standard_attention():
         torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
 
 
-def test_gradients_match_finite_differences():
+def test_gradients_match_finite_differences(path):
     q, k, v, kern = (t.requires_grad_() for t in rand_qkv(n=7, dh=3))
     assert torch.autograd.gradcheck(lambda *a: fused_context_attention(*a, 3)[0],
                                     (q, k, v, kern))
@@ -87,25 +96,51 @@ def test_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(dropped, (q, k, v, kern))
 
 
-def test_gradients_match_autograd_of_reference():
-    q, k, v, kern = (t.requires_grad_() for t in rand_qkv(n=8))
-    w = torch.randn(2, 3, 8, 4, dtype=torch.float64)
-    (fused_context_attention(q, k, v, kern, 3)[0] * w).sum().backward()
+@pytest.mark.parametrize(("ksize", "n"), [(3, 8), (1, 8), (5, 8), (5, 2), (3, 1)])
+def test_gradients_match_autograd_of_reference(ksize, n, path):
+    # n < k: taps that reach above the first row touch nothing (and get zero gradient).
+    q, k, v, kern = (t.requires_grad_() for t in rand_qkv(n=n, ksize=ksize))
+    w = torch.randn(2, 3, n, 4, dtype=torch.float64)
+    (fused_context_attention(q, k, v, kern, ksize)[0] * w).sum().backward()
     fused = [t.grad.clone() for t in (q, k, v, kern)]
     for t in (q, k, v, kern):
         t.grad = None
-    (loop_reference(q, k, v, kern, 3)[0] * w).sum().backward()
+    (loop_reference(q, k, v, kern, ksize)[0] * w).sum().backward()
     for got, t in zip(fused, (q, k, v, kern), strict=True):
         torch.testing.assert_close(got, t.grad)
 
 
-def test_chunking_does_not_change_results(monkeypatch):
+def test_chunking_does_not_change_results(monkeypatch, path):
     import rpnt.model.ctx_attn as ca
 
-    q, k, v, kern = rand_qkv(b=4, h=5, n=10)
-    whole = fused_context_attention(q, k, v, kern, 3)[0]
+    q, k, v, kern = (t.requires_grad_() for t in rand_qkv(b=4, h=5, n=10))
+
+    def run():
+        for t in (q, k, v, kern):
+            t.grad = None
+        out = fused_context_attention(q, k, v, kern, 3)[0]
+        out.sum().backward()
+        return [out.detach(), *(t.grad for t in (q, k, v, kern))]
+
+    whole = run()
     monkeypatch.setattr(ca, "CHUNK_BYTES", 4 * 10 * 10 * 3)  # 3 maps per chunk
-    torch.testing.assert_close(fused_context_attention(q, k, v, kern, 3)[0], whole)
+    for got, ref in zip(run(), whole, strict=True):
+        torch.testing.assert_close(got, ref)
+
+
+def test_dropout_mask_is_reproducible_and_shared_by_both_paths(monkeypatch):
+    import rpnt.model.ctx_attn as ca
+
+    q, k, v, kern = rand_qkv(n=9)
+    outs = []
+    for keep in (1 << 40, 0):
+        monkeypatch.setattr(ca, "KEEP_MAPS_BYTES", keep)
+        torch.manual_seed(5)
+        outs.append(fused_context_attention(q, k, v, kern, 3, dropout_p=0.5)[0])
+    torch.testing.assert_close(outs[0], outs[1])
+    torch.manual_seed(6)
+    assert not torch.allclose(fused_context_attention(q, k, v, kern, 3, dropout_p=0.5)[0],
+                              outs[0])
 
 
 def _perturb_after(x, t, seed=0):

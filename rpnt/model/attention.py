@@ -124,7 +124,7 @@ class MultiHeadAttention(nn.Module):
             if key_mask is not None:
                 raise ValueError("context attention is causal over bins; it takes no key_mask")
             out, weights = fused_context_attention(q, k, v, self.kernel_gen(x),
-                                                   self.kernel_size, p)
+                                                   self.kernel_size, p, need_weights)
         else:
             mask = None if key_mask is None else key_mask[:, None, None, :]
             if mask is not None and self.causal:

@@ -7,14 +7,27 @@ Math (per sample-head map, L queries and keys, c = k // 2)::
     P  = softmax_j(C with C[i, j] = -inf for j > i)
     out = dropout(P) v
 
-Why a custom autograd function: done with autograd, the k*k shifted adds of full
-(B, H, L, L) maps are memory-bound (each pass streams the whole map, and every slice's
-backward allocates a padded zero map). Here the maps are processed in chunks of
-sample-heads small enough to stay in cache, so the k*k passes run on cached data; the
-causal mask and the 1/sqrt(dh) scale are folded into the passes that exist anyway. Saved
-for backward: q, k, v, the kernels, the padded score maps and the probabilities (two
-(B*H, L, L)-sized maps; recomputing the scores in the backward instead saves one map but
-costs ~10 % more time at T=50) and, with dropout, a 1-byte keep mask.
+How, and why so:
+
+* **Chunks.** Sample-head maps are processed a chunk at a time, so the k*k shifted,
+  weighted adds of the convolution run on (L, L) maps that are still in cache, in a few
+  reusable scratch buffers: fresh large temporaries cost more in page faults than the
+  arithmetic, and every pass over a map that has left the cache costs a trip to memory.
+* **Two backward paths, chosen by size.** Small maps (B*H*L*L scores and
+  probabilities, together <= ``KEEP_MAPS_BYTES``) are kept for the backward. Larger ones
+  are not kept at all (flash-attention style): the backward recomputes each chunk's
+  scores, convolution and softmax from q, k and the kernels, which costs one more score
+  ``bmm`` and k*k adds per map but writes no (B, H, L, L) tensor to memory (at T = 200,
+  40 MB each, which the OS maps afresh, page fault by page fault, on every call).
+  Dropout regenerates its mask from a seed drawn from the global generator, so neither
+  path keeps a mask.
+* **No padding.** Tap (a, b) adds a shifted sub-rectangle of S into C (the part that
+  lies inside the map), so no padded copy of q, k or S exists; the 1/sqrt(dh) scale is
+  folded into the (L, k*k) kernel weights rather than applied to the map.
+* **Only the future scores a causal output reads are zeroed.** An output C[i, j] with
+  j <= i reads S[i', j'] with j' - i' <= 3c, so zeroing the 3c superdiagonals of S is
+  enough; outputs j > i read anything, and the -inf mask (added with the first tap)
+  overrides them.
 """
 
 from __future__ import annotations
@@ -24,196 +37,211 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-#: Target bytes of one chunk's (n_maps, L, L) float32 score maps: fits a core's L2 cache.
+#: Target bytes of one chunk's (n_maps, L, L) float32 map: chunks of a few maps keep the
+#: maps a chunk works on in cache; much smaller chunks cost more in per-op overhead.
 CHUNK_BYTES = 1 << 20
 
-#: Reused per-chunk scratch maps, keyed by (name, shape, dtype, device). Fresh large
-#: allocations are zero-filled pages from the OS (page faults on first touch), which cost
-#: as much as the shifted adds themselves; a handful of chunk-sized buffers (a few MiB at
-#: most) are kept instead.
-_SCRATCH: dict[tuple, torch.Tensor | tuple[torch.Tensor, torch.Tensor]] = {}
+#: Largest total size of the saved (M, L, L) scores and probabilities: above it the
+#: backward recomputes them chunk by chunk instead (one more score bmm, k*k more adds).
+KEEP_MAPS_BYTES = 32 << 20
+
+#: Reused per-chunk scratch maps, keyed by (name, shape, dtype, device).
+_SCRATCH: dict[tuple, torch.Tensor] = {}
 
 
 def _scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """A reusable buffer; created zero-filled (users rely on untouched parts staying 0)."""
+    """A reusable, uninitialised buffer (every user writes it before reading it)."""
     key = (name, shape, like.dtype, like.device)
     buf = _SCRATCH.get(key)
     if buf is None:
         if len(_SCRATCH) > 64:  # many shapes seen (e.g. varying lengths): start over
             _SCRATCH.clear()
-        buf = _SCRATCH[key] = like.new_zeros(shape)
+        buf = _SCRATCH[key] = like.new_empty(shape)
     return buf
+
+
+def _keeps_maps(n_maps: int, length: int, like: torch.Tensor) -> bool:
+    """Keep the scores and probabilities for the backward (else recompute them)?"""
+    return 2 * n_maps * length * length * like.element_size() <= KEEP_MAPS_BYTES
 
 
 def _chunk(n_maps: int, length: int) -> int:
     return max(1, min(n_maps, CHUNK_BYTES // (4 * length * length)))
 
 
-def _masks(n: int, k: int, scale: float, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Constants of a call shape (cached with the scratch buffers; never written to).
-
-    Returns ``pad_scale`` (L+k-1, L+2c): ``scale`` where the padded map holds a causal
-    score (key <= query), else 0, and ``neg_future`` (L, L): 0 on/below the diagonal,
-    -inf above it.
-    """
-    key = ("masks", n, k, scale, like.dtype, like.device)
+def _neg_future(n: int, like: torch.Tensor) -> torch.Tensor:
+    """(L, L): 0 on and below the diagonal, -inf above it (cached; never written to)."""
+    key = ("neg_future", n, like.dtype, like.device)
     if key not in _SCRATCH:
-        _SCRATCH[key] = _build_masks(n, k, scale, like)
+        _SCRATCH[key] = like.new_zeros(n, n).masked_fill_(
+            torch.ones(n, n, dtype=torch.bool, device=like.device).triu(1), float("-inf"))
     return _SCRATCH[key]
 
 
-def _build_masks(n: int, k: int, scale: float,
-                 like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    c = k // 2
-    pad_scale = like.new_zeros(n + k - 1, n + 2 * c)
-    pad_scale[k - 1:, c: c + n] = torch.ones(n, n, dtype=like.dtype, device=like.device).tril()
-    pad_scale.mul_(scale)
-    neg_future = like.new_zeros(n, n).masked_fill_(
-        torch.ones(n, n, dtype=torch.bool, device=like.device).triu(1), float("-inf"))
-    return pad_scale, neg_future
+def _taps(ksize: int, n: int) -> list[tuple[int, int, slice, slice, slice]]:
+    """Per tap ``t = a*k + b``: (t, a, output columns, input columns) as slices.
 
-
-def _tap_views(padded: torch.Tensor, k: int, n: int) -> list[torch.Tensor]:
-    """The k*k (M, L, L) windows of a padded map, in tap order ``a*k + b``.
-
-    Window ``a*k + b`` is ``padded[:, k-1-a : k-1-a+L, b : b+L]`` (rows i - a, columns
-    j + b - c of the unpadded map). Built with unfold, so all views come from two calls.
+    Tap t adds ``K[i, t] * S[i - a, j + d]`` (d = b - c) to ``C[i, j]`` for the rows
+    ``i >= a`` and the columns j whose ``j + d`` lies inside the map. The centre tap
+    (a = 0, b = c) covers the whole map and comes first, so it can initialise C.
     """
-    wins = padded.unfold(1, n, 1).unfold(2, n, 1)  # (M, k, k, L, L) views: [r0, b]
-    rows = wins.unbind(1)[::-1]  # a = k-1-r0 ascending (no flip: that would copy)
-    return [w for row in rows for w in row.unbind(1)]
-
-
-def _padded_scores(q: torch.Tensor, kk: torch.Tensor, k: int, pad_scale: torch.Tensor,
-                   out: torch.Tensor) -> torch.Tensor:
-    """(M, L+k-1, L+2c) scaled scores, zero above the diagonal and in the padding.
-
-    q is zero-padded with k-1 rows on top and the keys with c rows on both sides, so one
-    bmm writes the padded map directly (into ``out``, a contiguous chunk of the saved maps).
-    """
-    c = k // 2
-    m, n, dh = q.shape
-    # Scratch copies whose padding rows are never written, so they stay zero.
-    qp = _scratch("qpad", (m, n + k - 1, dh), q)
-    kp = _scratch("kpad", (m, n + 2 * c, dh), q)
-    qp[:, k - 1:].copy_(q)
-    kp[:, c: c + n].copy_(kk)
-    return torch.bmm(qp, kp.transpose(-1, -2), out=out).mul_(pad_scale)
-
-
-def _conv_masked(padded: torch.Tensor, kern: torch.Tensor, k: int, neg_future: torch.Tensor,
-                 out: torch.Tensor) -> torch.Tensor:
-    """Shifted weighted adds + causal mask into ``out``.
-
-    padded (M, L+k-1, L+2c), kern (M, L, k*k) -> out (M, L, L).
-    """
-    n = kern.shape[-2]
-    weights = kern.unsqueeze(-2).unbind(-1)  # k*k views (M, L, 1): one weight per query row
-    for t, win in enumerate(_tap_views(padded, k, n)):
-        if t == 0:
-            torch.addcmul(neg_future, win, weights[0], out=out)  # the -inf mask rides along
-        else:
-            out.addcmul_(win, weights[t])
+    c = ksize // 2
+    order = [c] + [t for t in range(ksize * ksize) if t != c]
+    out = []
+    for t in order:
+        a, d = divmod(t, ksize)[0], t % ksize - c
+        lo, hi = max(0, -d), min(n, n - d)
+        out.append((t, a, slice(lo, hi), slice(lo + d, hi + d), slice(a, n)))
     return out
 
 
-class ContextAttentionFn(torch.autograd.Function):
-    """q, k, v (M, L, dh), kernels (M, L, k*k) -> out (M, L, dh), probs (M, L, L).
+def _zero_read_future(s: torch.Tensor, ksize: int) -> None:
+    """Zero S[i, i+s] for 1 <= s <= 3c: the future scores that causal outputs read."""
+    for off in range(1, min(3 * (ksize // 2), s.shape[-1] - 1) + 1):
+        s.diagonal(off, -2, -1).zero_()
 
-    M = batch * heads. ``probs`` are the pre-dropout attention probabilities (not
-    differentiable; returned for inspection).
+
+def _probs(q: torch.Tensor, k_: torch.Tensor, w: torch.Tensor, ksize: int,
+           s: torch.Tensor, conv: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Scores into ``s``, convolved and masked into ``conv``, softmax into ``out``.
+
+    q, k_ (M, L, dh); w (M, L, k*k) kernels times the 1/sqrt(dh) scale; s, conv and
+    out (M, L, L) buffers. Returns ``out`` (the probabilities).
+    """
+    n = q.shape[1]
+    torch.bmm(q, k_.transpose(-1, -2), out=s)
+    _zero_read_future(s, ksize)
+    for idx, (t, a, cols, src_cols, rows) in enumerate(_taps(ksize, n)):
+        wt = w[:, :, t:t + 1]
+        if idx == 0:  # the centre tap covers the map; the -inf mask rides along
+            torch.addcmul(_neg_future(n, q), s, wt, out=conv)
+        elif a < n:
+            conv[:, rows, cols].addcmul_(s[:, : n - a, src_cols], wt[:, rows])
+    # Not in place: the CPU softmax kernels are much slower in place.
+    return torch.ops.aten._softmax.out(conv, -1, False, out=out)
+
+
+def _dropout_keep(shape: tuple[int, ...], p_drop: float, gen: torch.Generator,
+                  buf: torch.Tensor) -> torch.Tensor:
+    """1 / (1 - p) where kept, 0 where dropped, into ``buf`` (same draws for the same gen)."""
+    torch.rand(shape, generator=gen, dtype=buf.dtype, device=buf.device, out=buf)
+    return buf.ge_(p_drop).mul_(1.0 / (1.0 - p_drop))
+
+
+def _generator(seed: int, device: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+class ContextAttentionFn(torch.autograd.Function):
+    """q, k, v (M, L, dh), kernels (M, L, k*k) -> out (M, L, dh), probs.
+
+    M = batch * heads. ``probs`` are the pre-dropout attention probabilities (M, L, L)
+    when ``need_weights`` (not differentiable), else an empty tensor.
     """
 
     @staticmethod
-    def forward(ctx, q, k_, v, kern, ksize: int, dropout_p: float):
+    def forward(ctx, q, k_, v, kern, ksize: int, dropout_p: float, need_weights: bool):
         m, n, dh = q.shape
-        pad_scale, neg_future = _masks(n, ksize, 1.0 / math.sqrt(dh), q)
-        c = ksize // 2
+        w = kern * (1.0 / math.sqrt(dh))
         out = torch.empty_like(q)
-        padded_all = q.new_empty(m, n + ksize - 1, n + 2 * c)
-        probs = q.new_empty(m, n, n)
-        keep = (torch.empty(m, n, n, dtype=torch.bool, device=q.device)
-                if dropout_p > 0 else None)
+        keep_maps = _keeps_maps(m, n, q)
+        if keep_maps:
+            s_all, p_all = q.new_empty(m, n, n), q.new_empty(m, n, n)
+        probs = q.new_empty((m, n, n) if need_weights and not keep_maps else (0,))
+        seed = int(torch.randint(2**62, ())) if dropout_p > 0 else 0
+        gen = _generator(seed, q.device) if dropout_p > 0 else None
         step = _chunk(m, n)
-        conv_buf = _scratch("conv", (step, n, n), q)
+        bufs = {name: _scratch(name, (step, n, n), q) for name in ("s", "conv", "p", "keep")}
         for s0 in range(0, m, step):
-            sl = slice(s0, s0 + step)
-            mc = min(step, m - s0)
-            padded = _padded_scores(q[sl], k_[sl], ksize, pad_scale, out=padded_all[sl])
-            conv = _conv_masked(padded, kern[sl], ksize, neg_future, out=conv_buf[:mc])
-            # Softmax written straight into the saved probabilities (no extra copy).
-            p = torch.ops.aten._softmax.out(conv, -1, False, out=probs[sl])
-            if keep is not None:
-                keep[sl] = torch.rand_like(p) >= dropout_p
-                p = p.masked_fill(~keep[sl], 0.0).mul_(1.0 / (1.0 - dropout_p))  # not in place
+            sl, mc = slice(s0, s0 + step), min(step, m - s0)
+            s_, p_ = ((s_all[sl], p_all[sl]) if keep_maps
+                      else (bufs["s"][:mc], bufs["p"][:mc]))
+            p = _probs(q[sl], k_[sl], w[sl], ksize, s_, bufs["conv"][:mc], p_)
+            if need_weights and not keep_maps:
+                probs[sl].copy_(p)
+            if gen is not None:
+                p = _dropout_keep(p.shape, dropout_p, gen, bufs["keep"][:mc]).mul_(p)
             torch.bmm(p, v[sl], out=out[sl])
-        ctx.save_for_backward(q, k_, v, kern, padded_all, probs,
-                              *(() if keep is None else (keep,)))
-        ctx.ksize, ctx.dropout_p = ksize, dropout_p
+        if keep_maps:
+            ctx.save_for_backward(q, k_, v, w, s_all, p_all)
+            if need_weights:
+                probs = p_all
+        else:
+            ctx.save_for_backward(q, k_, v, w)
+        ctx.ksize, ctx.dropout_p, ctx.seed = ksize, dropout_p, seed
         ctx.mark_non_differentiable(probs)
         return out, probs
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_out, _g_probs):
-        q, k_, v, kern, padded_all, probs, *rest = ctx.saved_tensors
-        keep = rest[0] if rest else None
+        q, k_, v, w, *maps = ctx.saved_tensors
         ksize, p_drop = ctx.ksize, ctx.dropout_p
         m, n, dh = q.shape
-        c = ksize // 2
-        pad_scale, _ = _masks(n, ksize, 1.0 / math.sqrt(dh), q)
-        core_scale = pad_scale[ksize - 1:, c: c + n]  # (L, L): scale on/below the diagonal
         g_out = g_out.contiguous()
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k_), torch.empty_like(v)
-        dkern = torch.empty_like(kern)
+        dkern = torch.zeros_like(w)  # rows i < a of tap (a, b) stay 0
+        gen = _generator(ctx.seed, q.device) if p_drop > 0 else None
         step = _chunk(m, n)
-        bufs = {name: _scratch(name, (step, *shape), q) for name, shape in
-                (("dp", (n, n)), ("dc", (n, n)), ("ds", (n, n)), ("prod", (n, n)),
-                 ("dpad", (n + ksize - 1, n + 2 * c)))}
+        bufs = {name: _scratch(name, (step, n, n), q)
+                for name in ("s", "conv", "p", "keep", "dp", "ds", "prod")}
+        taps = _taps(ksize, n)
         for s0 in range(0, m, step):
-            sl = slice(s0, s0 + step)
-            mc = min(step, m - s0)
-            dp_b, dc_b, ds_b, prod, dpad = (bufs[x][:mc]
-                                            for x in ("dp", "dc", "ds", "prod", "dpad"))
-            p, padded, kk, go = probs[sl], padded_all[sl], kern[sl], g_out[sl]
-            dp = torch.bmm(go, v[sl].transpose(-1, -2), out=dp_b)  # wrt the dropped probs
-            if keep is not None:
-                inv = 1.0 / (1.0 - p_drop)
-                torch.bmm(p.masked_fill(~keep[sl], 0.0).mul_(inv).transpose(-1, -2), go,
+            sl, mc = slice(s0, s0 + step), min(step, m - s0)
+            wc, go, dkc = w[sl], g_out[sl], dkern[sl]
+            b = {name: buf[:mc] for name, buf in bufs.items()}
+            if maps:
+                s, p = maps[0][sl], maps[1][sl]
+            else:  # recompute this chunk's scores and probabilities
+                s = b["s"]
+                p = _probs(q[sl], k_[sl], wc, ksize, s, b["conv"], b["p"])
+            dp = torch.bmm(go, v[sl].transpose(-1, -2), out=b["dp"])  # wrt dropped P
+            if gen is not None:
+                keep = _dropout_keep(p.shape, p_drop, gen, b["keep"])
+                torch.bmm(torch.mul(p, keep, out=b["prod"]).transpose(-1, -2), go,
                           out=dv[sl])
-                dp.masked_fill_(~keep[sl], 0.0).mul_(inv)
+                dp.mul_(keep)
             else:
                 torch.bmm(p.transpose(-1, -2), go, out=dv[sl])
-            # Softmax backward, one fused pass: dC = P * (dP - sum_j dP * P).
+            # Softmax backward: dC = P * (dP - sum_j dP * P) (not in place: slower).
             dc = torch.ops.aten._softmax_backward_data.out(dp, p, -1, p.dtype,
-                                                            grad_input=dc_b)
-            # Convolution backward: the kernel taps, and the padded score map.
-            dpad.zero_()
-            weights = kk.unsqueeze(-2).unbind(-1)
-            dkc = dkern[sl]
-            for t, (win, dwin) in enumerate(zip(_tap_views(padded, ksize, n),
-                                                _tap_views(dpad, ksize, n), strict=True)):
-                # dK[i, t] = sum_j dC[i, j] * window_t[i, j]; the product goes to scratch
-                # (a fresh temporary per tap costs more in page faults than the math).
-                torch.sum(torch.mul(dc, win, out=prod), dim=-1, out=dkc[:, :, t])
-                dwin.addcmul_(dc, weights[t])
-            # Back through the scale and the zeroed future (padding gradients are dropped),
-            # then the score bmm.
-            ds = torch.mul(dpad[:, ksize - 1:, c: c + n], core_scale, out=ds_b)
+                                                            grad_input=b["conv"])
+            # Convolution backward: dS (transposed taps) and the kernel taps.
+            ds, prod = b["ds"], b["prod"]
+            for idx, (t, a, cols, src_cols, rows) in enumerate(taps):
+                if a >= n:
+                    continue
+                wt = wc[:, :, t:t + 1]
+                if idx == 0:
+                    torch.mul(dc, wt, out=ds)
+                else:
+                    ds[:, : n - a, src_cols].addcmul_(dc[:, rows, cols], wt[:, rows])
+                # dK[i, t] = sum_j dC[i, j] * S[i - a, j + d]; the product goes to
+                # scratch (a fresh temporary per tap costs more than the math).
+                pr = torch.mul(dc[:, rows, cols], s[:, : n - a, src_cols],
+                               out=prod[:, : n - a, : cols.stop - cols.start])
+                torch.sum(pr, dim=-1, out=dkc[:, rows, t])
+            _zero_read_future(ds, ksize)  # zeroed scores pass no gradient
             torch.bmm(ds, k_[sl], out=dq[sl])
             torch.bmm(ds.transpose(-1, -2), q[sl], out=dk[sl])
-        return dq, dk, dv, dkern, None, None
+        # w = kernels / sqrt(dh) carries the scale of the scores: dq, dk need none.
+        return dq, dk, dv, dkern.mul_(1.0 / math.sqrt(dh)), None, None, None
 
 
 def fused_context_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                            kernels: torch.Tensor, kernel_size: int,
-                            dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                            kernels: torch.Tensor, kernel_size: int, dropout_p: float = 0.0,
+                            need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Context attention on (B, H, L, dh) q, k, v and (B, H, L, k*k) kernels.
 
-    Returns out (B, H, L, dh) and the pre-dropout attention probabilities (B, H, L, L)
-    (a view of a saved tensor: read it, don't modify it).
+    Returns out (B, H, L, dh) and, if ``need_weights``, the pre-dropout attention
+    probabilities (B, H, L, L) (possibly the tensor kept for the backward: read it, don't
+    modify it), else None. Kept for the backward: q, k, v, the kernels and, for small
+    maps only, the scores and probabilities (see the module docstring).
     """
     b, h, n, dh = q.shape
     flat = [t.reshape(b * h, n, -1).contiguous() for t in (q, k, v, kernels)]
-    out, probs = ContextAttentionFn.apply(*flat, kernel_size, float(dropout_p))
-    return out.view(b, h, n, dh), probs.view(b, h, n, n)
+    out, probs = ContextAttentionFn.apply(*flat, kernel_size, float(dropout_p),
+                                          bool(need_weights))
+    return out.view(b, h, n, dh), (probs.view(b, h, n, n) if need_weights else None)
