@@ -32,6 +32,7 @@ How, and why so:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -39,7 +40,7 @@ from torch.autograd.function import once_differentiable
 
 #: Target bytes of one chunk's (n_maps, L, L) float32 map: chunks of a few maps keep the
 #: maps a chunk works on in cache; much smaller chunks cost more in per-op overhead.
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 21
 
 #: Largest total size of the saved (M, L, L) scores and probabilities: above it the
 #: backward recomputes them chunk by chunk instead (one more score bmm, k*k more adds).
@@ -66,7 +67,9 @@ def _keeps_maps(n_maps: int, length: int, like: torch.Tensor) -> bool:
 
 
 def _chunk(n_maps: int, length: int) -> int:
-    return max(1, min(n_maps, CHUNK_BYTES // (4 * length * length)))
+    """Maps per chunk: as many as fit ``CHUNK_BYTES``, spread evenly over the chunks."""
+    n_chunks = -(-n_maps * length * length * 4 // CHUNK_BYTES)
+    return max(1, -(-n_maps // max(1, n_chunks)))
 
 
 def _neg_future(n: int, like: torch.Tensor) -> torch.Tensor:
@@ -78,21 +81,30 @@ def _neg_future(n: int, like: torch.Tensor) -> torch.Tensor:
     return _SCRATCH[key]
 
 
-def _taps(ksize: int, n: int) -> list[tuple[int, int, slice, slice, slice]]:
-    """Per tap ``t = a*k + b``: (t, a, output columns, input columns) as slices.
+@functools.lru_cache(maxsize=64)
+def _taps(ksize: int, n: int) -> tuple[tuple[int, int, int, int, int, int], ...]:
+    """Per tap ``t = a*k + b``, the rectangle it adds: (t, a, r0, c0, nr, nc).
 
-    Tap t adds ``K[i, t] * S[i - a, j + d]`` (d = b - c) to ``C[i, j]`` for the rows
-    ``i >= a`` and the columns j whose ``j + d`` lies inside the map. The centre tap
-    (a = 0, b = c) covers the whole map and comes first, so it can initialise C.
+    Tap t adds ``K[i, t] * S[i - a, j + d]`` (d = b - c) to ``C[i, j]`` for the ``nr``
+    rows ``i >= r0 = a`` and the ``nc`` columns ``j >= c0`` whose ``j + d`` lies inside
+    the map. The centre tap (a = 0, b = c) covers the whole map and comes first, so it
+    can initialise C. Taps with ``a >= n`` touch nothing and are left out.
     """
     c = ksize // 2
     order = [c] + [t for t in range(ksize * ksize) if t != c]
-    out = []
+    taps = []
     for t in order:
-        a, d = divmod(t, ksize)[0], t % ksize - c
-        lo, hi = max(0, -d), min(n, n - d)
-        out.append((t, a, slice(lo, hi), slice(lo + d, hi + d), slice(a, n)))
-    return out
+        a, d = t // ksize, t % ksize - c
+        c0, c1 = max(0, -d), min(n, n - d)
+        if a < n:
+            taps.append((t, a, a, c0, n - a, c1 - c0))
+    return tuple(taps)
+
+
+def _rect(x: torch.Tensor, r0: int, c0: int, nr: int, nc: int) -> torch.Tensor:
+    """``x[:, r0:r0+nr, c0:c0+nc]`` of a (M, R, C) tensor as one view op (slicing makes three)."""
+    st = x.stride()
+    return x.as_strided((x.shape[0], nr, nc), st, x.storage_offset() + r0 * st[1] + c0 * st[2])
 
 
 def _zero_read_future(s: torch.Tensor, ksize: int) -> None:
@@ -111,12 +123,13 @@ def _probs(q: torch.Tensor, k_: torch.Tensor, w: torch.Tensor, ksize: int,
     n = q.shape[1]
     torch.bmm(q, k_.transpose(-1, -2), out=s)
     _zero_read_future(s, ksize)
-    for idx, (t, a, cols, src_cols, rows) in enumerate(_taps(ksize, n)):
-        wt = w[:, :, t:t + 1]
+    for idx, (t, a, r0, c0, nr, nc) in enumerate(_taps(ksize, n)):
         if idx == 0:  # the centre tap covers the map; the -inf mask rides along
-            torch.addcmul(_neg_future(n, q), s, wt, out=conv)
-        elif a < n:
-            conv[:, rows, cols].addcmul_(s[:, : n - a, src_cols], wt[:, rows])
+            torch.addcmul(_neg_future(n, q), s, _rect(w, 0, t, n, 1), out=conv)
+        else:
+            d = t % ksize - ksize // 2
+            _rect(conv, r0, c0, nr, nc).addcmul_(_rect(s, r0 - a, c0 + d, nr, nc),
+                                                _rect(w, r0, t, nr, 1))
     # Not in place: the CPU softmax kernels are much slower in place.
     return torch.ops.aten._softmax.out(conv, -1, False, out=out)
 
@@ -210,19 +223,18 @@ class ContextAttentionFn(torch.autograd.Function):
                                                             grad_input=b["conv"])
             # Convolution backward: dS (transposed taps) and the kernel taps.
             ds, prod = b["ds"], b["prod"]
-            for idx, (t, a, cols, src_cols, rows) in enumerate(taps):
-                if a >= n:
-                    continue
-                wt = wc[:, :, t:t + 1]
+            for idx, (t, a, r0, c0, nr, nc) in enumerate(taps):
+                d = t % ksize - ksize // 2
+                dc_t, wt = _rect(dc, r0, c0, nr, nc), _rect(wc, r0, t, nr, 1)
+                s_t = _rect(s, r0 - a, c0 + d, nr, nc)  # where S is read, dS is written
                 if idx == 0:
                     torch.mul(dc, wt, out=ds)
                 else:
-                    ds[:, : n - a, src_cols].addcmul_(dc[:, rows, cols], wt[:, rows])
+                    _rect(ds, r0 - a, c0 + d, nr, nc).addcmul_(dc_t, wt)
                 # dK[i, t] = sum_j dC[i, j] * S[i - a, j + d]; the product goes to
                 # scratch (a fresh temporary per tap costs more than the math).
-                pr = torch.mul(dc[:, rows, cols], s[:, : n - a, src_cols],
-                               out=prod[:, : n - a, : cols.stop - cols.start])
-                torch.sum(pr, dim=-1, out=dkc[:, rows, t])
+                pr = torch.mul(dc_t, s_t, out=_rect(prod, 0, 0, nr, nc))
+                torch.sum(pr, dim=-1, out=_rect(dkc, r0, t, nr, 1).squeeze(-1))
             _zero_read_future(ds, ksize)  # zeroed scores pass no gradient
             torch.bmm(ds, k_[sl], out=dq[sl])
             torch.bmm(ds.transpose(-1, -2), q[sl], out=dk[sl])
