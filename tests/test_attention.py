@@ -38,13 +38,19 @@ def loop_reference(q, k, v, kernels, ksize):
     return probs @ v, probs
 
 
-@pytest.fixture(params=["keep", "recompute"])
+@pytest.fixture(params=["keep", "recompute", "keep-blocks", "recompute-blocks"])
 def path(request, monkeypatch):
-    """Both backward paths: scores and probabilities kept, or recomputed per chunk."""
+    """Every path: scores and probabilities kept or recomputed per chunk, and the map
+    whole or split into causal row blocks (blocks of 4 rows here, or fewer than 4 blocks
+    when that leaves fewer than k-1 rows per block)."""
     import rpnt.model.ctx_attn as ca
 
-    monkeypatch.setattr(ca, "KEEP_MAPS_BYTES", 1 << 40 if request.param == "keep" else 0)
-    return request.param
+    keep = request.param.startswith("keep")
+    monkeypatch.setattr(ca, "KEEP_MAPS_BYTES", 1 << 40 if keep else 0)
+    monkeypatch.setattr(ca, "ROW_BLOCK", 4 if request.param.endswith("blocks") else 1 << 20)
+    ca._blocks.cache_clear()
+    yield request.param
+    ca._blocks.cache_clear()
 
 
 def rand_qkv(b=2, h=3, n=9, dh=4, ksize=3, dtype=torch.float64, seed=0):
@@ -56,7 +62,11 @@ def rand_qkv(b=2, h=3, n=9, dh=4, ksize=3, dtype=torch.float64, seed=0):
 
 @pytest.mark.parametrize("ksize", [1, 3, 5])
 def test_fused_matches_elementwise_definition(ksize, path):
+    from rpnt.model.ctx_attn import _blocks
+
     q, k, v, kern = rand_qkv(ksize=ksize)
+    if path.endswith("blocks") and ksize == 3:
+        assert len(_blocks(9, ksize)) == 3  # the blocked path is the one tested
     out, probs = fused_context_attention(q, k, v, kern, ksize, need_weights=True)
     ref_out, ref_probs = loop_reference(q, k, v, kern, ksize)
     torch.testing.assert_close(out, ref_out)
@@ -65,7 +75,7 @@ def test_fused_matches_elementwise_definition(ksize, path):
     torch.testing.assert_close(probs.sum(-1), torch.ones_like(probs.sum(-1)))
 
 
-def test_fused_matches_grouped_conv2d_reference():
+def test_fused_matches_grouped_conv2d_reference(path):
     # With one kernel per sample-head (rows equal), the grouped conv2d of the bench computes
     # the same thing; this also pins the tap convention shared by the two.
     q, k, v, _ = rand_qkv(n=11, ksize=3)
@@ -76,7 +86,7 @@ def test_fused_matches_grouped_conv2d_reference():
     torch.testing.assert_close(out, grouped_conv2d_attention(q, k, v, per_head, 3))
 
 
-def test_identity_kernel_equals_standard_attention():
+def test_identity_kernel_equals_standard_attention(path):
     q, k, v, _ = rand_qkv(n=13, dtype=torch.float32)
     for ksize in (3, 5):
         out, _ = fused_context_attention(q, k, v, identity_kernel((2, 3, 13), ksize), ksize)
