@@ -40,9 +40,11 @@ def _attention_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sequence lengths T to measure (default 50 200)")
     parser.add_argument("--kernel-size", type=int, default=3, help="context kernel k (default 3)")
     parser.add_argument("--repeats", type=int, default=15,
-                        help="timed forward+backward repeats per variant (default 15)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default 1)")
+                        help="interleaved rounds, each timing one forward+backward of every "
+                             "variant (default 15)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="torch intra-op thread counts to measure (default 1 2; with more "
+                             "than one thread, times are wall-clock)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--json", default=None, metavar="OUT",
                         help="also write the figures (with provenance) to this JSON file")

@@ -1,27 +1,37 @@
 """``rpnt bench attention``: context attention vs. PyTorch SDPA and a grouped-conv2d version.
 
-Each variant runs forward + backward on the same (B, H, T, dh) inputs in the same process.
-Times are process CPU time (``time.process_time``, so time spent descheduled on a shared
-machine does not count; with one torch thread it is the work done), minimum over
-interleaved repeats; wall-clock minima are printed too. Peak memory is the largest live
-total of the allocations made during one forward + backward, from the PyTorch profiler.
-Ratios, not absolute times, are the result.
+Each variant runs forward + backward on the same (B, H, T, dh) inputs in the same process,
+interleaved (every round runs every variant once), so that load from other work on a
+shared machine hits all of them alike. Times: with one torch thread, process CPU time
+(``time.process_time``: time spent descheduled does not count); with more, wall-clock
+time (CPU time would add up the threads). Reported: the minimum, median and maximum
+over the rounds, the ratio of minima, and the spread of the per-round (paired) ratios.
+Peak memory is measured separately, after the timing, for one forward + backward per
+variant: the increase of the process's peak resident set size as the OS counts it
+(:class:`rpnt.machine.PeakRSS`; native allocations included), after returning freed heap
+memory to the OS so that an earlier variant's leftovers cannot hide a later one's.
 
-Variants (the "core" rows get q, k, v and the kernels as inputs):
+Variants (the core ones get q, k, v and the kernels as inputs):
 
 * ``sdpa``     ``F.scaled_dot_product_attention(q, k, v, is_causal=True)``
 * ``context``  :func:`rpnt.model.ctx_attn.fused_context_attention` (ours)
 * ``conv2d``   :func:`grouped_conv2d_attention`, the straightforward version of the same
   math: grouped ``conv2d`` over B*H groups on the score map (one kernel per sample-head,
   which is all a grouped conv2d can express; ours also allows one kernel per query row).
-* ``layer``    rows: the whole attention layer (projections, rotary, kernel generator) of
+* ``k1``       ours with k = 1: materialised causal attention through the same bmm's,
+  chunks, row blocks and softmax, without the convolution. ``k1 / sdpa`` is what
+  materialising the score map costs at all; ``context / k1`` is what the k x k
+  convolution adds.
+* ``layer_*``  the whole attention layer (projections, kernel generator) of
   :class:`rpnt.model.attention.MultiHeadAttention`, context vs. standard (SDPA).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import ctypes
+import ctypes.util
+import gc
 import math
 import statistics
 import time
@@ -29,6 +39,15 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+#: Ratios printed per length: (name, numerator variant, denominator variant).
+RATIOS = (
+    ("context / sdpa", "context", "sdpa"),
+    ("context / conv2d", "context", "conv2d"),
+    ("context / k1 (the convolution)", "context", "k1"),
+    ("k1 / sdpa (materialising the map)", "k1", "sdpa"),
+    ("layer context / standard", "layer_context", "layer_standard"),
+)
 
 
 def grouped_conv2d_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -52,22 +71,29 @@ def grouped_conv2d_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return probs @ v
 
 
-def peak_memory_bytes(fn: Callable[[], None]) -> int:
-    """Peak of live bytes allocated while ``fn`` runs (CPU allocations, profiler events).
+def release_free_memory() -> None:
+    """Return the heap's free pages to the OS (glibc ``malloc_trim``; a no-op elsewhere),
+    so that a later peak-RSS increase counts every page a computation touches."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
 
-    The context kernel's reusable scratch buffers are dropped first, so that their
-    allocation is counted too.
-    """
-    from torch.profiler import ProfilerActivity, profile
 
+def peak_rss_increase(fn: Callable[[], None]) -> int | None:
+    """Peak-RSS increase (bytes) of one call of ``fn``, as the OS counts it (None if the
+    OS cannot tell). The context kernel's reusable scratch buffers are dropped first, so
+    that their allocation counts too."""
+    from rpnt.machine import PeakRSS
     from rpnt.model import ctx_attn
 
     ctx_attn._SCRATCH.clear()
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    release_free_memory()
+    with PeakRSS() as m:
         fn()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    events.sort(key=lambda e: e.start_ns())
-    return max(itertools.accumulate((e.nbytes() for e in events), initial=0))
+    return m.increase
 
 
 def time_variants(fns: dict[str, Callable[[], None]],
@@ -98,10 +124,9 @@ def _fwd_bwd(forward: Callable[[], torch.Tensor], leaves: list[torch.Tensor]) ->
     return run
 
 
-def measure(batch: int, heads: int, d_model: int, length: int, ksize: int, repeats: int,
-            seed: int) -> list[dict]:
-    """Rows ``{"T", "variant", "time_min_ms", "time_median_ms", "wall_min_ms", "peak_mb"}``
-    for one T (times: CPU time unless named wall)."""
+def variants(batch: int, heads: int, d_model: int, length: int, ksize: int,
+             seed: int) -> dict[str, Callable[[], None]]:
+    """The forward + backward closures of every variant, on seeded random inputs."""
     from rpnt.model.attention import MultiHeadAttention
     from rpnt.model.ctx_attn import fused_context_attention
 
@@ -110,39 +135,111 @@ def measure(batch: int, heads: int, d_model: int, length: int, ksize: int, repea
     q, k, v = (torch.randn(batch, heads, length, dh, generator=g).requires_grad_()
                for _ in range(3))
     kern = torch.randn(batch, heads, ksize * ksize, generator=g).softmax(-1).requires_grad_()
+    ones = torch.ones(batch, heads, 1, dtype=q.dtype).requires_grad_()
     core = [q, k, v, kern]
 
     def ours() -> torch.Tensor:
         rows = kern[:, :, None, :].expand(batch, heads, length, ksize * ksize)
         return fused_context_attention(q, k, v, rows, ksize)[0]
 
+    def ours_k1() -> torch.Tensor:
+        rows = ones[:, :, None, :].expand(batch, heads, length, 1)
+        return fused_context_attention(q, k, v, rows, 1)[0]
+
     x = torch.randn(batch, length, d_model, generator=g).requires_grad_()
     torch.manual_seed(seed)
     layer_ctx = MultiHeadAttention(d_model, heads, 0.0, kind="context", kernel_size=ksize,
                                    ctx_dim=d_model // 4)
     layer_std = MultiHeadAttention(d_model, heads, 0.0, kind="standard")
-    fns = {
+    return {
         "sdpa": _fwd_bwd(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), core),
         "context": _fwd_bwd(ours, core),
         "conv2d": _fwd_bwd(lambda: grouped_conv2d_attention(q, k, v, kern, ksize), core),
+        "k1": _fwd_bwd(ours_k1, [q, k, v, ones]),
         "layer_standard": _fwd_bwd(lambda: layer_std(x)[0], [x, *layer_std.parameters()]),
         "layer_context": _fwd_bwd(lambda: layer_ctx(x)[0], [x, *layer_ctx.parameters()]),
     }
+
+
+def measure(batch: int, heads: int, d_model: int, length: int, ksize: int, repeats: int,
+            seed: int, threads: int = 1) -> tuple[list[dict], list[dict]]:
+    """Rows per variant and ratios for one T and thread count.
+
+    Row: ``{"T", "threads", "variant", "clock", "time_min_ms", "time_median_ms",
+    "time_max_ms", "cpu_min_ms", "wall_min_ms", "peak_rss_mb"}``; ``time_*`` are CPU
+    time with one thread, wall time with more (``clock`` says which). Ratio:
+    ``{"T", "threads", "name", "time", "paired_median", "paired_min", "paired_max",
+    "peak_rss"}``: ratio of minimum times, the per-round paired ratios, and of the
+    peak-RSS increases (None where not measurable).
+    """
+    torch.set_num_threads(threads)
+    fns = variants(batch, heads, d_model, length, ksize, seed)
     times = time_variants(fns, repeats)
+    clock = 0 if threads == 1 else 1  # index into (cpu, wall)
+    peaks = {name: peak_rss_increase(fn) for name, fn in fns.items()}
     rows = []
-    for name, fn in fns.items():
-        cpu, wall = times[name]
-        rows.append({"T": length, "variant": name,
-                     "time_min_ms": 1e3 * min(cpu),
-                     "time_median_ms": 1e3 * statistics.median(cpu),
-                     "wall_min_ms": 1e3 * min(wall),
-                     "peak_mb": peak_memory_bytes(fn) / 2**20})
-    return rows
+    for name in fns:
+        t = times[name][clock]
+        rows.append({"T": length, "threads": threads, "variant": name,
+                     "clock": "cpu" if clock == 0 else "wall",
+                     "time_min_ms": 1e3 * min(t), "time_median_ms": 1e3 * statistics.median(t),
+                     "time_max_ms": 1e3 * max(t),
+                     "cpu_min_ms": 1e3 * min(times[name][0]),
+                     "wall_min_ms": 1e3 * min(times[name][1]),
+                     "peak_rss_mb": None if peaks[name] is None else peaks[name] / 2**20})
+    ratios = []
+    for label, a, b in RATIOS:
+        ta, tb = times[a][clock], times[b][clock]
+        paired = [x / y for x, y in zip(ta, tb, strict=True)]
+        pa, pb = peaks[a], peaks[b]
+        ratios.append({"T": length, "threads": threads, "name": label,
+                       "time": min(ta) / min(tb), "paired_median": statistics.median(paired),
+                       "paired_min": min(paired), "paired_max": max(paired),
+                       "peak_rss": None if not (pa and pb) else pa / pb})
+    return rows, ratios
+
+
+def _mb(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f}"
+
+
+def _print_length(rows: list[dict], ratios: list[dict]) -> None:
+    r0 = rows[0]
+    print(f"\nT={r0['T']}, {r0['threads']} thread(s), {r0['clock']} time")
+    print(f"  {'variant':<16}{'min ms':>9}{'median':>9}{'max':>9}{'wall min':>10}"
+          f"{'peak RSS MB':>13}")
+    for r in rows:
+        print(f"  {r['variant']:<16}{r['time_min_ms']:>9.2f}{r['time_median_ms']:>9.2f}"
+              f"{r['time_max_ms']:>9.2f}{r['wall_min_ms']:>10.2f}{_mb(r['peak_rss_mb']):>13}")
+    for r in ratios:
+        mem = "n/a" if r["peak_rss"] is None else f"{r['peak_rss']:.2f}x"
+        print(f"  {r['name'] + ':':<36} time {r['time']:.2f}x (paired per round: median "
+              f"{r['paired_median']:.2f}x, {r['paired_min']:.2f}-{r['paired_max']:.2f}x), "
+              f"peak RSS {mem}")
+
+
+def _print_goals(ratios: list[dict]) -> None:
+    by = {(r["T"], r["threads"], r["name"]): r for r in ratios}
+    print("\ngoals: context <= 1.5x SDPA at T=50 and faster than grouped conv2d (1 thread)")
+    for (length, threads, name), r in sorted(by.items()):
+        if name != "context / sdpa":
+            continue
+        conv = by[(length, threads, "context / conv2d")]["time"]
+        conv_k1 = by[(length, threads, "context / k1 (the convolution)")]["time"]
+        floor = by[(length, threads, "k1 / sdpa (materialising the map)")]["time"]
+        verdict = ""
+        if length == 50 and threads == 1:
+            verdict = (f" [{'met' if r['time'] <= 1.5 else 'missed'}; "
+                       f"{'met' if conv < 1.0 else 'missed'}]")
+        print(f"  T={length}, {threads} thread(s): context {r['time']:.2f}x SDPA{verdict}, "
+              f"{conv:.2f}x conv2d; of the {r['time']:.2f}x, materialising the T x T map "
+              f"(k=1 vs SDPA) is {floor:.2f}x and the k x k convolution {conv_k1:.2f}x")
 
 
 def run(args: argparse.Namespace) -> int:
     from rpnt.atomic import write_json
     from rpnt.errors import RpntError
+    from rpnt.machine import machine_summary
     from rpnt.provenance import provenance
 
     if args.d_model % args.heads or (args.d_model // args.heads) % 2:
@@ -150,51 +247,27 @@ def run(args: argparse.Namespace) -> int:
                         f"--heads {args.heads} heads of even size")
     if args.kernel_size < 1 or args.kernel_size % 2 == 0:
         raise RpntError(f"bench attention: --kernel-size {args.kernel_size} must be odd")
-    torch.set_num_threads(args.threads)
+    if min(args.threads) < 1:
+        raise RpntError(f"bench attention: --threads {args.threads} must be >= 1")
+    machine = machine_summary()
+    print(f"machine: {machine}; torch {torch.__version__}")
     print(f"context attention fwd+bwd, B={args.batch} H={args.heads} d={args.d_model} "
-          f"(dh={args.d_model // args.heads}) k={args.kernel_size}, {args.threads} thread(s), "
-          f"min CPU time over {args.repeats} interleaved repeats")
+          f"(dh={args.d_model // args.heads}) k={args.kernel_size}; min / median / max over "
+          f"{args.repeats} interleaved rounds; peak RSS increase of one fwd+bwd, measured "
+          "apart from the timing")
     all_rows: list[dict] = []
-    summary: list[dict] = []
-    for length in args.lengths:
-        rows = measure(args.batch, args.heads, args.d_model, length, args.kernel_size,
-                       args.repeats, args.seed)
-        by = {r["variant"]: r for r in rows}
-        print(f"\nT={length}")
-        print(f"  {'variant':<16}{'cpu min ms':>11}{'cpu median':>11}{'wall min ms':>12}"
-              f"{'peak MB':>9}")
-        for r in rows:
-            print(f"  {r['variant']:<16}{r['time_min_ms']:>11.2f}{r['time_median_ms']:>11.2f}"
-                  f"{r['wall_min_ms']:>12.2f}{r['peak_mb']:>9.1f}")
-        ratios = {
-            "T": length,
-            "time_vs_sdpa": by["context"]["time_min_ms"] / by["sdpa"]["time_min_ms"],
-            "time_vs_conv2d": by["context"]["time_min_ms"] / by["conv2d"]["time_min_ms"],
-            "mem_vs_sdpa": by["context"]["peak_mb"] / max(by["sdpa"]["peak_mb"], 1e-9),
-            "mem_vs_conv2d": by["context"]["peak_mb"] / max(by["conv2d"]["peak_mb"], 1e-9),
-            "layer_time_vs_standard": (by["layer_context"]["time_min_ms"]
-                                       / by["layer_standard"]["time_min_ms"]),
-            "layer_mem_vs_standard": (by["layer_context"]["peak_mb"]
-                                      / max(by["layer_standard"]["peak_mb"], 1e-9)),
-        }
-        print(f"  context / sdpa:    time {ratios['time_vs_sdpa']:.2f}x, "
-              f"peak memory {ratios['mem_vs_sdpa']:.2f}x")
-        print(f"  context / conv2d:  time {ratios['time_vs_conv2d']:.2f}x, "
-              f"peak memory {ratios['mem_vs_conv2d']:.2f}x")
-        print(f"  layer context / standard: time {ratios['layer_time_vs_standard']:.2f}x, "
-              f"peak memory {ratios['layer_mem_vs_standard']:.2f}x")
-        all_rows += rows
-        summary.append(ratios)
-    print("\ngoals: context <= 1.5x SDPA time at T=50; faster than grouped conv2d")
-    for r in summary:
-        goal_sdpa = "met" if r["time_vs_sdpa"] <= 1.5 else "missed"
-        goal_conv = "met" if r["time_vs_conv2d"] < 1.0 else "missed"
-        print(f"  T={r['T']}: vs SDPA {r['time_vs_sdpa']:.2f}x"
-              f"{f' ({goal_sdpa})' if r['T'] == 50 else ''}; "
-              f"vs conv2d {r['time_vs_conv2d']:.2f}x ({goal_conv})")
+    all_ratios: list[dict] = []
+    for threads in args.threads:
+        for length in args.lengths:
+            rows, ratios = measure(args.batch, args.heads, args.d_model, length,
+                                   args.kernel_size, args.repeats, args.seed, threads)
+            _print_length(rows, ratios)
+            all_rows += rows
+            all_ratios += ratios
+    _print_goals(all_ratios)
     if args.json:
         settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-        write_json(args.json, {"rows": all_rows, "ratios": summary,
-                               "provenance": provenance(settings)})
+        write_json(args.json, {"rows": all_rows, "ratios": all_ratios, "machine": machine,
+                               "provenance": provenance(settings, machine=machine)})
         print(f"wrote {args.json}")
     return 0
