@@ -226,3 +226,14 @@ def test_standard_layer_weights_and_key_mask():
     x2[1, 3:] += 5.0
     torch.testing.assert_close(layer(x2, key_mask=keep)[0][1, :3], out[1, :3], atol=1e-6,
                                rtol=1e-5)
+
+
+def test_concurrent_calls_from_threads_do_not_share_scratch():
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [rand_qkv(b=4, h=4, n=40, dh=8, seed=s) for s in range(4)]
+    alone = [fused_context_attention(*x, 3)[0] for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda x: fused_context_attention(*x, 3)[0], inputs * 10))
+    for i, got in enumerate(together):
+        torch.testing.assert_close(got, alone[i % 4], atol=0, rtol=0)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -56,7 +57,8 @@ ROW_BLOCK = 64
 #: recomputes them chunk by chunk instead (one more score bmm, k*k more adds).
 KEEP_MAPS_BYTES = 32 << 20
 
-#: Reused per-chunk scratch buffers, keyed by (name, numel, dtype, device).
+#: Reused per-chunk scratch buffers, keyed by (name, dtype, device, thread): a thread of
+#: its own per caller, so that concurrent calls from two threads never share one.
 _SCRATCH: dict[tuple, torch.Tensor] = {}
 
 Block = tuple[int, int, int]  # (r0, r1, lo): query rows [r0, r1), score rows [lo, r1)
@@ -69,7 +71,7 @@ def _scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Ten
     of the row blocks share them.
     """
     numel = math.prod(shape)
-    key = (name, like.dtype, like.device)
+    key = (name, like.dtype, like.device, threading.get_ident())
     buf = _SCRATCH.get(key)
     if buf is None or buf.numel() < numel:
         if len(_SCRATCH) > 64:  # many dtypes / devices seen: start over
