@@ -106,7 +106,7 @@ def test_gradients_match_finite_differences(path):
     assert torch.autograd.gradcheck(dropped, (q, k, v, kern))
 
 
-@pytest.mark.parametrize(("ksize", "n"), [(3, 8), (1, 8), (5, 8), (5, 2), (3, 1)])
+@pytest.mark.parametrize(("ksize", "n"), [(3, 8), (1, 8), (5, 8), (5, 2), (3, 1), (9, 11)])
 def test_gradients_match_autograd_of_reference(ksize, n, path):
     # n < k: taps that reach above the first row touch nothing (and get zero gradient).
     q, k, v, kern = (t.requires_grad_() for t in rand_qkv(n=n, ksize=ksize))

@@ -7,7 +7,7 @@ shared machine hits all of them alike. Times: with one torch thread, process CPU
 time (CPU time would add up the threads). Reported: the minimum, median and maximum
 over the rounds, the ratio of minima, and the spread of the per-round (paired) ratios.
 Peak memory is measured separately, after the timing, for one forward + backward per
-variant: the increase of the process's peak resident set size as the OS counts it
+variant (median of 3): the increase of the process's peak resident set size as the OS counts it
 (:class:`rpnt.machine.PeakRSS`; native allocations included), after returning freed heap
 memory to the OS so that an earlier variant's leftovers cannot hide a later one's.
 
@@ -82,18 +82,24 @@ def release_free_memory() -> None:
         pass
 
 
-def peak_rss_increase(fn: Callable[[], None]) -> int | None:
+def peak_rss_increase(fn: Callable[[], None], repeats: int = 1) -> int | None:
     """Peak-RSS increase (bytes) of one call of ``fn``, as the OS counts it (None if the
-    OS cannot tell). The context kernel's reusable scratch buffers are dropped first, so
-    that their allocation counts too."""
+    OS cannot tell); the median of ``repeats`` calls (where the heap places a call's
+    buffers moves the figure by a few MB). The context kernel's reusable scratch buffers
+    are dropped first, so that their allocation counts too."""
     from rpnt.machine import PeakRSS
     from rpnt.model import ctx_attn
 
-    ctx_attn._SCRATCH.clear()
-    release_free_memory()
-    with PeakRSS() as m:
-        fn()
-    return m.increase
+    found = []
+    for _ in range(repeats):
+        ctx_attn._SCRATCH.clear()
+        release_free_memory()
+        with PeakRSS() as m:
+            fn()
+        if m.increase is None:
+            return None
+        found.append(m.increase)
+    return int(statistics.median(found))
 
 
 def time_variants(fns: dict[str, Callable[[], None]],
@@ -176,7 +182,7 @@ def measure(batch: int, heads: int, d_model: int, length: int, ksize: int, repea
     fns = variants(batch, heads, d_model, length, ksize, seed)
     times = time_variants(fns, repeats)
     clock = 0 if threads == 1 else 1  # index into (cpu, wall)
-    peaks = {name: peak_rss_increase(fn) for name, fn in fns.items()}
+    peaks = {name: peak_rss_increase(fn, repeats=3) for name, fn in fns.items()}
     rows = []
     for name in fns:
         t = times[name][clock]
