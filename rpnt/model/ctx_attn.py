@@ -57,8 +57,8 @@ ROW_BLOCK = 64
 #: recomputes them chunk by chunk instead (one more score bmm, k*k more adds).
 KEEP_MAPS_BYTES = 32 << 20
 
-#: Reused per-chunk scratch buffers, keyed by (name, dtype, device, thread): a thread of
-#: its own per caller, so that concurrent calls from two threads never share one.
+#: Reused per-chunk scratch buffers, keyed by (name, dtype, device, thread): one set per
+#: calling thread, so that concurrent calls from two threads never share a buffer.
 _SCRATCH: dict[tuple, torch.Tensor] = {}
 
 Block = tuple[int, int, int]  # (r0, r1, lo): query rows [r0, r1), score rows [lo, r1)
@@ -186,13 +186,6 @@ def _generators(seed: int, n_blocks: int, device: torch.device) -> list[torch.Ge
         gen.manual_seed(seed + b)
         gens.append(gen)
     return gens
-
-
-def _write_or_add(dst: torch.Tensor, first: bool, src: torch.Tensor) -> None:
-    if first:
-        dst.copy_(src)
-    else:
-        dst.add_(src)
 
 
 class ContextAttentionFn(torch.autograd.Function):
