@@ -42,6 +42,7 @@ class Spec:
     empty_unit: bool = False  #: unit 1 has no spikes
     unsorted_spikes: bool = False  #: shuffle unit 0's spike times in the file
     outside_spikes: bool = False  #: unit 0 gets spikes at -5 s and after the session
+    spikes_past_end_s: float = 0.0  #: every unit keeps firing this long after behaviour ends
     no_units: bool = False
     no_behaviour: bool = False
     behaviour_nans: bool = False  #: NaN samples in velocity and position
@@ -92,8 +93,9 @@ def make_truth(spec: Spec) -> Truth:
     pos, vel = _kinematics(rng, beh_t)
     spikes = []
     for u in range(spec.n_units):
-        n = rng.poisson(spec.rate_hz * (1 + u % 3) * dur)
-        spikes.append(np.sort(rng.uniform(0.0, dur, size=n)))
+        span = dur + spec.spikes_past_end_s
+        n = rng.poisson(spec.rate_hz * (1 + u % 3) * span)
+        spikes.append(np.sort(rng.uniform(0.0, span, size=n)))
     if spec.empty_unit and spec.n_units > 1:
         spikes[1] = np.zeros(0)
     if spec.outside_spikes:

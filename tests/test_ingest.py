@@ -58,6 +58,31 @@ def test_counts_equal_histogram(files, tmp_path, name, bin_ms):
         assert np.array_equal(s.spike_times[s.spike_unit == u], np.sort(st))
 
 
+@pytest.mark.parametrize("bin_ms", [20.0, 7.0, 50.0])
+def test_last_bin_counts_every_spike_inside_it(tmp_path, bin_ms):
+    """Spikes run 3 s past the session end (last behaviour sample): the grid ends at the
+    first edge after the end, and every bin, the last included, holds exactly
+    np.histogram's count over the store's edges; spikes after the grid are dropped."""
+    path = tmp_path / "past.nwb"
+    tr = write_nwb(path, Spec(seed=21, n_units=8, rate_hz=40.0, spikes_past_end_s=3.0))
+    s = load_session(ingest_file(path, tmp_path / "s.zarr", cfg=IngestConfig(bin_ms=bin_ms)))
+    bin_s = bin_ms / 1000
+    edges = s.time[0] + bin_s * np.arange(s.n_time + 1)  # the grid, as docs/store-schema.md
+    assert np.array_equal(edges[:-1], s.time)
+    end = max(tr.beh_t.max(), tr.trial_stop.max())
+    assert edges[-2] <= end < edges[-1]  # the grid ends at the first edge after the end
+    every = np.concatenate(tr.spikes)
+    assert np.any((every > end) & (every < edges[-1]))  # the last bin has spikes after T
+    assert np.any(every >= edges[-1])  # and some spikes lie beyond the grid
+    for u, st in enumerate(tr.spikes):
+        ref, _ = np.histogram(st, bins=edges)
+        assert np.array_equal(s.spike_counts[:, u], ref), f"unit {u}"
+        inside = st[(st >= edges[0]) & (st < edges[-1])]
+        assert np.array_equal(s.spike_times[s.spike_unit == u], inside)
+    n_out = int(np.sum(every >= edges[-1]))
+    assert any(f"dropped {n_out} spikes" in w for w in s.attrs["warnings"])
+
+
 def _ref_behaviour(t: np.ndarray, x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Per-bin loop: mean of samples in the bin, else interpolation at the centre."""
     max_gap = 3 * np.median(np.diff(t))

@@ -1,8 +1,8 @@
 """``ingest_file``: one NWB session -> one Zarr store (schema v1).
 
 Steps: open with h5py (never touching ``waveforms``), adapt the layout to a
-:class:`~rpnt.ingest.adapters.Source`, clean spikes (sort per unit, drop times outside the
-session; warn with counts), bin spikes and behaviour on one grid, split trials and bins,
+:class:`~rpnt.ingest.adapters.Source`, sort unsorted units, lay the bin grid over the
+session, drop spikes outside the grid (warn with counts), bin spikes and behaviour on it, split trials and bins,
 build the Dataset and write it atomically. The source file's SHA-256 is computed in a
 background thread while the rest runs (hashlib releases the GIL).
 """
@@ -38,23 +38,22 @@ class IngestConfig:
     max_gap_bins: float = 3.0  #: behaviour interpolation bridges gaps up to this x sample dt
 
 
-def _session_range(src: Source) -> tuple[float, float]:
-    """[lo, hi] in which spikes count as inside the session.
-
-    NWB times are relative to the session start, so negative times are outside; the end is
-    the last behaviour sample or trial end (or an ``obs_intervals`` end), whichever is last.
-    """
+def session_end(src: Source) -> float:
+    """The session's end T: the last behaviour sample or trial end, whichever is later."""
     ends = [src.velocity.t[-1]]
     if src.position is not None:
         ends.append(src.position.t[-1])
     stops = src.trials.stop[np.isfinite(src.trials.stop)]
     if stops.size:
         ends.append(float(stops.max()))
-    return 0.0, float(max(ends))
+    return float(max(ends))
 
 
-def clean_spikes(src: Source, notes: list[str], fn: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """Per-unit sorted spike times inside the session: (flat times, (n_unit,) end offsets)."""
+def sort_units(src: Source, notes: list[str], fn: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Spike times with every unit's run sorted: (flat times, (n_unit,) end offsets).
+
+    NaN sorts to the end of its unit's run (and is then outside every bin grid).
+    """
     fn = fn or src.meta.session
     u = src.units
     t, ends = u.spike_times, u.ends
@@ -72,14 +71,29 @@ def clean_spikes(src: Source, notes: list[str], fn: str = "") -> tuple[np.ndarra
                    f"times ({dec_in.size} decreases); sorted them")
             log.warning(msg)
             notes.append(msg)
-    lo, hi = _session_range(src)
+    return t, ends
+
+
+def first_spike_from(t: np.ndarray, ends: np.ndarray, lo: float, hi: float) -> float | None:
+    """The earliest spike in ``[lo, hi]`` of per-unit sorted runs, or None if there is none."""
+    firsts = []
+    for a, b in zip(np.concatenate([[0], ends[:-1]]), ends, strict=True):  # units, not spikes
+        i = a + int(np.searchsorted(t[a:b], lo))
+        if i < b and t[i] <= hi:
+            firsts.append(float(t[i]))
+    return min(firsts) if firsts else None
+
+
+def keep_inside(t: np.ndarray, ends: np.ndarray, lo: float, hi: float, notes: list[str],
+                fn: str) -> tuple[np.ndarray, np.ndarray]:
+    """Drop spikes outside ``[lo, hi)`` (and non-finite ones); warn with counts."""
     keep = t >= lo  # False for NaN too
-    keep &= t <= hi
+    keep &= t < hi
     n_out = int(keep.size - np.count_nonzero(keep))
     if n_out:
         unit_of = np.searchsorted(ends, np.flatnonzero(~keep), side="right")
         msg = (f"{fn}: units/spike_times: dropped {n_out} spikes of {np.unique(unit_of).size} "
-               f"units outside the session [{lo:g}, {hi:g}] s")
+               f"units outside the session's bin grid [{lo:g}, {hi:g}) s")
         log.warning(msg)
         notes.append(msg)
         csum = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
@@ -91,6 +105,26 @@ def clean_spikes(src: Source, notes: list[str], fn: str = "") -> tuple[np.ndarra
         log.warning(msg)
         notes.append(msg)
     return t, ends
+
+
+def session_grid(src: Source, t: np.ndarray, ends: np.ndarray, bin_s: float) -> np.ndarray:
+    """(n_time + 1,) bin edges covering the session ``[t0, T]``.
+
+    ``t0`` is the first behaviour sample or the first spike at or after time 0 (NWB times
+    are relative to the session start, so earlier ones are outside), whichever is earlier,
+    and never before 0; the last edge is the first one after the session end ``T``
+    (:func:`session_end`). Every spike inside the grid is counted, those in the last bin
+    after ``T`` included, so each bin's count is that of a full bin.
+    """
+    end = session_end(src)
+    if not end > 0:
+        raise RpntError(f"{src.meta.session}: the session ends at {end:g} s (its last behaviour "
+                        "sample or trial end), before its start at 0 s; fix the timestamps")
+    firsts = [src.velocity.t[0]] + ([src.position.t[0]] if src.position is not None else [])
+    spike0 = first_spike_from(t, ends, 0.0, end)
+    if spike0 is not None:
+        firsts.append(spike0)
+    return binning.make_edges(max(0.0, float(min(firsts))), end, bin_s)
 
 
 def _provenance(nwb: Path, sha: str, entry: dict, asset: dict | None) -> dict[str, Any]:
@@ -133,16 +167,11 @@ def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = ""
     bin_s = cfg.bin_ms / 1000.0
     if not bin_s > 0:
         raise RpntError(f"--bin-ms must be positive, got {cfg.bin_ms}")
-    t, ends = clean_spikes(src, notes, fn)
+    t, ends = sort_units(src, notes, fn)
     vel, pos = src.velocity, src.position
-    firsts = [vel.t[0]] + ([pos.t[0]] if pos is not None else [])
-    lasts = [vel.t[-1]] + ([pos.t[-1]] if pos is not None else [])
-    starts = np.concatenate([[0], ends[:-1]])
-    has = ends > starts
-    if has.any():  # first and last spike, from the per-unit runs (sorted by clean_spikes)
-        firsts.append(float(t[starts[has]].min()))
-        lasts.append(float(t[ends[has] - 1].max()))
-    edges = binning.make_edges(float(min(firsts)), float(max(lasts)), bin_s)
+    edges = session_grid(src, t, ends, bin_s)
+    t, ends = keep_inside(t, ends, float(edges[0]), float(edges[-1]), notes, fn or
+                          src.meta.session)
     bin_starts = edges[:-1]
     spike_times, spike_unit, counts = binning.sort_and_count(t, ends, edges, threads=threads)
     del t
