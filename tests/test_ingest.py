@@ -160,6 +160,31 @@ def test_nlb_layout_units_and_eval(files, tmp_path):
     assert np.array_equal(s.eval_mask, expect)
 
 
+def test_nlb_task_from_registry_entry(files, tmp_path):
+    """An NLB file without a maze_id column gets the task its registry entry names (maze
+    for MC_Maze); without an entry, the task comes from the trial columns."""
+    import shutil
+    from pathlib import Path
+
+    import h5py
+
+    path, _ = files["nlb"]
+    with h5py.File(path) as f:
+        assert "maze_id" not in f["intervals/trials"]
+    reg = Path(__file__).resolve().parents[1] / "config" / "datasets.yaml"
+    for dataset, task in (("nlb_mc_maze", "maze"), ("nlb_mc_maze_small", "maze"),
+                          ("nlb_mc_rtt", "random_target")):
+        s = load_session(ingest_file(path, tmp_path / f"{dataset}.zarr", registry=reg,
+                                     cfg=IngestConfig(dataset=dataset)))
+        assert (s.task, s.dataset, s.attrs["adapter"]) == (task, dataset, "nlb")
+    assert load_session(ingest_file(path, tmp_path / "plain.zarr")).task == "reaching"
+    barriers = tmp_path / "barriers.nwb"
+    shutil.copy(path, barriers)
+    with h5py.File(barriers, "r+") as f:  # an MC_Maze-like trials table, no registry
+        f["intervals/trials/num_barriers"] = np.ones(f["intervals/trials/id"].shape[0])
+    assert load_session(ingest_file(barriers, tmp_path / "b.zarr")).task == "maze"
+
+
 @pytest.mark.parametrize("name", ["co", "rt"])
 def test_splits_and_eval_mask(files, tmp_path, name):
     path, tr = files[name]

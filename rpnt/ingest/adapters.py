@@ -8,6 +8,7 @@
 - ``nlb`` (000128/000129/000127): ``processing/behavior/{hand,finger,cursor}_{vel,pos}``
   directly in the module; trials with ``split`` (valid = not "none") and
   ``move_onset_time``. Scored: move onset -250..+450 ms (whole trial without move onset).
+  Task: the registry entry's ``task`` (``maze`` for MC_Maze), else from the trial columns.
 - ``generic``: a dataset config mapping names the series and trial columns (see
   docs/store-schema.md).
 
@@ -238,6 +239,18 @@ def perich_miller(f: h5py.File, meta: Meta, entry: dict) -> Source:
                   "perich_miller", period, notes)
 
 
+def _nlb_task(cols: set[str], vel_name: str) -> str:
+    """The task of an NLB session without a registry ``task``, from its trial columns.
+
+    MC_Maze trials describe the maze (``maze_id``, barrier columns); MC_RTT moves a finger
+    (``finger_vel``). Anything else is plain ``reaching``. The registry entries of the NLB
+    datasets name their task, so this is only the fallback for unregistered files.
+    """
+    if "maze_id" in cols or any("barrier" in c for c in cols):
+        return "maze"
+    return "random_target" if vel_name == "finger_vel" else "reaching"
+
+
 def nlb(f: h5py.File, meta: Meta, entry: dict) -> Source:
     notes: list[str] = []
     units = nwbio.read_units(f)
@@ -267,8 +280,7 @@ def nlb(f: h5py.File, meta: Meta, entry: dict) -> Source:
         log.warning(msg)
         notes.append(msg)
         ev0, ev1, period = start.copy(), stop.copy(), "trial (no move onset in the file)"
-    task = entry.get("task") or ("maze" if "maze_id" in cols else
-                                 "random_target" if vel_name == "finger_vel" else "reaching")
+    task = entry.get("task") or _nlb_task(cols, vel_name)
     return Source(meta, task, units, vel, pos, vsrc,
                   Trials(start, stop, go, result, valid, ev0, ev1, fsplit), "nlb", period, notes)
 

@@ -2,9 +2,9 @@
 
 Steps: open with h5py (never touching ``waveforms``), adapt the layout to a
 :class:`~rpnt.ingest.adapters.Source`, sort unsorted units, lay the bin grid over the
-session, drop spikes outside the grid (warn with counts), bin spikes and behaviour on it, split trials and bins,
-build the Dataset and write it atomically. The source file's SHA-256 is computed in a
-background thread while the rest runs (hashlib releases the GIL).
+session, drop spikes outside the grid (warn with counts), bin spikes and behaviour on it,
+split trials and bins, build the Dataset and write it atomically. The source file's
+SHA-256 is computed in a background thread while the rest runs (hashlib releases the GIL).
 """
 
 from __future__ import annotations
