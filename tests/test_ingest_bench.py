@@ -11,6 +11,7 @@ from rpnt.cli import main
 from rpnt.ingest import ingest_file
 from rpnt.ingest.bench import FLOOR_DATASETS, read_floor
 from rpnt.ingest.bigfile import BigSpec, write_big_nwb
+from rpnt.machine import machine_summary
 from rpnt.store import load_session
 
 
@@ -36,10 +37,23 @@ def test_bench_command_prints_ratio_and_memory(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert re.search(r"ratio to floor:\s+[\d.]+x", out)
-    assert re.search(r"peak memory \(tracemalloc\):\s+\d+ MB = [\d.]+x bytes read", out)
+    assert re.search(r"peak memory \(peak RSS increase\): \d+ MB = [\d.]+x bytes read", out)
+    assert f"machine: {machine_summary()}" in out
     assert re.search(r"M spikes/s", out)
     assert list(tmp_path.iterdir()) == []  # the temporary files are gone
     assert re.search(r"fastest ingest by phase \(\d+ threads\): read [\d.]+ s", out)
+
+
+def test_bench_cli_times_the_command_with_and_without_waveforms(tmp_path, capsys):
+    code = main(["bench", "ingest", "--cli", "--units", "4", "--duration-s", "20",
+                 "--repeats", "1", "--threads", "1", "--workdir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"machine: {machine_summary()}" in out
+    for label in ("without waveforms", "with per-spike waveforms"):
+        assert re.search(rf"\[{label}\] command / floor: [\d.]+x fastest", out)
+        assert re.search(rf"\[{label}\] rpnt ingest min [\d.]+ s", out)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_threads_do_not_change_the_store(tmp_path):

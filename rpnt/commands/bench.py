@@ -12,6 +12,7 @@ Benchmarks print ratios measured in the same process and run, never absolute tim
 checked by a test:
 
   rpnt bench ingest      ingest of a large simulated session vs. the h5py read floor
+  rpnt bench ingest --cli  the rpnt ingest command (fresh process) vs. the same floor
   rpnt bench attention   context attention vs. PyTorch SDPA and a grouped-conv2d version
 """
 
@@ -29,6 +30,10 @@ def _ingest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="generator seed")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="ingest threads (default: the CPUs this process may use)")
+    p.add_argument("--cli", action="store_true",
+                   help="time the rpnt ingest command (a fresh process each run, start-up "
+                        "and imports included) on the file without and with per-spike "
+                        "waveforms, against the h5py floor")
 
 
 def _attention_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +60,8 @@ def _attention_arguments(parser: argparse.ArgumentParser) -> None:
 #: any rpnt command never imports torch or h5py.
 TARGETS = {
     "ingest": ("rpnt.ingest.bench",
-               "ingest time, spikes/s and peak memory vs. the h5py floor", _ingest_arguments),
+               "ingest time, spikes/s and peak RSS vs. the h5py floor (--cli: the command)",
+               _ingest_arguments),
     "attention": ("rpnt.model.bench",
                   "context attention vs. SDPA and grouped conv2d", _attention_arguments),
 }

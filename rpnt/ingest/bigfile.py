@@ -26,8 +26,13 @@ class BigSpec:
     seed: int = 0
 
 
-def write_big_nwb(path: str | Path, spec: BigSpec | None = None) -> int:
-    """Write the file; return its number of spikes."""
+def write_big_nwb(path: str | Path, spec: BigSpec | None = None,
+                  waveforms_per_spike: bool = False) -> int:
+    """Write the file; return its number of spikes.
+
+    ``waveforms_per_spike``: one 48-sample int16 waveform per spike (about 1 GB for 10 M
+    spikes, as in DANDI 000688) instead of one per unit.
+    """
     from hdmf.common import DynamicTableRegion, ElementIdentifiers, VectorData, VectorIndex
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.behavior import BehavioralTimeSeries, Position
@@ -56,13 +61,15 @@ def write_big_nwb(path: str | Path, spec: BigSpec | None = None) -> int:
     st = VectorData(name="spike_times", data=times, description="spike times (s)")
     region = DynamicTableRegion(name="electrodes", data=np.arange(n), description="electrode",
                                 table=nwb.electrodes)
-    wf = VectorData(name="waveforms", description="one waveform per unit",
-                    data=rng.integers(-100, 100, (n, 48)).astype(np.int16))
-    wfi = VectorIndex(name="waveforms_index", data=np.arange(1, n + 1), target=wf)
+    n_wf = counts if waveforms_per_spike else np.ones(n, dtype=np.int64)
+    wf = VectorData(name="waveforms", description="spike waveforms",
+                    data=rng.integers(-100, 100, (int(n_wf.sum()), 48), dtype=np.int16))
+    wfi = VectorIndex(name="waveforms_index", data=np.arange(1, int(n_wf.sum()) + 1),
+                      target=wf)
     cols = [st, VectorIndex(name="spike_times_index", data=ends, target=st), region,
             VectorIndex(name="electrodes_index", data=np.arange(1, n + 1), target=region),
             wf, wfi,
-            VectorIndex(name="waveforms_index_index", data=np.arange(1, n + 1), target=wfi)]
+            VectorIndex(name="waveforms_index_index", data=np.cumsum(n_wf), target=wfi)]
     nwb.units = Units(name="units", id=ElementIdentifiers(name="id", data=np.arange(n)),
                       columns=cols, description="sorted units")
     t = np.arange(0.0, dur + 0.5, 1.0 / spec.behaviour_hz)  # behaviour outlasts the spikes
