@@ -9,7 +9,7 @@ from nwb_factory import Spec, Truth, write_nwb
 
 from rpnt.data.session import SPLIT_CODES
 from rpnt.ingest import IngestConfig, SplitConfig, ingest_file
-from rpnt.store import load_session
+from rpnt.store import SCHEMA_VERSION, load_session
 
 SPECS = {
     "co": Spec(layout="perich_miller", task="CO", seed=1),
@@ -134,7 +134,7 @@ def test_metadata_and_provenance(files, tmp_path):
     a = s.attrs
     assert (s.session, s.subject, s.task, s.recording_date, s.dataset) == (
         "sub-M_ses-RT-20140114", "M", "random_target", "2014-01-14", "pm")
-    assert a["adapter"] == "perich_miller" and a["schema_version"] == 1
+    assert a["adapter"] == "perich_miller" and a["schema_version"] == SCHEMA_VERSION == 2
     assert a["source_sha256"] == sha256_file(path)
     assert a["split_seed"] == 42 and a["split_fractions"] == [0.7, 0.1, 0.2]
     assert a["git_commit"] and a["rpnt_version"]

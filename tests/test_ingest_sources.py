@@ -1,5 +1,5 @@
 """Generic adapter driven by a registry entry, registry formats, asset-manifest provenance,
-and the spike sort used for the raw-spike arrays."""
+and the counting and merging of per-unit spike runs."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from nwb_factory import Spec, write_nwb
 from rpnt.cli import main
 from rpnt.errors import RpntError
 from rpnt.ingest import IngestConfig, ingest_file
-from rpnt.ingest.binning import make_edges, sort_and_count
+from rpnt.ingest.binning import count_spikes, make_edges
 from rpnt.ingest.sources import load_registry_entry
 from rpnt.provenance import sha256_file
-from rpnt.store import load_session
+from rpnt.store import load_session, time_order
 
 ENTRY = {
     "name": "churchland_like",
@@ -106,6 +106,8 @@ def test_asset_manifest_provenance(churchland_like, tmp_path):
 
 
 def test_sort_and_count_matches_stable_argsort_and_histogram():
+    """Counts straight from per-unit runs equal np.histogram; merging the runs into time
+    order (what load_session does for the raw spikes) equals a stable argsort."""
     rng = np.random.default_rng(0)
     for trial in range(6):
         n_unit = int(rng.integers(1, 300))
@@ -124,9 +126,9 @@ def test_sort_and_count_matches_stable_argsort_and_histogram():
         order = np.argsort(t, kind="stable")
         edges = make_edges(0.0, float(t.max()), 0.02)
         ref = np.stack([np.histogram(r, edges)[0] for r in runs], axis=1)
-        for block, threads in ((1 << 20, 1), (5000, 2), (500, 1), (500, 3)):
-            times, units, counts = sort_and_count(t, ends, edges, block=block,
-                                                  threads=threads)
+        for threads in (1, 2, 3):
+            times, units = time_order(t, unit.astype(np.int32))
+            counts = count_spikes(t, ends, edges, threads=threads)
             assert units.dtype == np.int32
             assert np.array_equal(times, t[order]) and np.array_equal(units, unit[order])
             assert np.array_equal(counts, ref)

@@ -1,4 +1,5 @@
-"""Store schema v1: xr.open_zarr round-trips every variable and attribute; load_session."""
+"""Store schema v2: xr.open_zarr round-trips every variable and attribute; load_session;
+the writer matches xarray's to_zarr; v1 stores are still read."""
 
 from __future__ import annotations
 
@@ -89,6 +90,80 @@ def test_rejects_non_stores(nwb, tmp_path):
         write_store(ds, tmp_path / "x.zarr")
     assert not (tmp_path / "x.zarr").exists()
     ds = _dataset(nwb)
-    ds.attrs["schema_version"] = 2
+    ds.attrs["schema_version"] = SCHEMA_VERSION + 1  # a version this rpnt cannot read
     with pytest.raises(RpntError, match="schema version"):
         write_store(ds, tmp_path / "y.zarr")
+
+
+def test_writer_matches_xarray_to_zarr(nwb, tmp_path):
+    """The store writer (no xarray, no zarr) writes what xr.Dataset.to_zarr writes: the
+    same arrays, dims, dtypes, fill values, attributes and coordinates, read back
+    identically by xr.open_zarr and zarr (only the compression codecs differ)."""
+    import json
+
+    import zarr
+
+    ds = _dataset(nwb)
+    ours = write_store(ds, tmp_path / "ours.zarr", threads=2)
+    ref = tmp_path / "xarray.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.to_zarr(ref, mode="w-", zarr_format=3, consolidated=True)
+    a = json.loads((ours / "zarr.json").read_text())
+    b = json.loads((ref / "zarr.json").read_text())
+    assert a["attributes"] == b["attributes"]
+    ma, mb = a["consolidated_metadata"]["metadata"], b["consolidated_metadata"]["metadata"]
+    assert set(ma) == set(mb)
+    for name in ma:
+        for key in ("shape", "data_type", "dimension_names", "fill_value", "attributes",
+                    "chunk_key_encoding", "node_type", "zarr_format"):
+            assert ma[name][key] == mb[name][key], (name, key)
+        assert json.loads((ours / name / "zarr.json").read_text()) == ma[name]
+    xr.testing.assert_identical(xr.open_zarr(ours).load(), xr.open_zarr(ref).load())
+    z = zarr.open_group(ours, mode="r")
+    np.testing.assert_array_equal(z["spike_counts"][:], ds.spike_counts.values)
+    np.testing.assert_array_equal(z["spike_times"][:], ds.spike_times.values)
+
+
+def test_v1_stores_are_still_read(nwb, tmp_path):
+    """A schema-v1 store (raw spikes in time order) loads as before; a v2 store (spikes
+    grouped by unit) loads with its spikes merged into the same time order."""
+    ds = _dataset(nwb)
+    assert ds.attrs["schema_version"] == 2 and np.all(np.diff(ds.spike_unit.values) >= 0)
+    v2 = load_session(write_store(ds, tmp_path / "v2.zarr"))
+    order = np.argsort(ds.spike_times.values, kind="stable")
+    v1 = ds.isel(spike=order).assign_attrs(schema_version=1)
+    v1 = load_session(write_store(v1, tmp_path / "v1.zarr"))
+    assert np.all(np.diff(v2.spike_times) >= 0)
+    for s in (v1, v2):
+        np.testing.assert_array_equal(s.spike_times, ds.spike_times.values[order])
+        np.testing.assert_array_equal(s.spike_unit, ds.spike_unit.values[order])
+        np.testing.assert_array_equal(s.spike_counts, ds.spike_counts.values)
+
+
+def test_time_order_merges_unit_runs_exactly():
+    """Merging per-unit sorted runs equals a stable argsort by time (ties in unit order),
+    also for ties across units, near-ties closer than the merge key's resolution, and
+    input that is not grouped by unit."""
+    from rpnt.store import time_order
+
+    rng = np.random.default_rng(0)
+    for trial in range(5):
+        n_unit = int(rng.integers(1, 300))
+        runs = [np.sort(np.round(rng.uniform(0, 100, rng.integers(0, 800)) * 30000) / 30000)
+                for _ in range(n_unit)]  # sample-clock times: many exact ties across units
+        if trial == 1:  # near-ties closer than the key's resolution: the fallback path
+            runs = [r + 1e-13 * (i % 3) for i, r in enumerate(runs)]
+        if trial == 2:
+            runs[0] = np.sort(np.concatenate([[0.0, -0.0], runs[0]]))
+        t = np.concatenate(runs)
+        unit = np.repeat(np.arange(n_unit), [r.size for r in runs]).astype(np.int32)
+        if trial == 3:  # not grouped by unit
+            perm = rng.permutation(t.size)
+            t, unit = t[perm], unit[perm]
+        order = np.argsort(t, kind="stable") if trial == 3 else None
+        times, units = time_order(t, unit)
+        assert units.dtype == np.int32 and times.dtype == np.float64
+        if order is None:
+            order = np.lexsort((unit, t))
+        assert np.array_equal(times, t[order]) and np.array_equal(units, unit[order])

@@ -1,4 +1,4 @@
-"""``rpnt ingest``: one NWB session -> one Zarr store (schema v1)."""
+"""``rpnt ingest``: one NWB session -> one Zarr store (schema v2)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ DESCRIPTION = """\
 Reads one NWB file (DANDI 000688 / Perich-Miller, NLB, or a layout described by a
 registry entry) directly with h5py (the 'waveforms' column is never read), bins spikes
 into half-open bins [t, t+bin), averages behaviour per bin, splits valid trials 70/10/20
-(seed 42) and writes an xarray Dataset as a Zarr v3 store, schema v1
+(seed 42) and writes an xarray Dataset as a Zarr v3 store, schema v2
 (docs/store-schema.md). The store is written to a temporary path and renamed at the end,
 so a failed run leaves nothing at --out.
 

@@ -1,4 +1,4 @@
-"""NWB -> Zarr store (schema v1): adapters, binning, splits, and ``ingest_file``.
+"""NWB -> Zarr store (schema v2): adapters, binning, splits, and ``ingest_file``.
 
 Library use::
 

@@ -94,9 +94,13 @@ def clean_series(fn: str, s: Series, notes: list[str]) -> Series:
     back in time is masked rather than reordered into the wrong place.
     """
     t, x = s.t, s.data
-    finite = np.isfinite(t) & np.isfinite(x).all(axis=1)
-    prev_max = np.maximum.accumulate(np.where(np.isfinite(t), t, -np.inf))
+    finite = np.isfinite(t)
+    for a in range(x.shape[1]):  # column by column: a reduction along a short axis is slow
+        finite &= np.isfinite(x[:, a])
     increasing = np.ones(t.shape[0], bool)
+    if finite.all() and np.all(t[1:] > t[:-1]):  # the usual case: nothing to mask
+        return s
+    prev_max = np.maximum.accumulate(np.where(np.isfinite(t), t, -np.inf))
     increasing[1:] = t[1:] > prev_max[:-1]
     keep = finite & increasing
     n_nan, n_back = int((~finite).sum()), int((finite & ~increasing).sum())
@@ -173,12 +177,18 @@ def _mask_outliers(f: h5py.File, vel: Series, pos: Series | None, thr: dict,
     Samples are matched by timestamp across the position, acceleration and velocity series
     (they share timestamps in 000688).
     """
+    def above(x: np.ndarray, limit: float) -> np.ndarray:
+        out = np.zeros(x.shape[0], bool)
+        for a in range(x.shape[1]):  # column by column: a reduction along a short axis is slow
+            out |= np.abs(x[:, a]) > limit
+        return out
+
     bad = []
     if pos is not None and thr.get("pos_cm") is not None:
-        bad.append(pos.t[(np.abs(pos.data) > float(thr["pos_cm"])).any(axis=1)])
+        bad.append(pos.t[above(pos.data, float(thr["pos_cm"]))])
     if thr.get("acc") is not None and nwbio.is_series(f, PM_ACC):
         acc = nwbio.read_series(f, PM_ACC)
-        bad.append(acc.t[(np.abs(acc.data) > float(thr["acc"])).any(axis=1)])
+        bad.append(acc.t[above(acc.data, float(thr["acc"]))])
     bad_t = np.concatenate(bad) if bad else np.zeros(0)
     if not bad_t.size:
         return vel, pos

@@ -1,10 +1,11 @@
-"""``ingest_file``: one NWB session -> one Zarr store (schema v1).
+"""``ingest_file``: one NWB session -> one Zarr store (schema v2).
 
 Steps: open with h5py (never touching ``waveforms``), adapt the layout to a
 :class:`~rpnt.ingest.adapters.Source`, sort unsorted units, lay the bin grid over the
 session, drop spikes outside the grid (warn with counts), bin spikes and behaviour on it,
-split trials and bins, build the Dataset and write it atomically. The source file's
-SHA-256 is computed in a background thread while the rest runs (hashlib releases the GIL).
+split trials and bins, build the store's arrays and write them atomically (no xarray).
+The source file's SHA-256, the git commit and package versions are computed in a
+background thread while the rest runs (hashlib releases the GIL).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rpnt.errors import RpntError
 from rpnt.ingest import binning, splits
 from rpnt.ingest.adapters import Source, load_source
 from rpnt.ingest.splits import SplitConfig
-from rpnt.store import SPLIT_ATTRS
+from rpnt.store import SCHEMA_VERSION, SPLIT_ATTRS, StoreData, Var
 
 log = logging.getLogger("rpnt.ingest")
 
@@ -60,17 +61,19 @@ def sort_units(src: Source, notes: list[str], fn: str = "") -> tuple[np.ndarray,
     starts = np.concatenate([[0], ends[:-1]])
     # Unsorted units: a decrease inside a unit's run (boundaries between units don't count).
     dec = np.flatnonzero(t[1:] < t[:-1]) + 1  # no float temporary, unlike np.diff
-    if dec.size:
-        dec_in = dec[~np.isin(dec, starts)]
-        if dec_in.size:
-            bad_units = np.unique(np.searchsorted(ends, dec_in, side="right"))
-            t = t.copy()
-            for b in bad_units:  # loop over unsorted units only
-                t[starts[b]:ends[b]] = np.sort(t[starts[b]:ends[b]])
-            msg = (f"{fn}: units/spike_times: {bad_units.size} units had unsorted spike "
-                   f"times ({dec_in.size} decreases); sorted them")
-            log.warning(msg)
-            notes.append(msg)
+    dec_in = dec[~np.isin(dec, starts)] if dec.size else dec
+    bad = np.unique(np.searchsorted(ends, dec_in, side="right"))
+    if dec_in.size:
+        msg = (f"{fn}: units/spike_times: {bad.size} units had unsorted spike "
+               f"times ({dec_in.size} decreases); sorted them")
+        log.warning(msg)
+        notes.append(msg)
+    if t.size and np.isnan(t.min()):  # NaN compares false: sort it to the end of its run
+        bad = np.union1d(bad, np.searchsorted(ends, np.flatnonzero(np.isnan(t)), side="right"))
+    if bad.size:
+        t = t.copy()
+        for b in bad:  # loop over unsorted units only
+            t[starts[b]:ends[b]] = np.sort(t[starts[b]:ends[b]])
     return t, ends
 
 
@@ -86,19 +89,23 @@ def first_spike_from(t: np.ndarray, ends: np.ndarray, lo: float, hi: float) -> f
 
 def keep_inside(t: np.ndarray, ends: np.ndarray, lo: float, hi: float, notes: list[str],
                 fn: str) -> tuple[np.ndarray, np.ndarray]:
-    """Drop spikes outside ``[lo, hi)`` (and non-finite ones); warn with counts."""
-    keep = t >= lo  # False for NaN too
-    keep &= t < hi
-    n_out = int(keep.size - np.count_nonzero(keep))
+    """Keep the spikes in ``[lo, hi)`` of per-unit sorted runs (NaN sorts after ``hi``);
+    warn with counts. Returns ``t`` itself when nothing is dropped."""
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    a, b = starts.copy(), np.asarray(ends, dtype=np.int64).copy()
+    for u in range(ends.shape[0]):  # a loop over units, not spikes: each run is sorted
+        run = t[starts[u]:ends[u]]
+        a[u] += np.searchsorted(run, lo, side="left")
+        b[u] = starts[u] + np.searchsorted(run, hi, side="left")
+    n_out = int(t.shape[0] - (b - a).sum())
     if n_out:
-        unit_of = np.searchsorted(ends, np.flatnonzero(~keep), side="right")
-        msg = (f"{fn}: units/spike_times: dropped {n_out} spikes of {np.unique(unit_of).size} "
-               f"units outside the session's bin grid [{lo:g}, {hi:g}) s")
+        n_units = int(np.count_nonzero((a > starts) | (b < ends)))
+        msg = (f"{fn}: units/spike_times: dropped {n_out} spikes of {n_units} units outside "
+               f"the session's bin grid [{lo:g}, {hi:g}) s")
         log.warning(msg)
         notes.append(msg)
-        csum = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-        ends = csum[ends]
-        t = t[keep]
+        t = np.concatenate([t[x:y] for x, y in zip(a, b, strict=True)])
+        ends = np.cumsum(b - a)
     empty = int(np.count_nonzero(np.diff(np.concatenate([[0], ends])) == 0))
     if empty:
         msg = f"{fn}: units: {empty} units have no spikes; kept with zero counts"
@@ -127,12 +134,11 @@ def session_grid(src: Source, t: np.ndarray, ends: np.ndarray, bin_s: float) -> 
     return binning.make_edges(max(0.0, float(min(firsts))), end, bin_s)
 
 
-def _provenance(nwb: Path, sha: str, entry: dict, asset: dict | None) -> dict[str, Any]:
-    import rpnt
-    from rpnt.provenance import git_commit, package_versions
-
+def _provenance(nwb: Path, prov: dict[str, Any], entry: dict,
+                asset: dict | None) -> dict[str, Any]:
     source = entry.get("source") or {}
     asset = asset or {}
+    sha = prov["source_sha256"]
     if asset.get("sha256") and asset["sha256"] != sha:
         raise RpntError(f"{nwb}: SHA-256 {sha[:12]}... differs from the asset manifest's "
                         f"{asset['sha256'][:12]}... for {asset.get('path')}; re-download it")
@@ -143,9 +149,9 @@ def _provenance(nwb: Path, sha: str, entry: dict, asset: dict | None) -> dict[st
         "dandiset_version": str(asset.get("version") or source.get("version") or ""),
         "asset_id": str(asset.get("asset_id") or ""),
         "asset_path": str(asset.get("path") or ""),
-        "rpnt_version": rpnt.__version__,
-        "git_commit": git_commit(),
-        "packages": package_versions(),
+        "rpnt_version": prov["rpnt_version"],
+        "git_commit": prov["git_commit"],
+        "packages": prov["packages"],
     }
 
 
@@ -154,29 +160,26 @@ def _max_gap(s, cfg: IngestConfig) -> float:
     return cfg.max_gap_bins * float(np.median(np.diff(s.t))) if s.t.size > 1 else 0.0
 
 
-def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",
-                  consume: bool = False, threads: int = 1):
-    """The schema-v1 ``xr.Dataset`` of one source (without provenance attrs).
+def build_store(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",
+                threads: int = 1) -> StoreData:
+    """The schema-v2 content of one source (without provenance attrs), as numpy arrays.
 
-    ``consume=True`` drops ``src.units.spike_times`` once the sorted copy exists, so the
-    two (8 bytes per spike each) are never held alongside the write buffers. ``threads``
-    sorts and counts spikes in parallel; the result does not depend on it.
+    Raw spikes stay grouped by unit, as in the NWB units table (each unit's run sorted);
+    counts come straight from those runs. ``threads`` counts units in parallel; the result
+    does not depend on it.
     """
-    import xarray as xr
-
     bin_s = cfg.bin_ms / 1000.0
     if not bin_s > 0:
         raise RpntError(f"--bin-ms must be positive, got {cfg.bin_ms}")
+    fn = fn or src.meta.session
     t, ends = sort_units(src, notes, fn)
     vel, pos = src.velocity, src.position
     edges = session_grid(src, t, ends, bin_s)
-    t, ends = keep_inside(t, ends, float(edges[0]), float(edges[-1]), notes, fn or
-                          src.meta.session)
+    t, ends = keep_inside(t, ends, float(edges[0]), float(edges[-1]), notes, fn)
     bin_starts = edges[:-1]
-    spike_times, spike_unit, counts = binning.sort_and_count(t, ends, edges, threads=threads)
-    del t
-    if consume:
-        src.units.spike_times = np.zeros(0)
+    counts = binning.count_spikes(t, ends, edges, threads=threads)
+    spike_unit = np.repeat(np.arange(ends.shape[0], dtype=np.int32),
+                           np.diff(np.concatenate([[0], ends])))
     velocity = binning.bin_behaviour(vel.t, vel.data, edges, _max_gap(vel, cfg))
     n_axis = velocity.shape[1]
     axis = np.array(["x", "y", "z", "w"][:n_axis] if n_axis <= 4
@@ -193,42 +196,44 @@ def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = ""
         notes.append(msg)
     u = src.units
     data = {
-        "spike_counts": (("time", "unit"), counts),
-        "velocity": (("time", "axis"), velocity,
-                     {"units": "cm/s", "source": src.velocity_source,
-                      "binning": "mean of samples in the bin; empty bins: linear "
-                                 "interpolation at the bin centre across gaps <= "
-                                 f"{cfg.max_gap_bins:g} sample intervals, else NaN"}),
-        "split": (("time",), split, dict(SPLIT_ATTRS)),
-        "eval_mask": (("time",), emask, {"period": src.eval_period}),
-        "trial_start": (("trial",), tr.start.astype(np.float64)),
-        "trial_stop": (("trial",), tr.stop.astype(np.float64)),
-        "trial_go_cue": (("trial",), tr.go_cue.astype(np.float64)),
-        "trial_result": (("trial",), np.asarray(tr.result, dtype=object).astype(str)
-                         .astype(object)),
-        "trial_valid": (("trial",), tr.valid.astype(bool)),
-        "trial_split": (("trial",), tsplit.astype(object)),
-        "spike_times": (("spike",), spike_times, {"units": "s"}),
-        "spike_unit": (("spike",), spike_unit, {"description": "index along unit"}),
+        "spike_counts": Var(("time", "unit"), counts),
+        "velocity": Var(("time", "axis"), velocity,
+                        {"units": "cm/s", "source": src.velocity_source,
+                         "binning": "mean of samples in the bin; empty bins: linear "
+                                    "interpolation at the bin centre across gaps <= "
+                                    f"{cfg.max_gap_bins:g} sample intervals, else NaN"}),
+        "split": Var(("time",), split, dict(SPLIT_ATTRS)),
+        "eval_mask": Var(("time",), emask, {"period": src.eval_period}),
+        "trial_start": Var(("trial",), tr.start.astype(np.float64)),
+        "trial_stop": Var(("trial",), tr.stop.astype(np.float64)),
+        "trial_go_cue": Var(("trial",), tr.go_cue.astype(np.float64)),
+        "trial_result": Var(("trial",), np.asarray(tr.result, dtype=object).astype(str)
+                            .astype(object)),
+        "trial_valid": Var(("trial",), tr.valid.astype(bool)),
+        "trial_split": Var(("trial",), tsplit.astype(object)),
+        "spike_times": Var(("spike",), t, {
+            "units": "s", "order": "grouped by unit (spike_unit), in time order within a unit"}),
+        "spike_unit": Var(("spike",), spike_unit, {"description": "index along unit"}),
     }
     if pos is not None:
         p = binning.bin_behaviour(pos.t, pos.data, edges, _max_gap(pos, cfg))
         if p.shape[1] == n_axis:
-            data["position"] = (("time", "axis"), p, {"units": "cm", "source": pos.path})
+            data["position"] = Var(("time", "axis"), p, {"units": "cm", "source": pos.path})
     coords = {
-        "time": ("time", bin_starts, {"units": "s", "description": "bin starts; bins are "
-                                "[time, time + bin_size_s)"}),
-        "axis": ("axis", axis),
-        "unit_id": ("unit", u.ids.astype(object)),
-        "unit_area": ("unit", u.area.astype(object)),
-        "unit_site": ("unit", u.site.astype(object)),
-        "unit_x": ("unit", u.xyz[:, 0]),
-        "unit_y": ("unit", u.xyz[:, 1]),
-        "unit_z": ("unit", u.xyz[:, 2]),
+        "time": Var(("time",), bin_starts, {
+            "units": "s", "description": "bin starts; the edges are time[0] + bin_size_s * "
+                                         "arange(n_time + 1), bins are half-open"}),
+        "axis": Var(("axis",), axis),
+        "unit_id": Var(("unit",), u.ids.astype(object)),
+        "unit_area": Var(("unit",), u.area.astype(object)),
+        "unit_site": Var(("unit",), u.site.astype(object)),
+        "unit_x": Var(("unit",), u.xyz[:, 0]),
+        "unit_y": Var(("unit",), u.xyz[:, 1]),
+        "unit_z": Var(("unit",), u.xyz[:, 2]),
     }
     meta = src.meta
     attrs = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "session": meta.session, "subject": meta.subject, "task": src.task,
         "recording_date": meta.date, "bin_size_s": bin_s, "adapter": src.adapter,
         "velocity_source": src.velocity_source, "eval_period": src.eval_period,
@@ -239,17 +244,37 @@ def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = ""
         "n_valid_trials": n_valid,
         "ingest_config": {k: v for k, v in asdict(cfg).items() if k != "split"},
     }
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return StoreData(data, coords, attrs)
+
+
+def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",
+                  threads: int = 1):
+    """:func:`build_store` as an ``xr.Dataset`` (library use; ingest writes without xarray)."""
+    return build_store(src, cfg, notes, fn, threads).to_dataset()
+
+
+def _background(nwb: Path) -> dict[str, Any]:
+    """Work that overlaps the ingest in a second thread: the source's SHA-256 (hashlib
+    releases the GIL), the code's provenance (git, package metadata) and the import of
+    the store writer's codec."""
+    import rpnt
+    from rpnt.provenance import git_commit, package_versions, sha256_file
+
+    out = {"source_sha256": sha256_file(nwb), "rpnt_version": rpnt.__version__,
+           "git_commit": git_commit(), "packages": package_versions()}
+    import numcodecs.blosc  # noqa: F401  (used by rpnt.store.write_store)
+    return out
 
 
 def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = None,
                 registry: str | Path | None = None, asset_manifest: str | Path | None = None,
                 force: bool = False, threads: int = 1,
                 timings: dict[str, float] | None = None) -> Path:
-    """Ingest one NWB file into the store ``out`` (schema v1); return ``out``.
+    """Ingest one NWB file into the store ``out`` (schema v2); return ``out``.
 
-    ``threads``: worker threads for sorting and counting spikes (the store is identical
-    for any value). ``timings``, if given, receives the wall time of each phase (s).
+    ``threads``: worker threads for counting spikes and compressing the store's chunks
+    (the store is identical for any value). ``timings``, if given, receives the wall time
+    of each phase (s).
 
     Raises :class:`RpntError` (one line naming file and object) on bad input; nothing is
     left at ``out`` then. An existing ``out`` is an error unless ``force``.
@@ -257,14 +282,11 @@ def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = 
     from rpnt.atomic import check_overwrite
     from rpnt.ingest.nwbio import open_nwb
     from rpnt.ingest.sources import find_asset, load_registry_entry
-    from rpnt.provenance import sha256_file
     from rpnt.store import write_store
 
     cfg = cfg or IngestConfig()
     nwb, out = Path(nwb), Path(out)
     check_overwrite(out, force)
-    entry = load_registry_entry(registry, cfg.dataset) if registry else {}
-    asset = find_asset(asset_manifest, nwb) if asset_manifest else None
     timings = {} if timings is None else timings
     clock = time.perf_counter()
 
@@ -276,20 +298,23 @@ def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = 
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         f = open_nwb(nwb)
-        sha_future = pool.submit(sha256_file, nwb)
+        prov_future = pool.submit(_background, nwb)
         try:
+            entry = load_registry_entry(registry, cfg.dataset) if registry else {}
+            asset = find_asset(asset_manifest, nwb) if asset_manifest else None
             src = load_source(f, nwb, cfg.adapter, entry)
         finally:
             f.close()
         notes = src.notes
         lap("read")
-        ds = build_dataset(src, cfg, notes, str(nwb), consume=True, threads=threads)
+        content = build_store(src, cfg, notes, str(nwb), threads=threads)
+        del src
         lap("sort, count, bin")
-        sha = sha_future.result()
+        prov = prov_future.result()
         lap("sha256 wait")
-    ds.attrs.update(_provenance(nwb, sha, entry, asset))
-    ds.attrs["dataset"] = cfg.dataset or str(entry.get("name") or "") or "local"
-    ds.attrs["warnings"] = list(notes)
-    write_store(ds, out, force=force)
+    content.attrs.update(_provenance(nwb, prov, entry, asset))
+    content.attrs["dataset"] = cfg.dataset or str(entry.get("name") or "") or "local"
+    content.attrs["warnings"] = list(notes)
+    write_store(content, out, force=force, threads=threads)
     lap("write")
     return out

@@ -1,4 +1,4 @@
-# NWB -> Zarr store (schema v1), one job per session, then the dataset's manifest.
+# NWB -> Zarr store (schema v2), one job per session, then the dataset's manifest.
 
 
 rule ingest:
