@@ -83,6 +83,42 @@ def test_last_bin_counts_every_spike_inside_it(tmp_path, bin_ms):
     assert any(f"dropped {n_out} spikes" in w for w in s.attrs["warnings"])
 
 
+def test_waveforms_are_never_read(files, tmp_path):
+    """The per-spike waveforms column is replaced by a dataset HDF5 cannot decode (an
+    unregistered filter): reading it fails, and rpnt ingest still succeeds, with the same
+    store as from the intact file."""
+    import shutil
+
+    import h5py
+
+    from rpnt.cli import main
+
+    path, _ = files["co"]
+    bad = tmp_path / "unreadable_waveforms.nwb"
+    shutil.copy(path, bad)
+    with h5py.File(bad, "r+") as f:
+        wf = f["units/waveforms"]
+        shape, dtype, attrs = wf.shape, wf.dtype, dict(wf.attrs)
+        assert shape[0] == f["units/spike_times"].shape[0]  # one waveform per spike
+        del f["units/waveforms"]
+        rows = min(shape[0], 64)
+        new = f.create_dataset("units/waveforms", shape=shape, dtype=dtype,
+                               chunks=(rows, *shape[1:]), compression=300,
+                               allow_unknown_filter=True)
+        for lo in range(0, shape[0], rows):  # chunks stored as if filter 300 had run
+            raw = np.zeros((rows, *shape[1:]), dtype).tobytes()
+            new.id.write_direct_chunk((lo,) + (0,) * (len(shape) - 1), raw, filter_mask=0)
+        new.attrs.update(attrs)
+    with h5py.File(bad, "r") as f, pytest.raises(OSError):
+        f["units/waveforms"][:1]
+    out = tmp_path / "s.zarr"
+    assert main(["ingest", str(bad), "--out", str(out), "--threads", "2"]) == 0
+    ref = load_session(ingest_file(path, tmp_path / "ref.zarr"))
+    got = load_session(out)
+    np.testing.assert_array_equal(got.spike_counts, ref.spike_counts)
+    np.testing.assert_array_equal(got.spike_times, ref.spike_times)
+
+
 def _ref_behaviour(t: np.ndarray, x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Per-bin loop: mean of samples in the bin, else interpolation at the centre."""
     max_gap = 3 * np.median(np.diff(t))

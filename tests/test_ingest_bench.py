@@ -68,3 +68,9 @@ def test_threads_do_not_change_the_store(tmp_path):
     a, b = xr.open_zarr(one).load(), xr.open_zarr(two).load()
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
     assert a.attrs == b.attrs
+    # byte for byte: every metadata and chunk file
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+    assert len(files) > 20
+    for rel in files:
+        assert (one / rel).read_bytes() == (two / rel).read_bytes(), rel
