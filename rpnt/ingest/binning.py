@@ -125,15 +125,17 @@ def bin_behaviour(t: np.ndarray, x: np.ndarray, edges: np.ndarray,
     ``t`` is increasing and ``x`` finite (see ``adapters.clean_series``).
     """
     n_time = edges.shape[0] - 1
-    inside = (t >= edges[0]) & (t < edges[-1])
-    t, x = t[inside], x[inside]
-    k = bin_index(t, edges)
-    n = np.bincount(k, minlength=n_time)
+    lo, hi = np.searchsorted(t, edges[[0, -1]], side="left")  # the samples inside the grid
+    t, x = t[lo:hi], x[lo:hi]
+    k = bin_index(t, edges)  # non-decreasing: t increases
     out = np.full((n_time, x.shape[1]), np.nan, dtype=np.float64)
-    has = n > 0
-    for a in range(x.shape[1]):
-        s = np.bincount(k, weights=x[:, a], minlength=n_time)
-        out[has, a] = s[has] / n[has]
+    has = np.zeros(n_time, dtype=bool)
+    if k.shape[0]:
+        first = np.flatnonzero(np.concatenate([[True], k[1:] != k[:-1]]))  # each bin's first
+        kk = k[first]
+        n = np.diff(np.append(first, k.shape[0]))
+        out[kk] = np.add.reduceat(x, first, axis=0) / n[:, None]
+        has[kk] = True
     empty = np.flatnonzero(~has)
     if empty.size and t.shape[0] >= 2:
         centre = edges[empty] + 0.5 * (edges[empty + 1] - edges[empty])
