@@ -161,9 +161,8 @@ def test_time_order_merges_unit_runs_exactly():
         if trial == 3:  # not grouped by unit
             perm = rng.permutation(t.size)
             t, unit = t[perm], unit[perm]
-        order = np.argsort(t, kind="stable") if trial == 3 else None
-        times, units = time_order(t, unit)
-        assert units.dtype == np.int32 and times.dtype == np.float64
-        if order is None:
-            order = np.lexsort((unit, t))
-        assert np.array_equal(times, t[order]) and np.array_equal(units, unit[order])
+        order = np.argsort(t, kind="stable") if trial == 3 else np.lexsort((unit, t))
+        for block, threads in ((1 << 18, 1), (500, 2), (97, 3)):  # one block or many
+            times, units = time_order(t, unit, threads=threads, block=block)
+            assert units.dtype == np.int32 and times.dtype == np.float64
+            assert np.array_equal(times, t[order]) and np.array_equal(units, unit[order])
