@@ -53,6 +53,7 @@ def test_bench_cli_times_the_command_with_and_without_waveforms(tmp_path, capsys
     for label in ("without waveforms", "with per-spike waveforms"):
         assert re.search(rf"\[{label}\] command / floor: [\d.]+x fastest", out)
         assert re.search(rf"\[{label}\] rpnt ingest min [\d.]+ s", out)
+        assert re.search(rf"\[{label}\] bounds: Python start .* SHA-256 of the whole", out)
     assert list(tmp_path.iterdir()) == []
 
 

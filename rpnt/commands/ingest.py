@@ -43,14 +43,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-padding-s", type=float, default=1.0,
                    help="training bins stay this many seconds away from valid/test trials "
                         "(default 1.0)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="threads for sorting and counting spikes; the store does not depend "
-                        "on it (default 1; the workflow passes the rule's threads)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads for counting spikes and compressing the store; the store "
+                        "does not depend on it (default: the CPUs this process may use; the "
+                        "workflow passes the rule's threads)")
     p.add_argument("--force", action="store_true", help="replace an existing store")
 
 
 def run(args: argparse.Namespace) -> int:
     from rpnt.ingest import IngestConfig, SplitConfig, ingest_file
+    from rpnt.machine import usable_cpus
 
     cfg = IngestConfig(
         bin_ms=args.bin_ms, adapter=args.adapter, dataset=args.dataset,
@@ -59,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
     )
     out = ingest_file(args.nwb, args.out, cfg=cfg, registry=args.registry,
                       asset_manifest=args.asset_manifest, force=args.force,
-                      threads=max(1, args.threads))
+                      threads=max(1, args.threads or usable_cpus()))
     print(out)
     return 0
