@@ -126,10 +126,14 @@ def test_sort_and_count_matches_stable_argsort_and_histogram():
         order = np.argsort(t, kind="stable")
         edges = make_edges(0.0, float(t.max()), 0.02)
         ref = np.stack([np.histogram(r, edges)[0] for r in runs], axis=1)
-        for threads in (1, 2, 3):
-            times, units = time_order(t, unit.astype(np.int32))
+        for threads, block in ((1, 1 << 18), (2, 500), (3, 97)):  # one time block or many
+            times, units = time_order(t, unit.astype(np.int32), threads=threads, block=block)
             counts = count_spikes(t, ends, edges, threads=threads)
             assert units.dtype == np.int32
             assert np.array_equal(times, t[order]) and np.array_equal(units, unit[order])
             assert np.array_equal(counts, ref)
             assert counts.dtype == (np.uint16 if trial == 5 else np.uint8)
+    perm = rng.permutation(t.size)  # not grouped by unit: a stable argsort by time
+    times, units = time_order(t[perm], unit[perm].astype(np.int32))
+    order = np.argsort(t[perm], kind="stable")
+    assert np.array_equal(times, t[perm][order]) and np.array_equal(units, unit[perm][order])

@@ -140,29 +140,3 @@ def test_v1_stores_are_still_read(nwb, tmp_path):
         np.testing.assert_array_equal(s.spike_unit, ds.spike_unit.values[order])
         np.testing.assert_array_equal(s.spike_counts, ds.spike_counts.values)
 
-
-def test_time_order_merges_unit_runs_exactly():
-    """Merging per-unit sorted runs equals a stable argsort by time (ties in unit order),
-    also for ties across units, near-ties closer than the merge key's resolution, and
-    input that is not grouped by unit."""
-    from rpnt.store import time_order
-
-    rng = np.random.default_rng(0)
-    for trial in range(5):
-        n_unit = int(rng.integers(1, 300))
-        runs = [np.sort(np.round(rng.uniform(0, 100, rng.integers(0, 800)) * 30000) / 30000)
-                for _ in range(n_unit)]  # sample-clock times: many exact ties across units
-        if trial == 1:  # near-ties closer than the key's resolution: the fallback path
-            runs = [r + 1e-13 * (i % 3) for i, r in enumerate(runs)]
-        if trial == 2:
-            runs[0] = np.sort(np.concatenate([[0.0, -0.0], runs[0]]))
-        t = np.concatenate(runs)
-        unit = np.repeat(np.arange(n_unit), [r.size for r in runs]).astype(np.int32)
-        if trial == 3:  # not grouped by unit
-            perm = rng.permutation(t.size)
-            t, unit = t[perm], unit[perm]
-        order = np.argsort(t, kind="stable") if trial == 3 else np.lexsort((unit, t))
-        for block, threads in ((1 << 18, 1), (500, 2), (97, 3)):  # one block or many
-            times, units = time_order(t, unit, threads=threads, block=block)
-            assert units.dtype == np.int32 and times.dtype == np.float64
-            assert np.array_equal(times, t[order]) and np.array_equal(units, unit[order])
