@@ -67,9 +67,37 @@ class Var(NamedTuple):
     attrs: dict[str, Any] | None = None
 
 
+class Runs:
+    """A 1-D array made of runs (``values[i]`` repeated ``counts[i]`` times), built slice by
+    slice: the writer asks for one chunk at a time, so ingest never holds the whole
+    ``spike_unit`` (4 bytes per spike, one run per unit) in memory."""
+
+    def __init__(self, values: np.ndarray, counts: np.ndarray) -> None:
+        self.values = np.asarray(values)
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.ends = np.cumsum(self.counts)
+        self.dtype = self.values.dtype
+        self.shape = (int(self.ends[-1]) if self.ends.size else 0,)
+        self.ndim, self.size = 1, self.shape[0]
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        lo, hi, step = sl.indices(self.size)
+        if step != 1:
+            raise IndexError("Runs supports contiguous slices only")
+        r0 = int(np.searchsorted(self.ends, lo, side="right"))  # first run ending after lo
+        r1 = int(np.searchsorted(self.ends, hi, side="left")) + 1  # up to the run holding hi-1
+        ends = np.minimum(self.ends[r0:r1], hi)
+        starts = np.maximum(self.ends[r0:r1] - self.counts[r0:r1], lo)
+        return np.repeat(self.values[r0:r1], np.maximum(ends - starts, 0))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.repeat(self.values, self.counts).astype(dtype or self.dtype, copy=False)
+
+
 @dataclass
 class StoreData:
-    """A store's content as numpy arrays, what :func:`write_store` writes (no xarray)."""
+    """A store's content as numpy arrays (or :class:`Runs`), what :func:`write_store`
+    writes (no xarray)."""
 
     data_vars: dict[str, Var]
     coords: dict[str, Var]
@@ -88,7 +116,7 @@ class StoreData:
         import xarray as xr
 
         def conv(v: Var):
-            return v.dims, v.data, dict(v.attrs or {})
+            return v.dims, np.asarray(v.data), dict(v.attrs or {})
         return xr.Dataset({n: conv(v) for n, v in self.data_vars.items()},
                           coords={n: conv(v) for n, v in self.coords.items()},
                           attrs=dict(self.attrs))

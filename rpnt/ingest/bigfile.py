@@ -2,10 +2,10 @@
 
 The file skeleton is :mod:`rpnt.ingest.nwbwrite` (shared with the simulator); this module
 draws the arrays: Poisson spikes with log-normally spread per-unit rates, units
-alternating between an M1 and a PMd array, a smooth cursor trajectory at 100 Hz that
-outlasts the spikes, 3-s trials. A ``waveforms`` column is present, as in 000688: one
-48-sample waveform per unit, or one per spike (about 1 GB for 10 M spikes), so that
-reading it by mistake would show in the benchmark.
+alternating between an M1 and a PMd array, a smooth cursor trajectory at 100 Hz (ending
+``behaviour_tail_s`` after the spikes), 3-s trials. A ``waveforms`` column is present, as
+in 000688: one 48-sample waveform per unit, or one per spike (about 1 GB for 10 M
+spikes), so that reading it by mistake would show in the benchmark.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ class BigSpec:
     behaviour_hz: float = 100.0
     trial_s: float = 3.0
     seed: int = 0
+    #: behaviour ends this long after the spikes; negative: before them, as in DANDI
+    #: 000688 files, where spikes go on past the last behaviour sample (rpnt bench ingest)
+    behaviour_tail_s: float = 0.5
 
 
 def write_big_nwb(path: str | Path, spec: BigSpec | None = None,
@@ -60,7 +63,7 @@ def write_big_nwb(path: str | Path, spec: BigSpec | None = None,
     waveforms = rng.integers(-100, 100, (int(n_wf.sum()), nwbwrite.N_WAVEFORM_SAMPLES),
                              dtype=np.int16)
     nwbwrite.add_units(nwb, times, counts, electrode, waveforms, n_wf, "sorted units")
-    t = np.arange(0.0, dur + 0.5, 1.0 / spec.behaviour_hz)  # behaviour outlasts the spikes
+    t = np.arange(0.0, dur + spec.behaviour_tail_s, 1.0 / spec.behaviour_hz)
     pos = np.stack([np.sin(0.3 * t), np.cos(0.2 * t)], axis=1) * 5.0
     vel = np.gradient(pos, t, axis=0)
     nwbwrite.add_cursor_kinematics(nwb, t, pos, vel, np.gradient(vel, t, axis=0), "behaviour")
