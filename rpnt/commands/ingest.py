@@ -50,7 +50,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing store")
 
 
+def _hash_in_background(path: str):
+    """Start the file's SHA-256 in a daemon thread now, before the heavy imports (hashing
+    releases the GIL, so it overlaps them, and a large file's hash bounds the command);
+    returns a function that waits for the digest (or re-raises the thread's error)."""
+    import threading
+
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            from rpnt.provenance import sha256_file
+
+            box["sha"] = sha256_file(path)
+        except BaseException as exc:  # handed to the caller by result()
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, daemon=True)  # a failed ingest need not wait
+    thread.start()
+
+    def result() -> str:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["sha"]
+
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
+    sha256 = _hash_in_background(args.nwb)
     from rpnt.ingest import IngestConfig, SplitConfig, ingest_file
     from rpnt.machine import usable_cpus
 
@@ -61,6 +90,6 @@ def run(args: argparse.Namespace) -> int:
     )
     out = ingest_file(args.nwb, args.out, cfg=cfg, registry=args.registry,
                       asset_manifest=args.asset_manifest, force=args.force,
-                      threads=max(1, args.threads or usable_cpus()))
+                      threads=max(1, args.threads or usable_cpus()), sha256=sha256)
     print(out)
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,15 +258,16 @@ def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = ""
     return build_store(src, cfg, notes, fn, threads).to_dataset()
 
 
-def _background(nwb: Path) -> dict[str, Any]:
+def _background(nwb: Path, sha256: Callable[[], str] | None) -> dict[str, Any]:
     """Work that overlaps the ingest in a second thread: the source's SHA-256 (hashlib
-    releases the GIL), the code's provenance (git, package metadata) and the import of
-    the store writer's codec."""
+    releases the GIL; ``sha256`` waits for one started earlier), the code's provenance
+    (git, package metadata) and the import of the store writer's codec."""
     import rpnt
     from rpnt.provenance import git_commit, package_versions, sha256_file
 
-    out = {"source_sha256": sha256_file(nwb), "rpnt_version": rpnt.__version__,
-           "git_commit": git_commit(), "packages": package_versions()}
+    out = {"source_sha256": sha256() if sha256 else sha256_file(nwb),
+           "rpnt_version": rpnt.__version__, "git_commit": git_commit(),
+           "packages": package_versions()}
     import numcodecs.blosc  # noqa: F401  (used by rpnt.store.write_store)
     return out
 
@@ -273,12 +275,15 @@ def _background(nwb: Path) -> dict[str, Any]:
 def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = None,
                 registry: str | Path | None = None, asset_manifest: str | Path | None = None,
                 force: bool = False, threads: int = 1,
-                timings: dict[str, float] | None = None) -> Path:
+                timings: dict[str, float] | None = None,
+                sha256: Callable[[], str] | None = None) -> Path:
     """Ingest one NWB file into the store ``out`` (schema v2); return ``out``.
 
     ``threads``: worker threads for counting spikes and compressing the store's chunks
     (the store is identical for any value). ``timings``, if given, receives the wall time
-    of each phase (s).
+    of each phase (s). ``sha256``: returns the file's SHA-256 when the caller started
+    hashing it earlier (``rpnt ingest`` does, before its imports); else it is computed
+    here, alongside the ingest.
 
     Raises :class:`RpntError` (one line naming file and object) on bad input; nothing is
     left at ``out`` then. An existing ``out`` is an error unless ``force``.
@@ -302,7 +307,7 @@ def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = 
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         f = open_nwb(nwb)
-        prov_future = pool.submit(_background, nwb)
+        prov_future = pool.submit(_background, nwb, sha256)
         try:
             entry = load_registry_entry(registry, cfg.dataset) if registry else {}
             asset = find_asset(asset_manifest, nwb) if asset_manifest else None
