@@ -57,6 +57,23 @@ def test_bench_cli_times_the_command_with_and_without_waveforms(tmp_path, capsys
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ingest_command_imports_no_heavy_library(tmp_path):
+    """'rpnt ingest' (a fresh process) imports neither torch, pandas, xarray, zarr,
+    matplotlib, pynwb, dandi nor snakemake: their imports cost more than the ingest."""
+    import subprocess
+    import sys
+
+    p = tmp_path / "big.nwb"
+    write_big_nwb(p, BigSpec(n_units=3, duration_s=20.0))
+    heavy = ("torch", "pandas", "xarray", "zarr", "matplotlib", "pynwb", "dandi", "snakemake")
+    code = ("import sys; from rpnt.cli import main; "
+            f"assert main(['ingest', {str(p)!r}, '--out', {str(tmp_path / 's.zarr')!r}]) == 0; "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
 def test_threads_do_not_change_the_store(tmp_path):
     import xarray as xr
 
