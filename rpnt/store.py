@@ -367,9 +367,13 @@ def time_order(spike_times: np.ndarray, spike_unit: np.ndarray, threads: int = 2
     t = np.asarray(spike_times, dtype=np.float64)
     u = np.asarray(spike_unit).astype(np.int32, copy=False)
     n = t.shape[0]
-    if n and np.all(u[1:] >= u[:-1]) and u[0] >= 0 and t.min() >= 0:
+    grouped = n and np.all(u[1:] >= u[:-1]) and u[0] >= 0 and t.min() >= 0
+    if grouped:
         ends = np.searchsorted(u, np.arange(int(u[-1]) + 1), side="right")
         starts = np.concatenate([[0], ends[:-1]])
+        # each unit's run must be in time order (a decrease only where a new unit starts)
+        grouped = not np.any(np.isin(np.flatnonzero(t[1:] < t[:-1]) + 1, starts, invert=True))
+    if grouped:
         bounds = np.linspace(t.min(), np.nextafter(t.max(), np.inf), max(1, -(-n // block)) + 1)
         # pos[w, b]: first spike of unit w at or after bounds[b]
         pos = np.stack([a + np.searchsorted(t[a:z], bounds) for a, z in

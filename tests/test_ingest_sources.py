@@ -137,3 +137,8 @@ def test_sort_and_count_matches_stable_argsort_and_histogram():
     times, units = time_order(t[perm], unit[perm].astype(np.int32))
     order = np.argsort(t[perm], kind="stable")
     assert np.array_equal(times, t[perm][order]) and np.array_equal(units, unit[perm][order])
+    shuffled = t.copy()  # grouped, but one unit's run out of time order
+    shuffled[ends[0] - runs[0].size:ends[0]] = shuffled[ends[0] - runs[0].size:ends[0]][::-1]
+    times, units = time_order(shuffled, unit.astype(np.int32), block=97)
+    order = np.argsort(shuffled, kind="stable")
+    assert np.array_equal(times, shuffled[order]) and np.array_equal(units, unit[order])
