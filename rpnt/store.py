@@ -210,7 +210,9 @@ def _array_meta(v: Var, coordinates: str | None) -> dict:
         "data_type": "string" if _is_str(a) else a.dtype.name,
         "chunk_grid": {"name": "regular", "configuration": {
             "chunk_shape": [_chunk_rows(a), *a.shape[1:]]}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        # "." keeps every chunk file directly in the array's folder (c.0, c.0.0): "/" (what
+        # xarray writes) makes a folder per chunk row, about 40 more to create per store
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "."}},
         "fill_value": fill, "codecs": _codecs(a), "attributes": attrs,
         "dimension_names": list(v.dims), "zarr_format": 3, "node_type": "array",
         "storage_transformers": [],
@@ -263,20 +265,18 @@ def _write_zarr(content: StoreData, root: Path, threads: int) -> None:
         a, rows = v.data, metas[name]["chunk_grid"]["configuration"]["chunk_shape"][0]
         if a.size == 0:
             continue
-        (d / "c").mkdir()
         for i, lo in enumerate(range(0, a.shape[0], rows)):
-            key = "/".join([str(i)] + ["0"] * (a.ndim - 1))
+            key = ".".join(["c", str(i)] + ["0"] * (a.ndim - 1))
             chunk = a[lo:lo + rows]
             if chunk.shape[0] < rows:  # Zarr stores edge chunks whole, padded with the fill
                 pad = np.full((rows, *a.shape[1:]), np.nan if a.dtype.kind == "f" else 0,
                               dtype=a.dtype)
                 pad[:chunk.shape[0]] = chunk
                 chunk = pad
-            jobs.append((d / "c" / key, chunk))
+            jobs.append((d / key, chunk))
 
     def write_chunk(job) -> None:
         path, chunk = job
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(_encode(chunk, blosc))
 
     if threads > 1:
