@@ -2,7 +2,8 @@
 #
 #   snakemake --cores 2                                   default simulated benchmark
 #   snakemake --cores 2 --configfile config/tiny.yaml     the CI preset, a few minutes
-#   snakemake --profile slurm --configfile config/benchmarks/perich_miller_2018.yaml
+#   snakemake --profile slurm                             the same as SLURM jobs (CPU)
+#   snakemake --profile slurm/gpu --configfile config/benchmarks/perich_miller_2018.yaml
 #
 # Rules are thin `rpnt ...` commands; planning and config logic live in rpnt/workflow.py.
 # Compute resources live in the profiles (slurm/config.yaml), not here.
@@ -15,7 +16,6 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/config.smk"
 include: "workflow/rules/acquire.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
@@ -25,6 +25,15 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
+
+
+onstart:
+    # Before the first job, not in dry runs: a cluster profile on a host that cannot
+    # submit stops here with one line instead of failing job after job; then the
+    # resolved config (the --config of every command) is written if it changed.
+    with W.stop_on_error():
+        W.check_executor(workflow.executor_plugin.name)
+        W.write_resolved_config(config, RESOLVED)
 
 
 rule all:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import subprocess
 from importlib import metadata
@@ -19,22 +20,43 @@ TRACKED_PACKAGES = (
 )
 
 
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                          timeout=10, check=True).stdout.strip()
+
+
 @functools.cache
 def git_commit() -> str:
-    """The commit of the rpnt checkout ("+dirty" if modified), or "unknown"."""
+    """The commit of the checkout rpnt is imported from ("+dirty" if a tracked file is
+    modified), or "unknown" when it is not imported from a git checkout (a wheel).
+
+    Only the checkout whose top folder holds this ``rpnt`` package counts: an installed
+    copy inside some other repository (a virtual environment in a clone) is "unknown",
+    not that repository's commit. The workflow runs only when the ``rpnt`` it calls is
+    imported from its own checkout (:func:`rpnt.workflow.check_checkout`), so this is
+    the commit of the checkout that runs the workflow.
+    """
     root = Path(rpnt.__file__).resolve().parent.parent
     try:
-        sha = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()
+        if Path(_git(root, "rev-parse", "--show-toplevel")).resolve() != root:
+            return "unknown"
+        sha = _git(root, "rev-parse", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return sha + ("+dirty" if dirty else "")
+
+
+def poyo_available() -> bool:
+    """True when the POYO peer (``torch-brain``, the ``peers`` extra) can be imported.
+
+    Here, in the lowest layer and without importing torch, so that the workflow (which
+    plans POYO jobs only when it is installed), the decoders and the tables share it.
+    """
+    try:
+        return importlib.util.find_spec("torch_brain") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @functools.cache

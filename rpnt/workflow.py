@@ -1,35 +1,110 @@
 """The logic behind the Snakemake workflow: config resolution and job planning.
 
 The ``Snakefile`` and ``workflow/rules/*.smk`` stay thin: they call the functions here to
-validate the config (``workflow/schemas/config.schema.yaml``, defaults filled, unknown keys
-rejected), to know the sessions of the configured dataset before anything is downloaded
-or simulated, and to list the jobs of a benchmark (scenario x model x target session x
-seed). ``rpnt config resolve|validate`` uses the same functions outside Snakemake.
+check that the ``rpnt`` they run is this checkout's (:func:`check_checkout`), to validate
+the config (``rpnt/schemas/config.schema.yaml``, defaults filled, unknown keys rejected),
+to know the sessions of the configured dataset before anything is downloaded or
+simulated, to list the jobs of a benchmark (scenario x model x target session x seed) and
+to say which part of the config each rule reads (:func:`rule_config`), so that a config
+change reruns only the jobs it affects. Errors are :class:`RpntError` with a one-line
+message; :func:`stop_on_error` turns them into Snakemake's exit without a traceback.
+``rpnt config resolve|validate`` uses the same functions outside Snakemake.
 
 Paths follow docs/architecture.md "Paths of the workflow".
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import importlib.util
-from collections.abc import Iterable, Mapping, Sequence
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from rpnt.errors import RpntError
+from rpnt.provenance import config_hash, poyo_available
 
-#: The repository root (the Snakefile's folder) when rpnt is installed from a checkout.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+__all__ = ["poyo_available"]  # re-exported: the workflow plans POYO jobs only when installed
+
+#: The workflow config's schema, shipped inside the package (importlib.resources).
+SCHEMA_PATH = Path(str(resources.files("rpnt") / "schemas" / "config.schema.yaml"))
 
 FINETUNE_MODES = ("scratch", "frozen", "fewshot", "full")
 BASELINES = ("wiener", "gru", "ndt", "poyo")
 #: Table rows, in table order: baselines, then the RPNT variants.
 MODELS = (*BASELINES, *(f"rpnt_{m}" for m in FINETUNE_MODES))
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+@contextlib.contextmanager
+def stop_on_error() -> Iterator[None]:
+    """Turn an :class:`RpntError` into ``SystemExit(message)``: under Snakemake, one line
+    on stderr and exit status 1 before any job starts, as the ``rpnt`` command prints."""
+    try:
+        yield
+    except RpntError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def check_checkout(workflow_dir: str | Path) -> None:
+    """Stop unless ``rpnt`` is imported from the checkout whose Snakefile is running.
+
+    Checks the Snakemake process's own ``import rpnt`` (the Snakefile plans with it) and
+    the ``rpnt`` command on PATH (every job runs it), which may come from another
+    environment. Importing through ``PYTHONPATH=<checkout>`` counts as this checkout.
+    """
+    here = Path(workflow_dir).resolve()
+    pkg = here / "rpnt"
+    fix = f"run `pip install -e .` in {here} (or export PYTHONPATH={here})"
+    if not (pkg / "__init__.py").is_file():
+        raise RpntError(f"{here}: this workflow folder has no rpnt package; run the "
+                        "workflow from a clone of the rpnt repository")
+    import rpnt
+
+    mine = Path(rpnt.__file__).resolve().parent
+    if mine != pkg.resolve():
+        raise RpntError(f"snakemake imports rpnt from {mine}, not from this checkout "
+                        f"({here}); {fix}")
+    exe = shutil.which("rpnt")
+    if exe is None:
+        raise RpntError(f"no `rpnt` command on PATH; {fix}")
+    try:
+        proc = subprocess.run([exe, "config", "where"], capture_output=True, text=True,
+                              timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RpntError(f"`{exe} config where` could not run ({exc}); {fix}") from exc
+    where = proc.stdout.strip().splitlines()[-1:] if proc.returncode == 0 else []
+    if not where:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RpntError(f"`{exe} config where` failed ({last}); {fix}")
+    if Path(where[0]).resolve() != pkg.resolve():
+        raise RpntError(f"the `rpnt` command on PATH ({exe}) imports rpnt from {where[0]}, "
+                        f"not from this checkout ({here}); {fix}")
+
+
+def check_executor(executor: str) -> None:
+    """Stop before the first job when the executor cannot work on this host."""
+    if executor == "slurm" and shutil.which("sbatch") is None:
+        raise RpntError("the SLURM executor (--profile slurm) needs `sbatch`, and there is "
+                        "none on PATH on this host: run snakemake on a SLURM login node, or "
+                        "locally with `snakemake --cores N`")
+
+
+def config_source(configfiles: Sequence[str | Path], overrides: Mapping[str, Any]) -> str:
+    """How error messages name the config: its files, plus ``--config`` when given."""
+    names = [os.path.relpath(f) if Path(f).is_absolute() else str(f) for f in configfiles]
+    text = ", ".join(names) or "config"
+    return f"{text} (with --config {', '.join(sorted(overrides))})" if overrides else text
 
 
 # ---------------------------------------------------------------------------- config
@@ -122,30 +197,29 @@ def check_config(cfg: Mapping[str, Any], source: str = "config") -> None:
         raise RpntError(f"{source}: models: {models} has duplicates")
 
 
-def config_digest(cfg: Mapping[str, Any]) -> str:
-    """A short stable hash of a (resolved) config."""
-    from rpnt.provenance import config_hash
-
-    return config_hash(_plain(cfg))
-
-
 def config_json(cfg: Mapping[str, Any]) -> str:
     """The config as one line of JSON (sorted keys): how the workflow hands it over."""
-    import json
-
     return json.dumps(_plain(cfg), sort_keys=True, separators=(",", ":"))
 
 
-def write_resolved_config(cfg: Mapping[str, Any], out: str | Path) -> Path:
-    """Write the resolved config as YAML (atomically), the ``--config`` of every command."""
+def write_resolved_config(cfg: Mapping[str, Any], out: str | Path) -> bool:
+    """Write the resolved config as YAML (atomically), the ``--config`` of every command.
+
+    Only when its content changes (returns whether it wrote): the workflow writes it
+    before its first job, and an unchanged config must leave the file as it was.
+    """
     from rpnt.atomic import write_text
 
     text = (
-        "# Resolved rpnt workflow config: every default filled in. Generated by the\n"
-        "# workflow (rule resolve_config); edit config/*.yaml instead.\n"
+        "# Resolved rpnt workflow config: every default filled in. Written by the\n"
+        "# workflow before its first job; edit config/*.yaml instead.\n"
         + yaml.safe_dump(_plain(cfg), sort_keys=True, default_flow_style=False)
     )
-    return write_text(out, text)
+    out = Path(out)
+    if out.is_file() and out.read_text() == text:
+        return False
+    write_text(out, text)
+    return True
 
 
 def _plain(obj: Any) -> Any:
@@ -157,15 +231,80 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+# ------------------------------------------------------------ what each rule reads
+
+
+def _drop_progress(obj: Any) -> Any:
+    """``obj`` without ``progress`` keys: a progress bar changes no output."""
+    if isinstance(obj, Mapping):
+        return {k: _drop_progress(v) for k, v in obj.items() if k != "progress"}
+    return obj
+
+
+def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str, Any]:
+    """The part of the resolved config that the command of one ``rule`` job reads.
+
+    Besides this, a job depends on its wildcards (scenario, model, session, seed) and its
+    input files. The workflow puts :func:`rule_digest` of it in the job's ``params`` and
+    hands the resolved config file to the command by path (a ``params``, not an input:
+    the file changes with any config value), so a config change reruns exactly the jobs
+    whose part changed (Snakemake's ``params`` rerun trigger) plus what depends on their
+    outputs; ``seeds``, ``models``, ``dataset`` and ``bin_ms`` decide which jobs and paths
+    exist instead. Keep this in step with what the commands read
+    (``rpnt pretrain|finetune|baseline|evaluate|table|figures --config``).
+    """
+    cfg = _plain(cfg)
+    if rule in ("pretrain", "finetune", "baseline", "evaluate"):
+        scen = {"scenario": cfg["scenarios"][wildcards["scenario"]]}
+    if rule == "pretrain":
+        part = {"model": cfg["model"], "pretrain": cfg["pretrain"], **scen}
+    elif rule == "finetune":
+        fine = dict(cfg["finetune"])
+        if wildcards["mode"] != "fewshot":
+            fine.pop("fewshot_fraction", None)  # read by --mode fewshot only
+        part = {"model": cfg["model"], "finetune": fine, **scen}
+    elif rule == "baseline":
+        part = {"baseline": (cfg.get("baselines") or {}).get(wildcards["baseline"]), **scen}
+    elif rule == "evaluate":
+        part = scen  # the target's unit selection (area, site)
+    elif rule == "table":
+        part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios")}
+    elif rule == "figures":
+        part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios",
+                                        "figures")}
+    else:
+        raise RpntError(f"internal error: no config part declared for rule {rule!r}")
+    return _drop_progress(part)
+
+
+def rule_digest(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> str:
+    """A short hash of :func:`rule_config`: the ``params`` value that reruns a job."""
+    return config_hash(rule_config(cfg, rule, **wildcards))
+
+
+def ingest_digest(entry: Mapping[str, Any]) -> str:
+    """A short hash of what ``rpnt ingest`` reads from a registry entry.
+
+    Description and metadata are documentation; the asset manifest and folder paths are
+    left out because they are absolute (moving the checkout must not re-ingest).
+    """
+    part = {k: v for k, v in _plain(entry).items()
+            if k not in ("description", "metadata", "registry")}
+    part["source"] = {k: v for k, v in part.get("source", {}).items()
+                      if k not in ("manifest", "folder")}
+    return config_hash(part)
+
+
+def store_tag(cfg: Mapping[str, Any]) -> str:
+    """The folder of a dataset's stores made with this config's ingest options.
+
+    Stores are keyed by what made them: two benchmarks with different ``bin_ms`` on one
+    dataset keep their own stores side by side (``resources/stores/<dataset>/<tag>/``).
+    """
+    return f"bin{int(cfg['bin_ms'])}ms"
+
+
 # ---------------------------------------------------------------------------- planning
-
-
-def poyo_available() -> bool:
-    """True when the POYO peer (``torch-brain``) is importable."""
-    try:
-        return importlib.util.find_spec("torch_brain") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def active_models(cfg: Mapping[str, Any]) -> list[str]:
@@ -176,11 +315,14 @@ def active_models(cfg: Mapping[str, Any]) -> list[str]:
     return models
 
 
-def dataset_entry(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The registry entry of the configured dataset."""
+def dataset_entry(cfg: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
+    """The registry entry of the configured dataset (errors name the config key)."""
     from rpnt.acquire.registry import get_dataset
 
-    return get_dataset(cfg["dataset"], cfg["registry"])
+    try:
+        return get_dataset(cfg["dataset"], cfg["registry"])
+    except RpntError as exc:
+        raise RpntError(f"{source}: dataset {cfg['dataset']!r}: {exc}") from None
 
 
 def dataset_names(registry: str | Path, source: str) -> list[str]:
@@ -231,7 +373,7 @@ def sessions_from_asset_tsv(entry: Mapping[str, Any], path: str | Path) -> list[
 
 
 def target_sessions(
-    cfg: Mapping[str, Any], sessions: Sequence[Mapping[str, Any]]
+    cfg: Mapping[str, Any], sessions: Sequence[Mapping[str, Any]], source: str = "config"
 ) -> dict[str, list[str]]:
     """Scenario name -> target session ids (table order), planned from session records.
 
@@ -253,9 +395,20 @@ def target_sessions(
         try:
             out[name] = list(scenario_from_config(cfg, name, table).target_sessions)
         except RpntError as exc:
-            raise RpntError(f"config (dataset {cfg['dataset']}, {len(table)} sessions): "
-                            f"{exc}") from exc
+            raise RpntError(f"{source}: {exc}; {_what_exists(cfg, table)}") from None
     return out
+
+
+def _what_exists(cfg: Mapping[str, Any], table: Any) -> str:
+    """The values a scenario selector can take on this dataset, for error messages."""
+    def values(col: str) -> str:
+        return ", ".join(sorted({str(v) for v in table[col] if v is not None})) or "none"
+
+    dates = sorted(str(d) for d in table["date"] if d is not None)
+    span = f"{dates[0]} to {dates[-1]}" if dates else "unknown"
+    return (f"dataset {cfg['dataset']} ({cfg['registry']}) has subjects: "
+            f"{values('subject')}; tasks: {values('task')}; dates: {span}; "
+            f"{len(table)} sessions")
 
 
 @dataclass(frozen=True)
@@ -315,17 +468,19 @@ class Plan:
 
 
 def make_plan(
-    cfg: Mapping[str, Any], sessions: Iterable[Mapping[str, Any]], simulated: bool
+    cfg: Mapping[str, Any], sessions: Iterable[Mapping[str, Any]], simulated: bool,
+    source: str = "config",
 ) -> Plan:
     """The benchmark plan from a resolved config and the dataset's session records."""
     sessions = [dict(s) for s in sessions]
     if not sessions:
-        raise RpntError(f"dataset {cfg['dataset']}: no sessions to plan from")
+        raise RpntError(f"{source}: dataset {cfg['dataset']}: no sessions to plan from "
+                        f"(registry {cfg['registry']})")
     return Plan(
         benchmark=cfg["benchmark"],
         dataset=cfg["dataset"],
         sessions=sessions,
-        targets=target_sessions(cfg, sessions),
+        targets=target_sessions(cfg, sessions, source),
         models=active_models(cfg),
         seeds=[int(s) for s in cfg["seeds"]],
         ceiling=bool(cfg.get("ceiling", True)) and simulated,

@@ -1,14 +1,19 @@
-"""The workflow on a real single-node SLURM cluster, through the repository's profile.
+"""The workflow on a real single-node SLURM cluster, through the repository's profiles.
 
 Starts munged + slurmctld + slurmd from Debian's packages (tests/slurm_cluster.py,
-installed with apt-get when missing), derives a test profile from slurm/config.yaml (the
-same keys; the test partition; values capped to what this one node has; squeue status
-checks) and runs a reduced tiny workflow through `snakemake --profile` bounded by
-`timeout -s INT`: the tiny preset restricted to one scenario and two models (wiener,
-rpnt_full), i.e. simulate, 5 ingests, manifest, pretrain, finetune, baseline, evaluate,
-ceiling, table and figures, each as its own sbatch job. It then checks that the jobs went
-through sbatch with the resources the profile declares (GPU jobs with --gpus=1) and that
-SLURM ran them to completion. It skips only when not root or apt-get is missing.
+installed with apt-get when missing) and derives test profiles from slurm/config.yaml
+and slurm/gpu/config.yaml (the same keys; the test partition; values capped to what
+this one node has; squeue status checks). Two runs, each bounded by `timeout -s INT`:
+
+1. The reduced tiny workflow (one scenario, models wiener and rpnt_full) through the CPU
+   profile: every non-local job goes through sbatch with the profile's resources and
+   SIGTERM warning, no job asks for a GPU, each training job and its evaluation are one
+   submission, the ceilings one more; SLURM runs them all to completion.
+2. One RPNT training job through the GPU profile (--gpus=1 on the stand-in GPU) with a
+   1-minute time limit: SLURM's warning signal makes it write its checkpoint, the retry
+   (attempt 2) resumes from that step, and the job's log keeps both attempts.
+
+It skips only when not root or apt-get is missing.
 """
 
 from __future__ import annotations
@@ -24,13 +29,20 @@ import pytest
 import yaml
 
 from tests.slurm_cluster import SlurmCluster, why_unavailable
-from tests.workflow_helpers import failed_logs, make_workdir, offline_env, write_config
+from tests.workflow_helpers import (
+    failed_logs,
+    make_workdir,
+    offline_env,
+    run_snakemake,
+    write_config,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-GPU_RULES = ("pretrain", "finetune")
 NODE_MEM_CAP_MB = 2000  # per job; this node runs two jobs at a time
 RUN_TIMEOUT_S = 900
+SESSION = "sub-C_ses-CO-20161013"  # the one target of the scenario below
+SCENARIO = {"cross_session": {"target": {"subject": ["C"], "date_from": "2016-10-01"}}}
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +93,34 @@ def derive_test_profile(src: Path, dst: Path, cluster: SlurmCluster) -> Path:
     return dst
 
 
+def run_profile(wd: Path, profile: Path, cluster: SlurmCluster, log_path: Path,
+                *args: str) -> tuple[int, str]:
+    """``snakemake --profile PROFILE ARGS`` in ``wd``, bounded by ``timeout -s INT``."""
+    cmd = ["timeout", "-s", "INT", str(RUN_TIMEOUT_S), sys.executable, "-m", "snakemake",
+           "--profile", str(profile), "--jobs", "2", "--verbose", *args]
+    env = offline_env(wd, SLURM_CONF=str(cluster.conf))
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, cwd=wd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+        try:
+            proc.wait(timeout=RUN_TIMEOUT_S + 60)
+        finally:
+            if proc.poll() is None:  # `timeout` itself hung: end the whole process group
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return proc.returncode, log_path.read_text(errors="replace")
+
+
+def slurm_jobs(cluster: SlurmCluster) -> list[list[str]]:
+    """[job id, state, comment, elapsed] of every job SLURM still remembers (MinJobAge)."""
+    sq = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k|%M"],
+                        env=cluster.env(), capture_output=True, text=True, timeout=30).stdout
+    return [line.split("|", 3) for line in sq.strip().splitlines()]
+
+
 def _sbatch_calls(output: str) -> dict[str, list[str]]:
-    """Rule name -> the sbatch command lines Snakemake's SLURM executor ran."""
+    """Rule (or group: "fit_evaluate_finetune") -> the sbatch command lines Snakemake's
+    SLURM executor ran."""
     calls: dict[str, list[str]] = {}
     for line in output.splitlines():
         m = re.search(r"sbatch call: (sbatch .*)", line)
@@ -99,9 +137,7 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     short = {"steps": 6, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3,
              "progress": False}
     write_config(wd, "slurmtest", "config/tiny.yaml", benchmark="slurmtest",
-                 models=["wiener", "rpnt_full"],
-                 scenarios={"cross_session": {"target": {"subject": ["C"],
-                                                          "date_from": "2016-10-01"}}},
+                 models=["wiener", "rpnt_full"], scenarios=SCENARIO,
                  pretrain={"train": short}, finetune={"train": short})
     profile = derive_test_profile(wd / "slurm" / "config.yaml", tmp_path / "profile", cluster)
     src = yaml.safe_load((wd / "slurm" / "config.yaml").read_text())
@@ -110,70 +146,113 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     for rule, res in src["set-resources"].items():
         assert set(res) == set(derived["set-resources"][rule]) - {"slurm_partition"}, rule
 
-    cmd = ["timeout", "-s", "INT", str(RUN_TIMEOUT_S), sys.executable, "-m", "snakemake",
-           "--profile", str(profile), "--configfile", "config/slurmtest.yaml",
-           "--jobs", "2", "--verbose"]
-    env = offline_env(SLURM_CONF=str(cluster.conf))
-    log_path = tmp_path / "snakemake.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, cwd=wd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
-        try:
-            proc.wait(timeout=RUN_TIMEOUT_S + 60)
-        finally:
-            if proc.poll() is None:  # `timeout` itself hung: end the whole process group
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    out = log_path.read_text(errors="replace")
+    rc, out = run_profile(wd, profile, cluster, tmp_path / "snakemake.log",
+                          "--configfile", "config/slurmtest.yaml")
     calls = _sbatch_calls(out)
     # The CI log shows what SLURM received (outside pytest's capture).
     with capsys.disabled():
         print("\nsbatch calls of the SLURM integration test:")
         for line in (c for cs in calls.values() for c in cs):
             print("  " + line.split(" --wrap=")[0])
-    if proc.returncode != 0:
+    if rc != 0:
         slurm_logs = "\n".join(
             f"--- {p}\n{p.read_text(errors='replace')[-2000:]}"
             for p in sorted((wd / ".snakemake" / "slurm_logs").rglob("*.log")))
-        raise AssertionError(f"snakemake --profile exited {proc.returncode}\n{out[-6000:]}\n"
+        raise AssertionError(f"snakemake --profile exited {rc}\n{out[-6000:]}\n"
                              f"{failed_logs(wd)}\n{slurm_logs}\n{cluster.log_tail()}")
 
-    # Every non-local rule went through sbatch, with the declared resources.
-    local = {"resolve_config", "all"}
-    expected_rules = {"simulate", "ingest", "manifest", "pretrain", "finetune", "baseline",
-                      "evaluate", "ceiling", "table", "figures"}
-    assert expected_rules <= set(calls), sorted(calls)
-    assert not local & set(calls)
-    assert len(calls["ingest"]) == 5 and len(calls["evaluate"]) == 2
+    # Every non-local job went through sbatch, with the declared resources; a training
+    # job and the evaluation of its model are one submission, all ceilings one more.
+    expected = {"simulate", "ingest", "manifest", "pretrain", "fit_evaluate_finetune",
+                "fit_baseline_evaluate", "ceiling_ceiling", "table", "figures"}
+    assert set(calls) == expected, sorted(calls)
+    assert len(calls["ingest"]) == 5 and len(calls["ceiling_ceiling"]) == 1
+    assert len(calls["fit_evaluate_finetune"]) == len(calls["fit_baseline_evaluate"]) == 1
+    runtime = {rule: int(eval(str(res.get("runtime", src["default-resources"]["runtime"])),
+                              {"attempt": 1}))
+               for rule, res in derived["set-resources"].items()}
+    runtime["fit_evaluate_finetune"] = runtime["finetune"] + runtime["evaluate"]
+    runtime["fit_baseline_evaluate"] = runtime["baseline"] + runtime["evaluate"]
+    runtime["ceiling_ceiling"] = runtime["ceiling"]
+    signal_flag = src["default-resources"]["slurm_extra"].strip("'")
     for rule, lines in calls.items():
-        res = derived["set-resources"].get(rule, {})
-        runtime = int(eval(str(res.get("runtime", src["default-resources"]["runtime"])),
-                           {"attempt": 1}))
         for line in lines:
             assert f"-p {cluster.partition}" in line or f"-p '{cluster.partition}'" in line
-            assert re.search(rf"-t '?{runtime}'?(\s|$)", line), (rule, runtime, line)
+            assert re.search(rf"-t '?{runtime[rule]}'?(\s|$)", line), (rule, line)
             assert re.search(r"--mem '?\d+", line), line
-            if rule in GPU_RULES:
-                assert "--gpus=1" in line, line
-                assert "--cpus-per-gpu=" in line, line
-            else:
-                assert "--gpus" not in line, line
+            assert signal_flag in line, line
+            assert "--gpus" not in line and "gres" not in line, line  # the CPU profile
     mem = re.search(r"--mem '?(\d+)", calls["pretrain"][0])
     assert int(mem[1]) == NODE_MEM_CAP_MB
 
     # SLURM itself ran them: finished jobs stay visible to squeue (MinJobAge).
-    sq = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k"], env=env,
-                        capture_output=True, text=True, timeout=30).stdout
-    jobs = [line.split("|", 2) for line in sq.strip().splitlines()]
-    n_calls = sum(len(v) for v in calls.values())
-    assert len(jobs) >= n_calls
-    assert all(state == "COMPLETED" for _, state, _ in jobs), sq
-    gpu_job = next(jid for jid, _, comment in jobs if comment.startswith("rule_pretrain"))
-    show = subprocess.run(["scontrol", "show", "job", gpu_job], env=env,
-                          capture_output=True, text=True, timeout=30).stdout
-    assert re.search(r"gres[/:]gpu[:=]1", show), show
+    jobs = slurm_jobs(cluster)
+    ours = [j for j in jobs if j[2].startswith(("rule_simulate", "rule_ingest", "rule_fit",
+                                                 "rule_pretrain", "rule_table"))]
+    assert len(ours) >= len(calls["ingest"]) + 4
+    assert all(state == "COMPLETED" for _, state, _, _ in jobs), jobs
 
     # And the workflow's products exist.
     table = wd / "results/benchmark/slurmtest/table.md"
     assert table.exists() and "rpnt_full" in table.read_text()
     assert any((wd / "results/benchmark/slurmtest/figures").glob("*.png"))
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 300)
+def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluster, tmp_path):
+    """A finetuning job with a 1-minute limit and far more steps than fit in it: SLURM's
+    SIGTERM (profile: --signal, here 20 s before the limit) makes it save its checkpoint
+    at step N and exit; the retry (attempt 2) resumes from step N. Attempt 2 is cut the
+    same way (the steps never fit), so the run ends failed after its one retry, with both
+    attempts in the job's log."""
+    wd = make_workdir(tmp_path / "wf")
+    long = {"steps": 1_000_000, "batch_size": 8, "eval_every": 1_000_000,
+            "checkpoint_every": 1_000_000, "patience": 0, "progress": False}
+    write_config(wd, "timelimit", "config/tiny.yaml", benchmark="timelimit",
+                 models=["rpnt_scratch"], scenarios=SCENARIO, finetune={"train": long})
+    # The store first, locally: this test is about the training job.
+    run_snakemake(wd, f"resources/stores/sim_tiny/bin20ms/{SESSION}.zarr", "--cores", "2",
+                  "--configfile", "config/timelimit.yaml", timeout=600)
+
+    profile = derive_test_profile(wd / "slurm" / "gpu" / "config.yaml", tmp_path / "profile",
+                                  cluster)
+    prof = yaml.safe_load((profile / "config.yaml").read_text())
+    assert "--signal=TERM@" in prof["default-resources"]["slurm_extra"]
+    prof["retries"] = 1
+    prof["set-resources"]["finetune"].update(runtime=1, slurm_extra="'--signal=TERM@20'")
+    (profile / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
+
+    target = f"results/timelimit/models/cross_session/rpnt_scratch/{SESSION}/seed0"
+    rc, out = run_profile(wd, profile, cluster, tmp_path / "snakemake.log",
+                          "--configfile", "config/timelimit.yaml", target)
+    calls = [c for cs in _sbatch_calls(out).values() for c in cs]
+    assert len(calls) == 2, out[-4000:]  # the first attempt and its retry
+    for line in calls:
+        assert "--gpus=1" in line and "-t 1" in line and "--signal=TERM@20" in line, line
+    assert rc != 0  # attempt 2 was cut by its limit too: the steps never fit
+    assert not (wd / target).exists()
+
+    log = (wd / f"logs/timelimit/finetune/cross_session/scratch/{SESSION}/seed0.log"
+           ).read_text(errors="replace")
+    attempts = re.split(r"^=== .* SLURM job (\d+) ===$", log, flags=re.M)[1:]
+    assert len(attempts) == 4, log  # [job id, text] of each attempt, none overwritten
+    (job1, first), (job2, second) = attempts[0:2], attempts[2:4]
+    assert job1 != job2
+    saved = re.search(r"SIGTERM received at step (\d+); checkpoint saved to (\S+)", first)
+    assert saved, first[-3000:]
+    resumed = re.search(r"resumed from (\S+) at step (\d+)", second)
+    assert resumed, second[-3000:]
+    assert resumed[2] == saved[1] and int(saved[1]) > 0
+    ckpt = f"resources/checkpoints/timelimit/finetune/cross_session/scratch/{SESSION}/seed0"
+    assert (wd / resumed[1]).resolve() == (wd / ckpt).resolve()
+    again = re.search(r"SIGTERM received at step (\d+)", second)
+    assert again and int(again[1]) > int(saved[1]), second[-3000:]
+
+    # Both attempts ran on the stand-in GPU and ended before SLURM's hard limit killed
+    # them: the warning signal made rpnt exit by itself.
+    jobs = {jid: (state, elapsed) for jid, state, _, elapsed in slurm_jobs(cluster)}
+    for jid in (job1, job2):
+        show = subprocess.run(["scontrol", "show", "job", jid], env=cluster.env(),
+                              capture_output=True, text=True, timeout=30).stdout
+        assert re.search(r"gres[/:]gpu[:=]1", show), show
+        assert jobs[jid][0] == "FAILED", (jid, jobs[jid], show)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,12 +17,14 @@ from rpnt.errors import RpntError
 from tests.workflow_helpers import (
     REPO,
     job_counts,
+    lint_problems,
     make_workdir,
+    offline_env,
     run_snakemake,
     write_config,
 )
 
-SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+SCHEMA = yaml.safe_load(W.SCHEMA_PATH.read_text())
 CONFIGS = ["config/config.yaml", "config/tiny.yaml",
            "config/benchmarks/perich_miller_2018.yaml", "config/benchmarks/nlb_mc_maze.yaml",
            "config/benchmarks/sim_multisite.yaml"]
@@ -37,8 +43,8 @@ def _n_baselines() -> int:
 
 
 def test_lint_is_clean(workdir):
-    proc = run_snakemake(workdir, "--lint")
-    assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr
+    """No lint but the accepted one (no per-rule conda env: docs/workflow.md)."""
+    assert lint_problems(workdir) == []
 
 
 @pytest.mark.parametrize("path", CONFIGS)
@@ -110,26 +116,26 @@ def test_schema_sections_match_the_training_dataclasses():
         FinetuneConfig().fewshot_fraction
 
 
-def test_resolved_config_is_what_the_commands_read(workdir, tmp_path):
-    """rule resolve_config writes the validated config with defaults; the training config
-    readers accept it unchanged."""
+def test_resolved_config_is_what_the_commands_read(tmp_path):
+    """The workflow writes the validated config with defaults (before its first job, only
+    when it changed); the training config readers accept it unchanged; `rpnt config
+    resolve` writes the same file outside Snakemake."""
+    from rpnt.cli import main
     from rpnt.train.config import finetune_config, model_config, pretrain_config
 
-    run_snakemake(workdir, "results/tiny/config.resolved.yaml", "--cores", "1",
-                  "--configfile", "config/tiny.yaml")
-    written = yaml.safe_load((workdir / "results/tiny/config.resolved.yaml").read_text())
     expected = W.resolve_config(W.load_yaml(REPO / "config/tiny.yaml"))
+    out = tmp_path / "config.resolved.yaml"
+    assert W.write_resolved_config(expected, out)
+    written = yaml.safe_load(out.read_text())
     assert written == expected
     assert written["seeds"] == [0] and written["registry"] == "config/datasets.yaml"
     assert pretrain_config(written).train.steps == 40
     assert finetune_config(written).fewshot_fraction == 0.2
     assert model_config(written).d_model == 32  # the tiny size preset
-    # A changed config value makes the resolved config (and all it feeds) out of date.
-    proc = run_snakemake(workdir, "-n", "results/tiny/config.resolved.yaml",
-                         "--configfile", "config/tiny.yaml", "--config", "bin_ms=25")
-    assert "resolve_config" in job_counts(proc.stdout)
-    # rpnt config resolve writes the same file outside Snakemake.
-    from rpnt.cli import main
+    stamp = out.stat().st_mtime_ns
+    assert not W.write_resolved_config(expected, out)  # unchanged: not rewritten
+    assert out.stat().st_mtime_ns == stamp
+    assert W.write_resolved_config(W.merge(expected, {"bin_ms": 25}), out)
 
     assert main(["config", "resolve", str(REPO / "config/tiny.yaml"),
                  "--out", str(tmp_path / "r.yaml")]) == 0
@@ -238,25 +244,162 @@ def test_unknown_config_key_stops_snakemake(workdir):
     assert "epochs" in proc.stdout + proc.stderr
 
 
-def test_slurm_profile_declares_training_resources(workdir):
-    """`--profile slurm` parses; GPU and memory land on the training rules, and runtime
-    and memory grow with the attempt (retries after a time or memory limit)."""
-    prof = yaml.safe_load((REPO / "slurm/config.yaml").read_text())
-    assert prof["executor"] == "slurm" and prof["retries"] >= 1
+def _profile(path: str) -> dict:
+    return yaml.safe_load((REPO / path).read_text())
+
+
+def _job_blocks(output: str) -> dict[str, list[str]]:
+    """Rule -> the dry-run blocks of its jobs (group jobs' members included)."""
+    blocks: dict[str, list[str]] = {}
+    for block in re.split(r"\n\s*rule ", output)[1:]:
+        blocks.setdefault(block.split(":", 1)[0], []).append(block)
+    return blocks
+
+
+def test_slurm_profiles_request_gpus_only_when_asked(workdir):
+    """`--profile slurm` (CPU) requests no GPU for any job; `--profile slurm/gpu` is the
+    same file plus one GPU for each pretraining and finetuning job. Runtime and memory
+    grow with the attempt; SLURM is asked for SIGTERM before the time limit."""
+    cpu, gpu = _profile("slurm/config.yaml"), _profile("slurm/gpu/config.yaml")
+    assert cpu["executor"] == "slurm" and cpu["retries"] >= 1
+    stripped = yaml.safe_load(yaml.safe_dump(gpu))
     for rule in ("pretrain", "finetune"):
-        res = prof["set-resources"][rule]
-        assert res["gpu"] == 1 and res["cpus_per_gpu"] >= 1
-        assert "attempt" in str(res["runtime"]) and "attempt" in str(res["mem_mb"])
+        res = stripped["set-resources"][rule]
+        assert res.pop("gpu") == 1 and res.pop("cpus_per_gpu") >= 1
         assert eval(str(res["runtime"]), {"attempt": 2}) == 2 * eval(str(res["runtime"]),
                                                                       {"attempt": 1})
-    text = (REPO / "slurm/config.yaml").read_text()
-    assert "slurm_partition:" not in text.replace("`slurm_partition:`", "").split(
-        "executor:")[1]  # no site's partition or account is hard-coded
-    assert "slurm_account:" not in text.split("executor:")[1]
-    proc = run_snakemake(workdir, "-n", "--profile", "slurm", "--configfile",
-                         "config/tiny.yaml")
-    blocks = proc.stdout.split("\nrule ")
-    pre = next(b for b in blocks if b.startswith("pretrain:"))
-    assert "gpu=1" in pre and "mem_mb=32000" in pre and "runtime=240" in pre
-    ing = next(b for b in blocks if b.startswith("ingest:"))
-    assert "gpu=" not in ing
+        assert "attempt" in str(res["mem_mb"])
+    assert stripped == cpu  # the GPU profile differs by its GPU lines only
+    extra = cpu["default-resources"]["slurm_extra"]
+    assert re.fullmatch(r"'--signal=TERM@\d+'", extra), extra  # no B: the job step gets it
+    assert cpu["group-components"] == {"ceiling": 1000}
+    for text in ((REPO / "slurm/config.yaml").read_text(),
+                 (REPO / "slurm/gpu/config.yaml").read_text()):
+        body = text.split("executor:")[1]  # no site's partition or account is hard-coded
+        assert "slurm_partition:" not in body and "slurm_account:" not in body
+
+    out = run_snakemake(workdir, "-n", "--profile", "slurm", "--configfile",
+                        "config/tiny.yaml").stdout
+    assert "gpu" not in out
+    pre = _job_blocks(out)["pretrain"][0]
+    assert "mem_mb=32000" in pre and "runtime=240" in pre and "--signal=TERM@" in pre
+    # a training job and its evaluation are one submission; the ceilings are one more
+    assert out.count("Group job fit") == 24 and out.count("Group job ceiling") == 1
+
+    out = run_snakemake(workdir, "-n", "--profile", "slurm/gpu", "--configfile",
+                        "config/tiny.yaml").stdout
+    blocks = _job_blocks(out)
+    for rule, jobs in blocks.items():
+        for block in jobs:
+            resources = block.split("resources:")[1].splitlines()[0]
+            assert ("gpu=1" in resources) == (rule in ("pretrain", "finetune")), block
+
+
+def _without_sbatch(tmp_path: Path) -> str:
+    """A PATH with every command of this machine except SLURM's client commands."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    slurm = {"sbatch", "srun", "squeue", "sinfo", "scancel", "sacct", "scontrol", "salloc"}
+    python_dirs = [str(Path(sys.executable).parent)]
+    for folder in os.environ["PATH"].split(os.pathsep):
+        if folder in python_dirs or not Path(folder).is_dir():
+            continue
+        for exe in Path(folder).iterdir():
+            link = bin_dir / exe.name
+            if exe.name not in slurm and not link.exists() and os.access(exe, os.X_OK):
+                link.symlink_to(exe)
+    return os.pathsep.join([*python_dirs, str(bin_dir)])
+
+
+def test_slurm_profile_without_sbatch_stops_before_submitting(tmp_path):
+    wd = make_workdir(tmp_path / "wf")
+    env = offline_env(wd, PATH=_without_sbatch(tmp_path))
+    assert shutil.which("sbatch", path=env["PATH"]) is None
+    proc = run_snakemake(wd, "--profile", "slurm", "--configfile", "config/tiny.yaml",
+                         check=False, env=env)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "needs `sbatch`" in last and "snakemake --cores N" in last, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (wd / "results").exists() and not (wd / "resources").exists()
+    assert not (wd / ".snakemake" / "slurm_logs").exists()
+
+
+# ------------------------------------------------------------------ one-line errors
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--config", "pretrain={stepz: 3}"],
+     ["config/tiny.yaml (with --config pretrain): pretrain:", "stepz", "allowed: subsets"]),
+    (["--config", "scenarios={x: {target: {subject: [Q]}}}"],
+     ["config/tiny.yaml (with --config scenarios): scenarios.x.target: matches no session",
+      "subjects: C, T;", "tasks: center_out, random_target;", "5 sessions"]),
+    (["--config", "dataset=nope"],
+     ["config/tiny.yaml (with --config dataset): dataset 'nope': config/datasets.yaml: no "
+      "dataset named 'nope'; known: [", "'sim_tiny'"]),
+])
+def test_config_errors_are_one_line(workdir, args, expected):
+    """Like the CLI: the file, the key and the values that exist; no traceback."""
+    proc = run_snakemake(workdir, "-n", "--configfile", "config/tiny.yaml", *args,
+                         check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_rpnt_of_another_checkout_stops_the_workflow(tmp_path):
+    """The rpnt command on PATH imports rpnt from another checkout (here: the one the
+    tests run from) than the workdir whose Snakefile runs: one line, before any job."""
+    workdir = make_workdir(tmp_path / "wf")
+    proc = run_snakemake(workdir, "--cores", "1", "--configfile", "config/tiny.yaml",
+                         check=False, env=offline_env(workdir, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"imports rpnt from {REPO / 'rpnt'}, not from this checkout ({workdir})" \
+        in lines[0]
+    assert f"run `pip install -e .` in {workdir}" in lines[0]
+    assert not (workdir / "results").exists()
+
+
+# ------------------------------------------------------------------ what a rule reads
+
+
+def test_rule_digests_follow_the_config_each_rule_reads():
+    cfg = W.resolve_config(W.load_yaml(REPO / "config/tiny.yaml"))
+    jobs = {"pretrain": {"scenario": "cross_session", "seed": "0"},
+            "finetune": {"scenario": "cross_session", "mode": "scratch", "seed": "0"},
+            "baseline": {"scenario": "cross_session", "baseline": "gru", "seed": "0"},
+            "evaluate": {"scenario": "cross_session", "model": "gru", "seed": "0"},
+            "table": {}, "figures": {}}
+
+    def changed(change: dict) -> set[str]:
+        new = W.merge(cfg, change)
+        return {r for r, wc in jobs.items()
+                if W.rule_digest(new, r, **wc) != W.rule_digest(cfg, r, **wc)}
+
+    assert changed({"figures": {"example_model": "gru"}}) == {"figures"}
+    assert changed({"seeds": [0, 1], "bin_ms": 25, "dataset": "sim_default"}) == set()
+    assert changed({"models": ["gru"]}) == {"table", "figures"}
+    assert changed({"pretrain": {"train": {"steps": 7}}}) == {"pretrain"}
+    assert changed({"model": {"d_model": 48}}) == {"pretrain", "finetune"}
+    assert changed({"finetune": {"fewshot_fraction": 0.5}}) == set()  # scratch ignores it
+    assert changed({"baselines": {"ndt": {"layers": 2}}}) == set()  # not this job's peer
+    assert changed({"baselines": {"gru": {"hidden": 8}}}) == {"baseline"}
+    assert changed({"scenarios": {"cross_subject": {"target": {"subject": ["C"]}}}}) == \
+        {"table", "figures"}
+    assert changed({"scenarios": {"cross_session": {"pretrain_on_target_train": True}}}) \
+        == set(jobs)
+    assert changed({"pretrain": {"train": {"progress": True}}}) == set()  # a progress bar
+
+
+def test_stores_are_keyed_by_bin_size(workdir):
+    """Two bin sizes on one dataset: separate store and manifest folders."""
+    out = run_snakemake(workdir, "-n", "--configfile", "config/tiny.yaml",
+                        "--config", "bin_ms=25").stdout
+    assert "resources/stores/sim_tiny/bin25ms/sub-T_ses-CO-20130819.zarr" in out
+    assert "resources/manifests/sim_tiny/bin25ms.tsv" in out
+    assert "bin20ms" not in out

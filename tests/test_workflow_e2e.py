@@ -1,32 +1,58 @@
-"""End to end: the tiny preset through the whole workflow, as CI runs it.
+"""End to end: the tiny preset through the whole workflow, as CI runs it, then what a
+config change would rerun.
 
 `snakemake --cores 2 --configfile config/tiny.yaml` simulates five sessions, ingests
 them, pretrains RPNT per scenario, trains every decoder on every target session,
-evaluates them and writes the benchmark table, figures and the HTML report.
+evaluates them and writes the benchmark table, figures and the HTML report. After that
+real run, dry runs (`snakemake -n`, Snakemake's default rerun triggers: mtime, params,
+input, software-env, code) of changed configs plan only the jobs each change affects
+(docs/workflow.md "What a config change reruns").
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
+import xarray as xr
 
 from rpnt import workflow as W
-from tests.workflow_helpers import make_workdir, run_snakemake
+from tests.workflow_helpers import (
+    REPO,
+    head_commit,
+    job_counts,
+    make_workdir,
+    run_snakemake,
+    write_config,
+)
+
+pytestmark = [pytest.mark.slow]
+
+TARGETS = 3  # cross_session: C 2016-10-13; cross_subject: T's two sessions
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_tiny_benchmark_end_to_end(tmp_path):
-    wd = make_workdir(tmp_path / "wf")
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A workdir after a real run of the tiny benchmark."""
+    wd = make_workdir(tmp_path_factory.mktemp("e2e") / "wf")
     run_snakemake(wd, "--cores", "2", "--configfile", "config/tiny.yaml", timeout=1500)
+    return wd
 
+
+def _models() -> list[str]:
+    return W.active_models(W.resolve_config(W.load_yaml(REPO / "config/tiny.yaml")))
+
+
+@pytest.mark.timeout(1800)
+def test_tiny_benchmark_end_to_end(tiny):
+    wd = tiny
     out = wd / "results/benchmark/tiny"
     md, csv_path = out / "table.md", out / "table.csv"
     assert md.exists() and csv_path.exists()
     text = md.read_text()
-    models = W.active_models(W.resolve_config(W.load_yaml(wd / "config/tiny.yaml")))
+    models = _models()
     for name in [*models, "ceiling", "cross_session", "cross_subject"]:
         assert name in text, name
     assert "±" in text
@@ -35,17 +61,20 @@ def test_tiny_benchmark_end_to_end(tmp_path):
 
     # One metrics JSON per (scenario, model, target session, seed), each a real score.
     metrics = sorted((wd / "results/tiny/metrics").rglob("seed*.json"))
-    assert len(metrics) == len(models) * 3
+    assert len(metrics) == len(models) * TARGETS
     for path in metrics:
         rec = json.loads(path.read_text())
         assert rec["split"] == "test" and rec["n_bins"] > 0
         assert -10 < rec["r2"]["mean"] <= 1
-        assert rec["provenance"]["git_commit"]
 
     figures = {p.name for p in (out / "figures").glob("*.png")}
     assert "r2.png" in figures
     assert any(f.startswith("predictions_") for f in figures)
     assert any(f.startswith("curves_") for f in figures)
+
+    # The commands read the resolved config the workflow wrote before its first job.
+    resolved = W.load_yaml(wd / "results/tiny/config.resolved.yaml")
+    assert resolved == W.resolve_config(W.load_yaml(wd / "config/tiny.yaml"))
 
     # Rerunning does nothing: every output is up to date.
     proc = run_snakemake(wd, "-n", "--configfile", "config/tiny.yaml")
@@ -55,3 +84,77 @@ def test_tiny_benchmark_end_to_end(tmp_path):
                   timeout=300)
     html = (wd / "report.html").read_text(errors="replace")
     assert "table.md" in html and "r2.png" in html
+
+
+def test_outputs_record_the_commit_of_the_checkout_that_ran(tiny):
+    """Stores, metrics and the table carry the workdir's commit (the checkout whose
+    Snakefile ran), not that of the checkout the tests were started from."""
+    commit = head_commit(tiny)
+    for path in (tiny / "results/tiny/metrics").rglob("seed*.json"):
+        assert json.loads(path.read_text())["provenance"]["git_commit"] == commit, path
+    assert f"table written at commit: `{commit}`" in \
+        (tiny / "results/benchmark/tiny/table.md").read_text()
+    for store in (tiny / "resources/stores/sim_tiny/bin20ms").glob("*.zarr"):
+        with xr.open_zarr(store) as ds:
+            assert ds.attrs["git_commit"] == commit, store
+
+
+def _plan(wd, name: str, **changes) -> tuple[dict[str, int], str]:
+    write_config(wd, name, "config/tiny.yaml", **changes)
+    out = run_snakemake(wd, "-n", "--configfile", f"config/{name}.yaml").stdout
+    return job_counts(out), out
+
+
+def _planned_outputs(out: str) -> list[str]:
+    return re.findall(r"^\s+output: (.+)$", out, re.M)
+
+
+def test_figures_change_plans_only_the_figures(tiny):
+    n, _ = _plan(tiny, "c_figures", figures={"example_model": "gru"})
+    assert n == {"figures": 1, "all": 1, "total": 2}
+
+
+def test_removing_a_model_plans_only_table_and_figures(tiny):
+    models = [m for m in W.resolve_config(W.load_yaml(tiny / "config/tiny.yaml"))["models"]
+              if m != "gru"]
+    n, _ = _plan(tiny, "c_models", models=models)
+    assert n == {"table": 1, "figures": 1, "all": 1, "total": 3}
+
+
+def test_adding_a_seed_plans_only_that_seeds_jobs(tiny):
+    n, out = _plan(tiny, "c_seeds", seeds=[0, 1])
+    models = _models()
+    assert n.pop("pretrain") == 2
+    assert n.pop("finetune") == 4 * TARGETS
+    assert n.pop("baseline") == (len(models) - 4) * TARGETS
+    assert n.pop("evaluate") == len(models) * TARGETS
+    assert n == {"table": 1, "figures": 1, "all": 1,
+                 "total": 3 + 2 + 2 * len(models) * TARGETS}
+    for output in _planned_outputs(out):
+        if "/seed" in output:
+            assert "/seed1" in output and "/seed0" not in output, output
+
+
+def test_pretraining_change_plans_pretraining_and_what_follows(tiny):
+    """pretrain.train.steps: both pretrainings, the three modes that start from them,
+    their evaluations, table and figures; no ingest, no peer, no RPNT from scratch."""
+    pre = W.load_yaml(tiny / "config/tiny.yaml")["pretrain"]
+    pre["train"] = {**pre["train"], "steps": pre["train"]["steps"] + 10}
+    n, out = _plan(tiny, "c_pretrain", pretrain=pre)
+    assert n == {"pretrain": 2, "finetune": 3 * TARGETS, "evaluate": 3 * TARGETS,
+                 "table": 1, "figures": 1, "all": 1, "total": 5 + 6 * TARGETS}
+    assert "rpnt_scratch" not in " ".join(_planned_outputs(out))
+
+
+def test_stores_of_another_bin_size_coexist(tiny):
+    """A 25 ms store of a session is made next to the 20 ms ones, which stay current."""
+    session = "sub-T_ses-CO-20130819"
+    write_config(tiny, "c_bins", "config/tiny.yaml", benchmark="tiny25", bin_ms=25)
+    run_snakemake(tiny, "--cores", "1", "--configfile", "config/c_bins.yaml",
+                  f"resources/stores/sim_tiny/bin25ms/{session}.zarr", timeout=300)
+    with xr.open_zarr(tiny / f"resources/stores/sim_tiny/bin25ms/{session}.zarr") as ds:
+        assert ds.attrs["bin_size_s"] == pytest.approx(0.025)
+    with xr.open_zarr(tiny / f"resources/stores/sim_tiny/bin20ms/{session}.zarr") as ds:
+        assert ds.attrs["bin_size_s"] == pytest.approx(0.020)
+    proc = run_snakemake(tiny, "-n", "--configfile", "config/tiny.yaml")
+    assert "Nothing to be done" in proc.stdout + proc.stderr

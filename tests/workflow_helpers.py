@@ -1,8 +1,11 @@
-"""Helpers for the workflow tests: a scratch copy of the workflow and a Snakemake runner.
+"""Helpers for the workflow tests: a scratch checkout of the workflow and a Snakemake runner.
 
-Each test runs Snakemake in its own folder holding a copy of ``Snakefile``, ``workflow/``,
-``config/`` and ``environment.yml``, so that ``resources/``, ``results/`` and ``logs/``
-of a test never touch the checkout (other tests and engineers share it).
+Each test runs Snakemake in its own folder: a git repository holding a copy of
+``Snakefile``, ``workflow/``, ``config/``, ``slurm/`` and the ``rpnt`` package, committed,
+so that ``resources/``, ``results/`` and ``logs/`` of a test never touch the checkout
+(other tests and engineers share it). Snakemake and the ``rpnt`` command run with
+``PYTHONPATH=<that folder>``: the workflow accepts only the rpnt of the checkout whose
+Snakefile runs, and outputs record that folder's commit.
 """
 
 from __future__ import annotations
@@ -26,16 +29,29 @@ def snakemake_exe() -> str:
 
 
 def make_workdir(dst: str | Path) -> Path:
-    """Copy the workflow into ``dst`` (created) and return it."""
+    """Copy the workflow and the rpnt package into ``dst`` (created), commit them in a
+    fresh git repository there, and return it."""
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "Snakefile", dst / "Snakefile")
-    shutil.copy2(REPO / "environment.yml", dst / "environment.yml")
-    shutil.copytree(REPO / "workflow", dst / "workflow", dirs_exist_ok=True)
-    shutil.copytree(REPO / "config", dst / "config", dirs_exist_ok=True)
-    if (REPO / "slurm").is_dir():
-        shutil.copytree(REPO / "slurm", dst / "slurm", dirs_exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("workflow", "config", "slurm", "rpnt"):
+        if (REPO / folder).is_dir():
+            shutil.copytree(REPO / folder, dst / folder, dirs_exist_ok=True, symlinks=True,
+                            ignore=ignore)
+    (dst / ".gitignore").write_text("/resources/\n/results/\n/logs/\n/benchmarks/\n"
+                                    ".snakemake/\n__pycache__/\n")
+    git = ["git", "-C", str(dst), "-c", "user.name=rpnt tests",
+           "-c", "user.email=tests@rpnt.invalid"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "workflow under test"]):
+        subprocess.run([*git, *cmd], check=True, capture_output=True, timeout=60)
     return dst
+
+
+def head_commit(workdir: Path) -> str:
+    """The commit of a workdir made by :func:`make_workdir`."""
+    return subprocess.run(["git", "-C", str(workdir), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True, timeout=60).stdout.strip()
 
 
 def write_config(workdir: Path, name: str, base: str, **overrides) -> Path:
@@ -48,9 +64,11 @@ def write_config(workdir: Path, name: str, base: str, **overrides) -> Path:
     return path
 
 
-def offline_env(**extra: str) -> dict[str, str]:
-    """Offline, single-threaded environment for Snakemake and the rpnt jobs it starts."""
-    env = {**os.environ, "DANDI_NO_ET": "1", "DANDI_CACHE": "ignore", "MPLBACKEND": "Agg",
+def offline_env(workdir: Path, **extra: str) -> dict[str, str]:
+    """Offline, single-threaded environment for Snakemake and the rpnt jobs it starts,
+    importing rpnt from ``workdir`` (a folder made by :func:`make_workdir`)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(workdir).resolve()),
+           "DANDI_NO_ET": "1", "DANDI_CACHE": "ignore", "MPLBACKEND": "Agg",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            # Nothing in a dry run or an offline run may reach a DANDI server.
            "RPNT_DANDI_API_URL": "http://127.0.0.1:9/api"}
@@ -63,8 +81,8 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 600,
                   ) -> subprocess.CompletedProcess:
     """Run ``snakemake ARGS`` in ``workdir``; on failure show the output and job logs."""
     cmd = [snakemake_exe(), *args]
-    proc = subprocess.run(cmd, cwd=workdir, env=env or offline_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=workdir, env=env or offline_env(workdir),
+                          capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}\n"
@@ -82,6 +100,24 @@ def failed_logs(workdir: Path, n: int = 20) -> str:
     return "\n".join(out)
 
 
+#: The one kind of lint the workflow accepts (docs/workflow.md "Software environment"):
+#: every rule runs the rpnt command of the environment Snakemake runs in (rpnt depends on
+#: snakemake), so no rule names a conda environment or container of its own.
+ACCEPTED_LINT = "Specify a conda environment or container for each rule."
+
+
+def lint_problems(workdir: Path, env: dict[str, str] | None = None) -> list[str]:
+    """``snakemake --lint`` findings other than :data:`ACCEPTED_LINT` (empty: clean)."""
+    proc = run_snakemake(workdir, "--lint", check=False, env=env)
+    text = proc.stdout + proc.stderr
+    if "Congratulations, your workflow is in a good condition" in text:
+        return []
+    titles = re.findall(r"^ {4}\* (.+?):?$", text, re.M)
+    if not titles:  # lint did not run at all
+        return [f"snakemake --lint exited {proc.returncode}: {text[-2000:]}"]
+    return sorted({t for t in titles if t != ACCEPTED_LINT})
+
+
 def job_counts(output: str) -> dict[str, int]:
     """Rule -> job count from Snakemake's "Job stats" table."""
     m = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", output, re.S)
@@ -92,3 +128,14 @@ def job_counts(output: str) -> dict[str, int]:
         name, n = line.split()
         counts[name] = int(n)
     return counts
+
+
+if __name__ == "__main__":  # tests/run.sh: python tests/workflow_helpers.py lint
+    if sys.argv[1:] != ["lint"]:
+        sys.exit("usage: python tests/workflow_helpers.py lint")
+    problems = lint_problems(REPO, env=dict(os.environ))
+    for line in problems:
+        print(f"lint: {line}")
+    print(f"snakemake --lint: {'clean' if not problems else 'FAILED'} (accepted everywhere: "
+          f"{ACCEPTED_LINT!r}, see docs/workflow.md)")
+    sys.exit(1 if problems else 0)

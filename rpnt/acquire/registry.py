@@ -1,7 +1,7 @@
 """The dataset registry ``config/datasets.yaml``: load, validate, plan sessions.
 
 Every dataset the workflow can use is one entry (see ``docs/datasets.md``). The registry
-is validated against ``workflow/schemas/datasets.schema.yaml`` (unknown keys rejected);
+is validated against ``rpnt/schemas/datasets.schema.yaml`` (unknown keys rejected);
 relative paths inside it (``source.manifest``, ``source.folder``) are resolved against the
 directory holding the registry file, so the returned entries carry absolute paths.
 """
@@ -12,6 +12,7 @@ import copy
 import fnmatch
 import functools
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ __all__ = [
     "validate_registry",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "datasets.schema.yaml"
+# Shipped inside the package (importlib.resources), so a wheel install finds them too;
+# rpnt/config is the checkout's config/ folder (a symlink the wheel resolves).
+SCHEMA_PATH = Path(str(resources.files("rpnt") / "schemas" / "datasets.schema.yaml"))
+SHIPPED_REGISTRY = Path(str(resources.files("rpnt") / "config" / "datasets.yaml"))
 #: the public DANDI archive; lowest precedence (see :func:`resolve_api_url`)
 DEFAULT_API_URL = "https://api.dandiarchive.org/api"
 #: environment variable overriding the registry's API URL (``--api-url`` beats it)
@@ -37,19 +40,18 @@ REGISTRY_ENV = "RPNT_REGISTRY"
 
 
 def default_registry_path() -> Path:
-    """``$RPNT_REGISTRY``, else ``./config/datasets.yaml``, else the checkout's copy."""
+    """``$RPNT_REGISTRY``, else ``./config/datasets.yaml``, else the copy rpnt ships."""
     env = os.environ.get(REGISTRY_ENV)
     if env:
         return Path(env)
     local = Path("config") / "datasets.yaml"
-    return local if local.is_file() else REPO_ROOT / "config" / "datasets.yaml"
+    return local if local.is_file() else SHIPPED_REGISTRY
 
 
 @functools.cache
 def _schema() -> dict:
     if not SCHEMA_PATH.is_file():
-        raise RpntError(f"{SCHEMA_PATH}: registry schema missing; reinstall rpnt from a "
-                        "full checkout")
+        raise RpntError(f"{SCHEMA_PATH}: registry schema missing; reinstall rpnt")
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 

@@ -1,4 +1,5 @@
-"""``rpnt config``: validate a workflow config and write it with every default filled."""
+"""``rpnt config``: validate a workflow config, write it with every default filled, or say
+where the rpnt package is imported from."""
 
 from __future__ import annotations
 
@@ -10,23 +11,29 @@ NAME = "config"
 HELP = "validate a workflow config, or write it resolved (every default filled)"
 DESCRIPTION = """\
 The workflow's config files (config/config.yaml, config/tiny.yaml,
-config/benchmarks/*.yaml) are checked against workflow/schemas/config.schema.yaml:
-unknown keys, wrong types and scenarios that select nothing are errors.
+config/benchmarks/*.yaml) are checked against the schema rpnt ships
+(rpnt/schemas/config.schema.yaml): unknown keys, wrong types and scenarios that
+select nothing are errors.
 
   rpnt config validate config/tiny.yaml
+  rpnt config validate config/tiny.yaml --plan     # also the jobs it plans
   rpnt config resolve config/tiny.yaml --out resolved.yaml
   rpnt config resolve --json '{"benchmark": ...}' --out resolved.yaml
+  rpnt config where        # the folder the rpnt package is imported from
 
 Several files are merged left to right (later ones override, mappings merged key by key).
-`resolve` writes the config with every default filled (what the workflow's rule
-resolve_config writes to results/<benchmark>/config.resolved.yaml and hands to every
-training and evaluation command as --config); without --out it prints it.
+`resolve` writes the config with every default filled (what the workflow writes to
+results/<benchmark>/config.resolved.yaml before its first job and hands to every
+training and evaluation command as --config); without --out it prints it. `where`
+prints the rpnt package folder: the workflow runs only when the `rpnt` command on PATH
+imports rpnt from the checkout whose Snakefile is running.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("validate", "resolve"),
-                        help="validate: check only; resolve: also write the resolved config")
+    parser.add_argument("action", choices=("validate", "resolve", "where"),
+                        help="validate: check only; resolve: also write the resolved config; "
+                             "where: print the folder rpnt is imported from")
     parser.add_argument("files", nargs="*", metavar="CONFIG.yaml",
                         help="config files, merged left to right")
     parser.add_argument("--json", metavar="JSON", default=None,
@@ -41,11 +48,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import yaml
 
     from rpnt import workflow as W
     from rpnt.errors import RpntError
 
+    if args.action == "where":
+        import rpnt
+
+        print(Path(rpnt.__file__).resolve().parent)
+        return 0
     if not args.files and args.json is None:
         raise RpntError("give at least one CONFIG.yaml or --json")
     cfg = W.load_configs(args.files)
@@ -58,12 +72,12 @@ def run(args: argparse.Namespace) -> int:
     source = ", ".join(args.files) or "--json"
     resolved = W.resolve_config(cfg, args.schema, source=source)
     if args.plan:
-        entry = W.dataset_entry(resolved)
+        entry = W.dataset_entry(resolved, source)
         sessions = W.planned_sessions(entry)
         if sessions is None:
             raise RpntError(f"dataset {resolved['dataset']} has no committed asset manifest; "
                             "its sessions are listed at run time")
-        plan = W.make_plan(resolved, sessions, W.is_simulated(entry))
+        plan = W.make_plan(resolved, sessions, W.is_simulated(entry), source)
         for name, targets in plan.targets.items():
             print(f"scenario {name}: {len(targets)} target session(s): {', '.join(targets)}")
         print(f"sessions: {len(plan.sessions)}; models: {', '.join(plan.models)}; "

@@ -7,8 +7,6 @@ checkpoint list_assets:
     asset manifest (config/assets/*.tsv); the DAG below it is planned from this list."""
     output:
         "resources/assets/{dataset}.tsv",
-    conda:
-        "../../environment.yml"
     log:
         "logs/list_assets/{dataset}.log",
     wildcard_constraints:
@@ -17,16 +15,16 @@ checkpoint list_assets:
         registry=REGISTRY,
     localrule: True
     shell:
-        "rpnt fetch {wildcards.dataset} --registry {params.registry} --list-only "
-        "--manifest-out {output} > {log} 2>&1"
+        logged(
+            "rpnt fetch {wildcards.dataset} --registry {params.registry} --list-only "
+            "--manifest-out {output}"
+        )
 
 
 rule download:
     """Download one NWB asset (checksum verified by the dandi client)."""
     output:
         "resources/raw/{dataset}/{asset}",
-    conda:
-        "../../environment.yml"
     log:
         "logs/download/{dataset}/{asset}.log",
     wildcard_constraints:
@@ -37,5 +35,7 @@ rule download:
     localrule: True
     retries: 2
     shell:
-        "rpnt fetch {wildcards.dataset} --registry {params.registry} "
-        "--out resources/raw/{wildcards.dataset} --asset {wildcards.asset} > {log} 2>&1"
+        logged(
+            "rpnt fetch {wildcards.dataset} --registry {params.registry} "
+            "--out resources/raw/{wildcards.dataset} --asset {wildcards.asset}"
+        )

@@ -4,33 +4,48 @@
 import os
 
 import rpnt.workflow as W
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-# Validate against the schema (defaults filled, unknown keys rejected), then the checks a
-# schema cannot express. A bad config stops here with one line naming the key.
-validate(config, "../schemas/config.schema.yaml")
-W.check_config(config)
-
-BENCH = config["benchmark"]
-DATASET = config["dataset"]
-REGISTRY = config["registry"]
-ENTRY = W.dataset_entry(config)
-SOURCE = W.source_type(ENTRY)
-RAW = W.raw_root(ENTRY)
-SIMULATED = W.is_simulated(ENTRY)
-# Sessions known up front (simulator preset, committed asset manifest, local folder);
-# None: the assets are listed at run time by checkpoint list_assets.
-PLANNED = W.planned_sessions(ENTRY)
-ASSET_MANIFEST = ENTRY["source"].get("manifest", "")
+# Everything that can be wrong before the first job stops here with one line (no Python
+# traceback), as the rpnt command does: the rpnt that jobs would run is not this
+# checkout's, an unknown or mistyped config key, a dataset the registry does not have, a
+# scenario that selects no session (the message lists the subjects, tasks and dates that
+# exist).
+with W.stop_on_error():
+    # Job steps on cluster nodes re-read this file: the check is the submitting run's.
+    if workflow.is_main_process:
+        W.check_checkout(workflow.basedir)
+    SOURCE = W.config_source(
+        workflow.overwrite_configfiles or workflow.configfiles,
+        workflow.config_settings.config,
+    )
+    config.update(W.resolve_config(config, source=SOURCE))
+    BENCH = config["benchmark"]
+    DATASET = config["dataset"]
+    REGISTRY = config["registry"]
+    ENTRY = W.dataset_entry(config, SOURCE)
+    SOURCE_TYPE = W.source_type(ENTRY)
+    RAW = W.raw_root(ENTRY)
+    SIMULATED = W.is_simulated(ENTRY)
+    # Sessions known up front (simulator preset, committed asset manifest, local folder);
+    # None: the assets are listed at run time by checkpoint list_assets.
+    PLANNED = W.planned_sessions(ENTRY)
+    PLAN = None if PLANNED is None else W.make_plan(config, PLANNED, SIMULATED, SOURCE)
+ASSET_MANIFEST = os.path.relpath(ENTRY["source"]["manifest"]) if ENTRY["source"].get(
+    "manifest") else ""
 DANDI_DATASETS = W.dataset_names(REGISTRY, "dandi")
 
-# Paths (docs/architecture.md "Paths of the workflow").
+# Paths (docs/architecture.md "Paths of the workflow"). Stores are keyed by the ingest
+# options that made them (bin size), so benchmarks with different bins share a dataset.
+# The resolved config is written before the first job (Snakefile, onstart) and handed to
+# the commands by path, not as an input: jobs depend on their own part of it (reads()).
 RESOLVED = f"results/{BENCH}/config.resolved.yaml"
-STORE = f"resources/stores/{DATASET}/{{session}}.zarr"
-MANIFEST = f"resources/manifests/{DATASET}.tsv"
+STORES = f"resources/stores/{DATASET}/{W.store_tag(config)}"
+STORE = f"{STORES}/{{session}}.zarr"
+MANIFEST = f"resources/manifests/{DATASET}/{W.store_tag(config)}.tsv"
 TRUTH = f"{RAW}/derivatives/ground-truth/{{session}}.npz"
 PRETRAIN = f"results/{BENCH}/pretrain/{{scenario}}/seed{{seed}}"
 MODEL = f"results/{BENCH}/models/{{scenario}}/{{model}}/{{session}}/seed{{seed}}"
@@ -54,6 +69,30 @@ wildcard_constraints:
     model="|".join(W.MODELS),
 
 
+def logged(command):
+    """The shell of a job that runs one rpnt command.
+
+    Appends to the job's log under a header line, so a retry (next attempt, next SLURM
+    job) keeps the log of the attempt before it, and `exec`s the command, so that the
+    signals SLURM sends before a time limit reach rpnt itself (it checkpoints on them).
+    """
+    return (
+        'echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname),'
+        ' SLURM job ${{SLURM_JOB_ID:-none}} ===" >> {log}; '
+        "export OMP_NUM_THREADS={threads}; "
+        f"exec {command} >> {{log}} 2>&1"
+    )
+
+
+def reads(rule):
+    """params value: a digest of the config part the rule's command reads
+    (rpnt.workflow.rule_config), so that a config change reruns only the jobs whose part
+    changed. (The resolved config file is no input: as one, or as an ancient() input made
+    by a rule, any change would rerun every job, since Snakemake skips the params check
+    of jobs downstream of a job it reruns.)"""
+    return lambda wildcards: W.rule_digest(config, rule, **dict(wildcards.items()))
+
+
 def sessions():
     """Session records of the dataset (after checkpoint list_assets when unplanned)."""
     if PLANNED is not None:
@@ -66,11 +105,15 @@ _PLANS = {}
 
 
 def plan():
-    """The benchmark plan (rpnt.workflow.Plan), computed once per session list."""
+    """The benchmark plan (rpnt.workflow.Plan); for a dataset listed at run time, computed
+    once the checkpoint has written the asset list."""
+    if PLAN is not None:
+        return PLAN
     recs = sessions()
     key = tuple(r["session"] for r in recs)
     if key not in _PLANS:
-        _PLANS[key] = W.make_plan(config, recs, SIMULATED)
+        with W.stop_on_error():
+            _PLANS[key] = W.make_plan(config, recs, SIMULATED, SOURCE)
     return _PLANS[key]
 
 
@@ -106,7 +149,6 @@ def all_curves(wildcards):
            for r in p.runs() if r.model != "wiener"]
     out += [PRETRAIN.format(scenario=sc, seed=s) for sc, s in p.pretrain_runs()]
     return out
-
 
 
 def pretrained(wildcards):

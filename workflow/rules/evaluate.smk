@@ -1,24 +1,33 @@
 # Held-out test trials of each target session: stitched predictions, R^2 of (vx, vy).
+#
+# Evaluations are small: on a cluster each one runs in the same submission as the
+# training job that made its model (group "fit": one training + its evaluation per sbatch
+# job), and the noise ceilings of a benchmark run together as one job (group "ceiling",
+# all of them: group-components in the profile). Locally, groups change nothing.
 
 
 rule evaluate:
     """Score one trained decoder on its target session's test trials."""
     input:
-        config=RESOLVED,
         model=MODEL,
         store=store,
     output:
         metrics=METRICS,
         predictions=PREDICTIONS,
-    conda:
-        "../../environment.yml"
     log:
         f"{LOGS}/evaluate/{{scenario}}/{{model}}/{{session}}/seed{{seed}}.log",
+    group:
+        "fit"
+    params:
+        reads=reads("evaluate"),
+        config=RESOLVED,
     shell:
-        "OMP_NUM_THREADS={threads} rpnt evaluate --model {input.model} "
-        "--store {input.store} --scenario {wildcards.scenario} --config {input.config} "
-        "--tag model={wildcards.model} --tag seed={wildcards.seed} "
-        "--predictions {output.predictions} --out {output.metrics} > {log} 2>&1"
+        logged(
+            "rpnt evaluate --model {input.model} --store {input.store} "
+            "--scenario {wildcards.scenario} --config {params.config} "
+            "--tag model={wildcards.model} --tag seed={wildcards.seed} "
+            "--predictions {output.predictions} --out {output.metrics}"
+        )
 
 
 rule ceiling:
@@ -28,10 +37,12 @@ rule ceiling:
         truth=TRUTH,
     output:
         CEILING,
-    conda:
-        "../../environment.yml"
     log:
         f"{LOGS}/ceiling/{{scenario}}/{{session}}.log",
+    group:
+        "ceiling"
     shell:
-        "rpnt ceiling --store {input.store} --truth {input.truth} --out {output} "
-        "--tag model=ceiling --tag scenario={wildcards.scenario} > {log} 2>&1"
+        logged(
+            "rpnt ceiling --store {input.store} --truth {input.truth} --out {output} "
+            "--tag model=ceiling --tag scenario={wildcards.scenario}"
+        )

@@ -1,4 +1,6 @@
-# NWB -> Zarr store (schema v2), one job per session, then the dataset's manifest.
+# NWB -> Zarr store (schema v2), one job per session, then the dataset's manifest. Both
+# live under a folder named by the ingest options (bin size), shared by every benchmark
+# that ingests this dataset the same way.
 
 
 rule ingest:
@@ -7,12 +9,10 @@ rule ingest:
         nwb=raw_nwb,
     output:
         directory(STORE),
-    conda:
-        "../../environment.yml"
     log:
-        f"logs/ingest/{DATASET}/{{session}}.log",
+        f"logs/ingest/{DATASET}/{W.store_tag(config)}/{{session}}.log",
     benchmark:
-        f"benchmarks/ingest/{DATASET}/{{session}}.tsv"
+        f"benchmarks/ingest/{DATASET}/{W.store_tag(config)}/{{session}}.tsv"
     threads: 2
     params:
         manifest=f"--asset-manifest {ASSET_MANIFEST}" if ASSET_MANIFEST else "",
@@ -20,10 +20,14 @@ rule ingest:
         adapter=ENTRY.get("adapter", "auto"),
         dataset=DATASET,
         registry=REGISTRY,
+        # what ingest reads from the registry entry (adapter, generic mapping, ...)
+        entry=W.ingest_digest(ENTRY),
     shell:
-        "rpnt ingest {input.nwb} --out {output} --bin-ms {params.bin_ms} "
-        "--adapter {params.adapter} --dataset {params.dataset} --registry {params.registry} "
-        "{params.manifest} --threads {threads} > {log} 2>&1"
+        logged(
+            "rpnt ingest {input.nwb} --out {output} --bin-ms {params.bin_ms} "
+            "--adapter {params.adapter} --dataset {params.dataset} --registry {params.registry} "
+            "{params.manifest} --threads {threads}"
+        )
 
 
 rule manifest:
@@ -32,9 +36,7 @@ rule manifest:
         all_stores,
     output:
         MANIFEST,
-    conda:
-        "../../environment.yml"
     log:
-        f"logs/manifest/{DATASET}.log",
+        f"logs/manifest/{DATASET}/{W.store_tag(config)}.log",
     shell:
-        "rpnt manifest {input} --out {output} > {log} 2>&1"
+        logged("rpnt manifest {input} --out {output}")

@@ -5,21 +5,21 @@
 rule pretrain:
     """Pretrain RPNT for one scenario and seed (resumes from its rolling checkpoint)."""
     input:
-        config=RESOLVED,
         manifest=MANIFEST,
         stores=all_stores,
     output:
         directory(PRETRAIN),
-    conda:
-        "../../environment.yml"
     log:
         f"{LOGS}/pretrain/{{scenario}}/seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/pretrain/{{scenario}}/seed{{seed}}.tsv"
     params:
+        reads=reads("pretrain"),
+        config=RESOLVED,
         ckpt=f"{CKPT}/pretrain/{{scenario}}/seed{{seed}}",
     shell:
-        "OMP_NUM_THREADS={threads} rpnt pretrain --config {input.config} "
-        "--manifest {input.manifest} --scenario {wildcards.scenario} "
-        "--seed {wildcards.seed} --out {output} --checkpoint-dir {params.ckpt} "
-        "> {log} 2>&1"
+        logged(
+            "rpnt pretrain --config {params.config} --manifest {input.manifest} "
+            "--scenario {wildcards.scenario} --seed {wildcards.seed} --out {output} "
+            "--checkpoint-dir {params.ckpt}"
+        )

@@ -9,8 +9,6 @@ if SIMULATED:
         output:
             nwb=[f"{RAW}/{s['asset_path']}" for s in PLANNED],
             truth=[TRUTH.format(session=s["session"]) for s in PLANNED],
-        conda:
-            "../../environment.yml"
         log:
             f"logs/simulate/{DATASET}.log",
         benchmark:
@@ -19,7 +17,8 @@ if SIMULATED:
             preset=ENTRY["source"]["preset"],
             seed=ENTRY["source"].get("seed", 0),
             out=raw_root_of,
-
         shell:
-            "rpnt simulate --preset {params.preset} --seed {params.seed} --out {params.out} "
-            "--force > {log} 2>&1"
+            logged(
+                "rpnt simulate --preset {params.preset} --seed {params.seed} "
+                "--out {params.out} --force"
+            )

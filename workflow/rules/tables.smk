@@ -5,7 +5,6 @@
 rule table:
     """Collect every metrics JSON into results/benchmark/<name>/table.md and table.csv."""
     input:
-        config=RESOLVED,
         metrics=all_metrics,
     output:
         md=report(
@@ -20,22 +19,22 @@ rule table:
             category="Benchmark",
             labels={"table": "csv"},
         ),
-    conda:
-        "../../environment.yml"
     log:
         f"{LOGS}/table.log",
     params:
+        reads=reads("table"),
+        config=RESOLVED,
         out_dir=lambda wildcards, output: os.path.dirname(output.md),
     shell:
-        "rpnt table {input.metrics} --out-dir {params.out_dir} --config {input.config} "
-        "> {log} 2>&1"
+        logged(
+            "rpnt table {input.metrics} --out-dir {params.out_dir} --config {params.config}"
+        )
 
 
 rule figures:
     """R^2 per scenario and model, predicted vs true velocity, training curves,
     attention maps."""
     input:
-        config=RESOLVED,
         metrics=all_metrics,
         predictions=all_predictions,
         runs=all_curves,
@@ -46,11 +45,13 @@ rule figures:
             caption="../report/figures.rst",
             category="Figures",
         ),
-    conda:
-        "../../environment.yml"
     log:
         f"{LOGS}/figures.log",
+    params:
+        reads=reads("figures"),
+        config=RESOLVED,
     shell:
-        "rpnt figures --config {input.config} --metrics {input.metrics} "
-        "--predictions {input.predictions} --runs {input.runs} "
-        "--out-dir {output} > {log} 2>&1"
+        logged(
+            "rpnt figures --config {params.config} --metrics {input.metrics} "
+            "--predictions {input.predictions} --runs {input.runs} --out-dir {output}"
+        )
