@@ -11,7 +11,7 @@ this one node has; squeue status checks). Two runs, each bounded by `timeout -s 
    submission, the ceilings one more; SLURM runs them all to completion.
 2. One RPNT training job through the GPU profile (--gpus=1 on the stand-in GPU) with a
    1-minute time limit: SLURM's warning signal makes it write its checkpoint, the retry
-   (attempt 2) resumes from that step, and the job's log keeps both attempts.
+   (attempt 2) resumes from that step, and the log of each attempt is kept.
 
 It skips only when not root or apt-get is missing.
 """
@@ -199,12 +199,13 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 300)
-def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluster, tmp_path):
+def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluster, tmp_path,
+                                                                          capsys):
     """A finetuning job with a 1-minute limit and far more steps than fit in it: SLURM's
     SIGTERM (profile: --signal, here 20 s before the limit) makes it save its checkpoint
     at step N and exit; the retry (attempt 2) resumes from step N. Attempt 2 is cut the
-    same way (the steps never fit), so the run ends failed after its one retry, with both
-    attempts in the job's log."""
+    same way (the steps never fit), so the run ends failed after its one retry, with the
+    log of each attempt kept."""
     wd = make_workdir(tmp_path / "wf")
     long = {"steps": 1_000_000, "batch_size": 8, "eval_every": 1_000_000,
             "checkpoint_every": 1_000_000, "patience": 0, "progress": False}
@@ -223,21 +224,25 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
     (profile / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
 
     target = f"results/timelimit/models/cross_session/rpnt_scratch/{SESSION}/seed0"
-    rc, out = run_profile(wd, profile, cluster, tmp_path / "snakemake.log",
-                          "--configfile", "config/timelimit.yaml", target)
+    rc, out = run_profile(wd, profile, cluster, tmp_path / "snakemake.log", target,
+                          "--configfile", "config/timelimit.yaml")
     calls = [c for cs in _sbatch_calls(out).values() for c in cs]
     assert len(calls) == 2, out[-4000:]  # the first attempt and its retry
     for line in calls:
-        assert "--gpus=1" in line and "-t 1" in line and "--signal=TERM@20" in line, line
+        assert "--gpus=1" in line and "--signal=TERM@20" in line, line
+        assert re.search(r"-t '?1'?\s", line), line
     assert rc != 0  # attempt 2 was cut by its limit too: the steps never fit
     assert not (wd / target).exists()
 
-    log = (wd / f"logs/timelimit/finetune/cross_session/scratch/{SESSION}/seed0.log"
-           ).read_text(errors="replace")
-    attempts = re.split(r"^=== .* SLURM job (\d+) ===$", log, flags=re.M)[1:]
-    assert len(attempts) == 4, log  # [job id, text] of each attempt, none overwritten
-    (job1, first), (job2, second) = attempts[0:2], attempts[2:4]
-    assert job1 != job2
+    # Each attempt's log is kept (logs/.../attempts/seed0.<time>.<SLURM job>.log); the
+    # job's log is the last attempt's.
+    logs = wd / f"logs/timelimit/finetune/cross_session/scratch/{SESSION}"
+    attempts = sorted((logs / "attempts").glob("seed0.*.log"))
+    assert len(attempts) == 2, sorted(map(str, logs.rglob("*")))
+    first, second = (a.read_text(errors="replace") for a in attempts)
+    job1, job2 = (re.search(r"SLURM job (\d+) ===", t)[1] for t in (first, second))
+    assert job1 != job2 and attempts[0].name.endswith(f".{job1}.log")
+    assert (logs / "seed0.log").read_text(errors="replace") == second
     saved = re.search(r"SIGTERM received at step (\d+); checkpoint saved to (\S+)", first)
     assert saved, first[-3000:]
     resumed = re.search(r"resumed from (\S+) at step (\d+)", second)
@@ -247,6 +252,9 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
     assert (wd / resumed[1]).resolve() == (wd / ckpt).resolve()
     again = re.search(r"SIGTERM received at step (\d+)", second)
     assert again and int(again[1]) > int(saved[1]), second[-3000:]
+    with capsys.disabled():
+        print(f"\nSLURM time limit: attempt 1 (job {job1}) checkpointed at step {saved[1]}; "
+              f"attempt 2 (job {job2}) resumed at step {resumed[2]}, stopped at {again[1]}")
 
     # Both attempts ran on the stand-in GPU and ended before SLURM's hard limit killed
     # them: the warning signal made rpnt exit by itself.

@@ -150,8 +150,8 @@ def test_stores_of_another_bin_size_coexist(tiny):
     """A 25 ms store of a session is made next to the 20 ms ones, which stay current."""
     session = "sub-T_ses-CO-20130819"
     write_config(tiny, "c_bins", "config/tiny.yaml", benchmark="tiny25", bin_ms=25)
-    run_snakemake(tiny, "--cores", "1", "--configfile", "config/c_bins.yaml",
-                  f"resources/stores/sim_tiny/bin25ms/{session}.zarr", timeout=300)
+    run_snakemake(tiny, f"resources/stores/sim_tiny/bin25ms/{session}.zarr", "--cores", "1",
+                  "--configfile", "config/c_bins.yaml", timeout=300)
     with xr.open_zarr(tiny / f"resources/stores/sim_tiny/bin25ms/{session}.zarr") as ds:
         assert ds.attrs["bin_size_s"] == pytest.approx(0.025)
     with xr.open_zarr(tiny / f"resources/stores/sim_tiny/bin20ms/{session}.zarr") as ds:

@@ -72,13 +72,19 @@ wildcard_constraints:
 def logged(command):
     """The shell of a job that runs one rpnt command.
 
-    Appends to the job's log under a header line, so a retry (next attempt, next SLURM
-    job) keeps the log of the attempt before it, and `exec`s the command, so that the
-    signals SLURM sends before a time limit reach rpnt itself (it checkpoints on them).
+    Each attempt writes its own log, `<log dir>/attempts/<name>.<UTC time>.<SLURM job id
+    or pid>.log`, and the job's declared log is a hard link to the latest one: Snakemake
+    deletes the declared log before every attempt, so a retry would otherwise overwrite
+    the log of the attempt it retries. The command is `exec`ed, so that the signal SLURM
+    sends before a time limit reaches rpnt itself (training checkpoints on it).
     """
     return (
+        "a=$(dirname {log})/attempts/$(basename {log} .log)"
+        ".$(date -u +%Y%m%dT%H%M%SZ).${{SLURM_JOB_ID:-pid$$}}.log; "
+        'mkdir -p "$(dirname "$a")"; '
         'echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname),'
-        ' SLURM job ${{SLURM_JOB_ID:-none}} ===" >> {log}; '
+        ' SLURM job ${{SLURM_JOB_ID:-none}} ===" > "$a"; '
+        'ln -f "$a" {log}; '
         "export OMP_NUM_THREADS={threads}; "
         f"exec {command} >> {{log}} 2>&1"
     )
