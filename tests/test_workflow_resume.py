@@ -60,7 +60,7 @@ def test_killed_training_job_resumes_from_checkpoint(tmp_path):
     )
     args = [TARGET, "--cores", "1", "--configfile", "config/resume.yaml"]
     # The store first (simulate + ingest of the target session), then the training job.
-    run_snakemake(wd, f"resources/stores/sim_tiny/{SESSION}.zarr", "--cores", "2",
+    run_snakemake(wd, f"resources/stores/sim_tiny/bin20ms/{SESSION}.zarr", "--cores", "2",
                   "--configfile", "config/resume.yaml", timeout=300)
     proc = subprocess.Popen([snakemake_exe(), *args], cwd=wd, env=offline_env(wd),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
