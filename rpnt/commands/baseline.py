@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rpnt.errors import RpntError
+    from rpnt.seeding import seed_everything
 
+    seed_everything(args.seed)
     log = logging.getLogger("rpnt.baseline")
     out = Path(args.out)
     config = None

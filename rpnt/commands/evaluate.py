@@ -56,10 +56,14 @@ def run(args: argparse.Namespace) -> int:
         save_predictions,
         write_metrics,
     )
+    from rpnt.seeding import seed_everything
     from rpnt.store import load_session
     from rpnt.train.config import load_yaml
 
     tags = parse_tags(args.tag)
+    # Scoring draws nothing at random (the decoder's eval_seed fixes its unit choice);
+    # seeding from the run's seed keeps any draw of a library identical between runs.
+    seed_everything(tags["seed"] if isinstance(tags.get("seed"), int) else 0)
     config = load_yaml(args.config) if args.config else None
     if args.scenario and config is None:
         raise RpntError("--scenario needs --config CFG.yaml (the scenarios section)")

@@ -117,10 +117,12 @@ def finetune(session: SessionData, mode: str, fcfg: FinetuneConfig, seed: int,
 
     if mode not in MODES:
         raise RpntError(f"finetune mode {mode!r} is not one of {MODES}")
+    # Seeds the fresh model of scratch and the read-in rows set_vocab adds for the
+    # target session in the other modes (drawn from torch's default generator).
+    torch.manual_seed(seed)
     if mode == "scratch":
         if model_cfg is None:
             raise RpntError("finetune --mode scratch needs a model config")
-        torch.manual_seed(seed)
         decoder = RPNTDecoder.build(model_cfg, Vocab.from_sessions([session]), eval_seed=seed)
     else:
         if init is None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rpnt.errors import RpntError
+from rpnt.seeding import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from rpnt.train.pretrain import load_pretraining_sessions, pretrain
     from rpnt.train.scenarios import scenario_from_config
 
+    seed_everything(args.seed)
     cfg = load_yaml(args.config)
     pcfg = pretrain_config(cfg, str(args.config))
     mcfg = model_config(cfg, str(args.config))
@@ -77,6 +79,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     from rpnt.train.finetune import finetune
     from rpnt.train.output import fit_summary, write_run
 
+    seed_everything(args.seed)
     cfg = load_yaml(args.config)
     fcfg = finetune_config(cfg, str(args.config))
     if args.mode == "scratch" and args.init:
