@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rpnt.scoring.metrics import r2_per_axis
+
 DEFAULT_LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.logspace(-1, 7, 17))
 
 
@@ -83,8 +85,6 @@ def fit_lagged_ridge(x: np.ndarray, y: np.ndarray, train: np.ndarray,
     Without validation rows (or a single penalty) the first/only penalty is used.
     Penalties act on standardised features summed over training rows.
     """
-    from rpnt.eval.metrics import r2_per_axis
-
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 1:
         y = y[:, None]

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+import torch
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, numpy's legacy global generator and torch (CPU and every
     CUDA device) with ``seed``."""
-    import numpy as np
-    import torch  # here, not at module level: rpnt --help must not import torch
-
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - the legacy global, for libraries using it
     torch.manual_seed(seed)

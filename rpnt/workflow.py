@@ -383,7 +383,7 @@ def target_sessions(
     """
     import pandas as pd
 
-    from rpnt.train.scenarios import scenario_from_config
+    from rpnt.data.scenarios import scenario_from_config
 
     table = pd.DataFrame(
         [{"dataset": cfg["dataset"], "session": s["session"], "subject": s.get("subject"),

@@ -3,10 +3,10 @@
 #
 # Self-sufficient on a fresh machine: installs the package with its dev and peer extras,
 # the SLURM packages for the integration test (when root and apt-get is available), then
-# runs ruff, `snakemake --lint` and the whole pytest suite: the end-to-end tiny workflow
-# (and what config changes would rerun after it), a wheel installed into a scratch
-# virtual environment, and the SLURM tests included. Extra arguments go to pytest
-# (e.g. `-k workflow`).
+# runs ruff, `snakemake --lint`, `lint-imports` (the layers of rpnt) and the whole pytest
+# suite: the end-to-end tiny workflow (and what config changes would rerun after it), a
+# wheel installed into a scratch virtual environment, and the SLURM tests included. Extra
+# arguments go to pytest (e.g. `-k workflow`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +38,9 @@ ruff check .
 step "snakemake --lint"
 # Clean but for one accepted lint: rules name no conda env (docs/workflow.md).
 python tests/workflow_helpers.py lint
+
+step "lint-imports (the layers of rpnt, pyproject.toml [tool.importlinter])"
+lint-imports
 
 step "pytest"
 python -m pytest -q -rs --durations=15 "$@"

@@ -11,9 +11,9 @@ import numpy as np
 from rpnt.data.session import SessionData
 from rpnt.ingest.splits import SplitConfig, bin_split, eval_mask, trial_splits
 from rpnt.sim.ceiling import bin_rates
-from rpnt.sim.generate import SimSession
 from rpnt.sim.kinematics import DT
 from rpnt.sim.presets import PRESETS, Preset, SessionSpec
+from rpnt.sim.session import SimSession
 
 
 def preset_with(session: SessionSpec, base: str = "default") -> Preset:

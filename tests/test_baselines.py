@@ -8,11 +8,11 @@ import torch
 import yaml
 from eval_helpers import synthetic_session, write_session_store
 
-from rpnt.baselines import train_baseline
 from rpnt.cli import main
 from rpnt.decoders.base import load_decoder, save_decoder
 from rpnt.errors import RpntError
-from rpnt.eval.stitch import evaluate_session
+from rpnt.scoring.stitch import evaluate_session
+from rpnt.train.peers import train_baseline
 
 torch.set_num_threads(1)
 

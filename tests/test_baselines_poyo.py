@@ -8,6 +8,7 @@ import torch
 from eval_helpers import synthetic_session, write_session_store
 
 import rpnt.decoders.poyo as poyo_mod
+import rpnt.optional
 from rpnt.cli import main
 from rpnt.eval.tables import read_table_csv
 
@@ -15,10 +16,7 @@ torch.set_num_threads(1)
 
 
 def test_skip_path_when_torch_brain_is_missing(tmp_path, monkeypatch, caplog):
-    import rpnt.eval.tables as tables
-
-    monkeypatch.setattr(poyo_mod, "poyo_available", lambda: False)
-    monkeypatch.setattr(tables, "_poyo_installed", lambda: False)
+    monkeypatch.setattr(rpnt.optional, "poyo_available", lambda: False)
     s = synthetic_session(2, n_trial=12, n_unit=8)
     store = write_session_store(s, tmp_path / "s.zarr")
     out = tmp_path / "poyo"
@@ -44,11 +42,11 @@ def test_skip_path_when_torch_brain_is_missing(tmp_path, monkeypatch, caplog):
         poyo_mod.POYODecoder({})
 
 
-@pytest.mark.skipif(not poyo_mod.poyo_available(), reason="torch-brain not installed")
+@pytest.mark.skipif(not rpnt.optional.poyo_available(), reason="torch-brain not installed")
 def test_poyo_trains_predicts_and_round_trips(tmp_path):
-    from rpnt.baselines import train_baseline
     from rpnt.decoders.base import load_decoder, save_decoder
-    from rpnt.eval.stitch import evaluate_session
+    from rpnt.scoring.stitch import evaluate_session
+    from rpnt.train.peers import train_baseline
 
     s = synthetic_session(3, n_trial=30, trial_bins=50, n_unit=40, base_rate_hz=30,
                           gain=0.8)

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from eval_helpers import synthetic_session, write_session_store
 
-from rpnt.baselines import train_baseline
 from rpnt.cli import main
 from rpnt.decoders.base import load_decoder, save_decoder
 from rpnt.errors import RpntError
-from rpnt.eval.stitch import evaluate_session
 from rpnt.linear import lagged_design
+from rpnt.scoring.stitch import evaluate_session
+from rpnt.train.peers import train_baseline
 
 
 def _linear_session(lags=3, noise=0.05, seed=0):

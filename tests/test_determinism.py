@@ -22,7 +22,7 @@ import yaml
 from eval_helpers import write_session_store
 from train_helpers import make_session
 
-from rpnt.decoders.poyo import poyo_available
+from rpnt.optional import poyo_available
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from eval_helpers import synthetic_session, write_session_store
 from rpnt.cli import main
 from rpnt.decoders.base import Decoder, save_decoder
 from rpnt.eval.evaluate import save_predictions
-from rpnt.eval.stitch import evaluate_session
+from rpnt.scoring.stitch import evaluate_session
 
 torch.set_num_threads(1)
 PNG = b"\x89PNG"
@@ -77,10 +77,10 @@ def test_single_figure_subcommands(tmp_path):
 
 def test_attention_map_of_a_multisite_rpnt(tmp_path):
     pytest.importorskip("rpnt.model")
+    from rpnt.data.batches import Vocab
     from rpnt.decoders.rpnt_decoder import RPNTDecoder
     from rpnt.eval.figures import spatial_attention
     from rpnt.model import RPNTConfig
-    from rpnt.train.batches import Vocab
 
     s = synthetic_session(0, n_trial=12, n_unit=16)
     assert len(s.sites) == 2
@@ -99,10 +99,10 @@ def test_attention_map_of_a_multisite_rpnt(tmp_path):
 
 def test_all_figures_draw_attention_from_the_run_store(tmp_path):
     pytest.importorskip("rpnt.model")
+    from rpnt.data.batches import Vocab
     from rpnt.decoders.rpnt_decoder import RPNTDecoder
     from rpnt.eval.figures import write_all_figures
     from rpnt.model import RPNTConfig
-    from rpnt.train.batches import Vocab
 
     s = synthetic_session(0, n_trial=12, n_unit=16)
     store = write_session_store(s, tmp_path / "s.zarr")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import r2_score
 
-from rpnt.eval.metrics import r2_per_axis, r2_report
+from rpnt.scoring.metrics import r2_per_axis, r2_report
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -5,8 +5,8 @@ import pytest
 from eval_helpers import synthetic_session
 
 from rpnt.decoders.base import Decoder
-from rpnt.eval.metrics import r2_report
-from rpnt.eval.stitch import evaluate_session, scored_mask, stitch
+from rpnt.scoring.metrics import r2_report
+from rpnt.scoring.stitch import evaluate_session, scored_mask, stitch
 
 
 class StartDecoder(Decoder):
@@ -84,7 +84,7 @@ def test_metrics_are_fresh_per_call():
 def test_window_length_follows_the_decoder():
     from types import SimpleNamespace
 
-    from rpnt.eval.stitch import DEFAULT_WINDOW_BINS, window_length
+    from rpnt.scoring.stitch import DEFAULT_WINDOW_BINS, window_length
 
     assert window_length(StartDecoder({"window_bins": 17})) == 17
     dec = StartDecoder({})

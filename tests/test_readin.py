@@ -8,10 +8,10 @@ import torch
 from model_helpers import build, tiny_batch, tiny_config
 from train_helpers import make_session
 
+from rpnt.data.batches import SessionWindows, Vocab, readin_key
 from rpnt.decoders.base import load_decoder, save_decoder
 from rpnt.errors import RpntError
 from rpnt.model.readin import ContextLinear
-from rpnt.train.batches import SessionWindows, Vocab, readin_key
 
 
 def test_one_row_is_nn_linear():

@@ -5,11 +5,11 @@ import pytest
 import torch
 from train_helpers import SESSION_IDS, make_collection
 
+from rpnt.data.scenarios import plan_sessions, resolve_scenario
 from rpnt.data.session import SPLIT_CODES
 from rpnt.errors import RpntError
 from rpnt.train.config import PretrainConfig
 from rpnt.train.pretrain import pretrain, pretraining_sessions
-from rpnt.train.scenarios import plan_sessions, resolve_scenario
 from rpnt.train.trainer import TrainConfig
 
 torch.set_num_threads(1)

@@ -9,9 +9,10 @@ import pytest
 
 from rpnt.cli import main
 from rpnt.errors import RpntError
-from rpnt.sim.generate import simulate_dataset, simulate_session, subject_model
+from rpnt.sim.generate import simulate_dataset
 from rpnt.sim.nwb import write_nwb
 from rpnt.sim.presets import PRESETS, SessionSpec, session_ids
+from rpnt.sim.session import simulate_session, subject_model
 from tests.sim_helpers import preset_with
 
 TINY = ["sub-C_ses-CO-20131003", "sub-C_ses-RT-20131004", "sub-C_ses-CO-20161013",

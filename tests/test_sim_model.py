@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from rpnt.sim.generate import simulate_session, subject_model
 from rpnt.sim.kinematics import DT
 from rpnt.sim.neural import REFRACTORY_S
 from rpnt.sim.nwb import glitched_kinematics
 from rpnt.sim.presets import PRESETS, SessionSpec
+from rpnt.sim.session import simulate_session, subject_model
 from tests.sim_helpers import preset_with
 
 

@@ -5,8 +5,7 @@ import pytest
 import torch
 from train_helpers import make_session
 
-from rpnt.data.session import SPLIT_CODES
-from rpnt.train.batches import (
+from rpnt.data.batches import (
     BatchSampler,
     SessionWindows,
     Vocab,
@@ -15,6 +14,7 @@ from rpnt.train.batches import (
     train_bins,
     velocity_stats,
 )
+from rpnt.data.session import SPLIT_CODES
 from rpnt.train.finetune import fewshot_bins
 
 torch.set_num_threads(1)

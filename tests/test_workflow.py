@@ -91,12 +91,12 @@ def _fields(cls) -> set[str]:
 
 def test_schema_sections_match_the_training_dataclasses():
     """Every key the schema accepts is a field the commands read, and vice versa."""
-    from rpnt.baselines import WienerConfig
     from rpnt.decoders.gru import GRUParams
     from rpnt.decoders.ndt import NDTParams
     from rpnt.decoders.poyo import POYOParams
     from rpnt.model.config import RPNTConfig
     from rpnt.train.config import FinetuneConfig, PretrainConfig
+    from rpnt.train.peers import WienerConfig
     from rpnt.train.trainer import TrainConfig
 
     top = SCHEMA["properties"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rpnt.data.scenarios import parse_session_id
 from rpnt.data.session import SPLIT_CODES, SessionData
-from rpnt.train.scenarios import parse_session_id
 
 BIN_S = 0.02
 SPLIT_CYCLE = ("train", "train", "train", "train", "train", "train", "valid", "test")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
+import requests
+from tqdm.auto import tqdm
 
 from rpnt.acquire import EXISTING_CHOICES
 from rpnt.acquire.manifest import MANIFEST_COLUMNS
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def existing_mode(name: str):
     """The :class:`dandi.download.DownloadExisting` member for ``name`` (never a string)."""
-    from dandi.download import DownloadExisting
+    from dandi.download import DownloadExisting  # here: dandi costs 1.5 s to import
 
     try:
         return DownloadExisting(name)
@@ -57,8 +59,8 @@ def connect(api_url: str):
     unreachable or non-DANDI server fails here in one clear line instead of after the
     client's twelve retries of the first API call.
     """
-    from dandi.dandiapi import DandiAPIClient
-    from dandi.utils import get_instance
+    from dandi.dandiapi import DandiAPIClient  # here: dandi costs 1.5 s to import
+    from dandi.utils import get_instance  # here: dandi costs 1.5 s to import
 
     with DandiLogCatcher() as caught:
         try:
@@ -81,8 +83,7 @@ def connect(api_url: str):
 
 def open_version(client, api_url: str, dandiset_id: str, version: str):
     """The :class:`RemoteDandiset` at ``version``; unknown dandiset/version -> RpntError."""
-    import requests
-    from dandi.exceptions import NotFoundError
+    from dandi.exceptions import NotFoundError  # here: dandi costs 1.5 s to import
 
     try:
         ds = client.get_dandiset(dandiset_id, lazy=False)
@@ -105,7 +106,6 @@ def open_version(client, api_url: str, dandiset_id: str, version: str):
 
 def listing_frame(remote_version, dandiset_id: str, version: str) -> pd.DataFrame:
     """Every asset of the version: path, asset_id, size (etag/sha256 still empty)."""
-    import requests
 
     try:
         assets = list(remote_version.get_assets())
@@ -119,15 +119,13 @@ def listing_frame(remote_version, dandiset_id: str, version: str) -> pd.DataFram
 
 def add_digests(remote_version, df: pd.DataFrame, jobs: int = 1) -> pd.DataFrame:
     """Fill ``etag`` and ``sha256`` from each asset's metadata (``jobs`` requests at once)."""
-    import requests
-    from dandi.exceptions import NotFoundError
+    from dandi.exceptions import NotFoundError  # here: dandi costs 1.5 s to import
 
     def digests(asset_id: str) -> tuple[str, str]:
         meta = remote_version.get_asset(asset_id).get_raw_metadata()
         d = meta.get("digest", {})
         return d.get("dandi:dandi-etag", ""), d.get("dandi:sha2-256", "")
 
-    from tqdm.auto import tqdm
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -200,7 +198,7 @@ class DownloadReport:
 
 
 def _etag_of(path: Path) -> str:
-    from dandischema.digests.dandietag import DandiETag
+    from dandischema.digests.dandietag import DandiETag  # here: dandi costs 1.5 s to import
 
     return DandiETag.from_file(path).as_str()
 
@@ -215,8 +213,7 @@ def download_assets(rows: pd.DataFrame, out: Path, api_url: str, *, jobs: int = 
     unverified stays at a final path; partial data stays in the client's hidden
     ``*.dandidownload`` folders for resume. Raises :class:`RpntError` on any failure.
     """
-    import requests
-    from dandi.download import download
+    from dandi.download import download  # here: dandi costs 1.5 s to import
 
     mode = existing_mode(existing)
     out = Path(out)

@@ -16,10 +16,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
+from rpnt.acquire.manifest import read_asset_manifest
 from rpnt.acquire.naming import parse_session_id, session_id_from_asset_path, session_record
 from rpnt.errors import RpntError
+from rpnt.sim.presets import session_ids
 
 __all__ = [
     "DEFAULT_API_URL", "get_dataset", "load_registry", "parse_session_id", "pinned_version",
@@ -70,8 +73,6 @@ def _where(doc: dict, path: list) -> str:
 
 def validate_registry(doc: Any, source: str | Path = "registry") -> None:
     """Raise :class:`RpntError` naming the entry and key of the first problem in ``doc``."""
-    import jsonschema
-
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
     if errors:
@@ -187,8 +188,6 @@ def planned_sessions(entry: dict, manifest: str | Path | None = None) -> list[di
         manifest = manifest or src.get("manifest")
         if not manifest:
             return None
-        from rpnt.acquire.manifest import read_asset_manifest
-
         df = read_asset_manifest(manifest)
         versions = set(df["version"]) - {""}
         pinned = src.get("version")
@@ -199,11 +198,6 @@ def planned_sessions(entry: dict, manifest: str | Path | None = None) -> list[di
         paths = select_paths(df["path"].tolist(), entry)
         return _unique([session_record(p) for p in paths], manifest)
     if src["type"] == "simulated":
-        try:
-            from rpnt.sim.presets import session_ids
-        except ImportError as exc:
-            raise RpntError(f"dataset {entry['name']}: the simulator (rpnt.sim) is not "
-                            f"available: {exc}") from exc
         recs = []
         for sid in session_ids(src["preset"]):
             subject = sid.split("_", 1)[0]

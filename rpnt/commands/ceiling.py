@@ -39,9 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imports here, not at the top: rpnt --help must not load numpy, zarr or torch
     from rpnt.atomic import check_overwrite
+    from rpnt.configfile import load_yaml
+    from rpnt.data.scenarios import apply_scenario_units
     from rpnt.errors import RpntError
-    from rpnt.eval.evaluate import apply_scenario_units, parse_tags, write_metrics
+    from rpnt.eval.evaluate import parse_tags, write_metrics
     from rpnt.provenance import provenance, sha256_file
     from rpnt.sim.ceiling import noise_ceiling
     from rpnt.store import load_session
@@ -52,8 +55,6 @@ def run(args: argparse.Namespace) -> int:
     if args.scenario:
         if not args.config:
             raise RpntError("--scenario needs --config CFG.yaml (the scenarios section)")
-        from rpnt.train.config import load_yaml
-
         config = load_yaml(args.config)
         tags["scenario"] = args.scenario
     # The ceiling sees the same units as the scenario's decoders (e.g. PMd only).

@@ -48,17 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imports here, not at the top: rpnt --help must not load numpy, zarr or torch
+    import numpy as np
+
+    from rpnt.atomic import atomic_path
+    from rpnt.configfile import load_yaml
+    from rpnt.data.scenarios import apply_scenario_units
     from rpnt.errors import RpntError
-    from rpnt.eval.evaluate import (
-        apply_scenario_units,
-        evaluate_model,
-        parse_tags,
-        save_predictions,
-        write_metrics,
-    )
+    from rpnt.eval.evaluate import evaluate_model, parse_tags, save_predictions, write_metrics
     from rpnt.seeding import seed_everything
     from rpnt.store import load_session
-    from rpnt.train.config import load_yaml
 
     tags = parse_tags(args.tag)
     # Scoring draws nothing at random (the decoder's eval_seed fixes its unit choice);
@@ -73,10 +72,6 @@ def run(args: argparse.Namespace) -> int:
     record["store_path"] = str(args.store)
     if args.predictions:
         if score is None:
-            import numpy as np
-
-            from rpnt.atomic import atomic_path
-
             # a skipped model has no predictions: write an empty, labelled file so the
             # workflow's declared output exists and figures can tell it apart
             with atomic_path(args.predictions) as tmp, open(tmp, "wb") as fh:

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpnt.acquire.fetch import fetch_dataset
+    from rpnt.acquire.fetch import fetch_dataset  # here: rpnt --help must not load dandi
     from rpnt.errors import RpntError
 
     if args.jobs < 1:

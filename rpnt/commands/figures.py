@@ -60,9 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imports here, not at the top: rpnt --help must not load matplotlib or torch
+    from rpnt.configfile import load_yaml
+    from rpnt.data.scenarios import apply_scenario_units
     from rpnt.errors import RpntError
     from rpnt.eval import figures
-    from rpnt.train.config import load_yaml
+    from rpnt.eval.tables import read_table_csv
+    from rpnt.store import load_session
 
     config = load_yaml(args.config) if args.config else None
     if args.figure is None:
@@ -74,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(str(p) for p in paths) or "no figure: nothing to draw")
         return 0
     if args.figure == "r2":
-        from rpnt.eval.tables import read_table_csv
-
         models, scenarios, cells = read_table_csv(args.table)
         out = figures.plot_r2_bars(models, scenarios, cells, args.out)
     elif args.figure == "predictions":
@@ -83,9 +85,6 @@ def run(args: argparse.Namespace) -> int:
     elif args.figure == "curves":
         out = figures.plot_curves(args.run_list, args.out)
     else:
-        from rpnt.eval.evaluate import apply_scenario_units
-        from rpnt.store import load_session
-
         if args.scenario and config is None:
             raise RpntError("--scenario needs --config CFG.yaml")
         session = apply_scenario_units(load_session(args.store), config, args.scenario)

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpnt.train.runs import run_finetune
+    from rpnt.train.runs import run_finetune  # here: rpnt --help must not import torch
 
-    return run_finetune(args)
+    run_finetune(args.config, args.mode, args.store, args.seed, args.out, init=args.init,
+                 fraction=args.fraction, scenario=args.scenario,
+                 checkpoint_dir=args.checkpoint_dir)
+    return 0

@@ -80,6 +80,7 @@ def _hash_in_background(path: str):
 
 def run(args: argparse.Namespace) -> int:
     sha256 = _hash_in_background(args.nwb)
+    # imports here, after the hash started: rpnt --help must not load h5py or numpy
     from rpnt.ingest import IngestConfig, SplitConfig, ingest_file
     from rpnt.machine import usable_cpus
 

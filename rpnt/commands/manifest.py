@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpnt.manifest import build_manifest, write_manifest
+    from rpnt.manifest import build_manifest, write_manifest  # here: keeps --help fast
 
     df = build_manifest(args.stores)
     write_manifest(df, args.out)

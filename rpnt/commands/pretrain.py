@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpnt.train.runs import run_pretrain
+    from rpnt.train.runs import run_pretrain  # here: rpnt --help must not import torch
 
-    return run_pretrain(args)
+    run_pretrain(args.config, args.manifest, args.scenario, args.seed, args.out,
+                 checkpoint_dir=args.checkpoint_dir)
+    return 0

@@ -46,18 +46,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imports here, not at the top: rpnt --help must not load numpy, scipy or pynwb
     from rpnt.errors import RpntError
+    from rpnt.sim.generate import simulate_dataset
+    from rpnt.sim.realism import realism_report
 
     if args.realism or args.ceiling:
-        from rpnt.sim.realism import realism_report
-
         realism_report(args.realism or args.ceiling, json_out=args.json,
                        progress=not args.no_progress, ceiling_only=not args.realism)
         return 0
     if not args.out:
         raise RpntError("rpnt simulate needs --out DIR (or --realism DIR)")
-    from rpnt.sim.generate import simulate_dataset
-
     paths = simulate_dataset(args.preset, args.seed, args.out, force=args.force,
                              progress=not args.no_progress)
     print(f"wrote {len(paths)} sessions to {args.out}")

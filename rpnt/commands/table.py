@@ -38,10 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imports here, not at the top: rpnt --help must not load numpy
     from pathlib import Path
 
+    from rpnt.configfile import load_yaml
     from rpnt.eval.tables import write_table
-    from rpnt.train.config import load_yaml
 
     config = load_yaml(args.config) if args.config else None
     table = write_table(args.metrics, args.out_dir, config=config, name=args.name)

@@ -9,6 +9,10 @@ On disk a decoder is a directory (written atomically)::
     DIR/weights.safetensors   # state_dict: parameters and buffers (normalisation stats)
     DIR/meta.json             # {"kind", "hparams", "provenance", ...}
 
+or, for a model that could not be trained here (POYO without torch-brain), a *skip
+record* ``DIR/skip.json`` = ``{"model", "skipped": reason, ...}`` that evaluation passes
+through and the table shows as the row's reason.
+
 ``load_decoder`` rebuilds the module from ``kind`` + ``hparams`` and loads the tensors with
 safetensors: nothing is unpickled.
 """
@@ -23,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from rpnt.atomic import atomic_path
@@ -37,6 +42,9 @@ DECODER_MODULES: dict[str, str] = {
     "ndt": "rpnt.decoders.ndt",
     "poyo": "rpnt.decoders.poyo",
 }
+
+#: File name of a skip record inside a model directory.
+SKIP_NAME = "skip.json"
 
 _REGISTRY: dict[str, type[Decoder]] = {}
 
@@ -73,8 +81,6 @@ class Decoder(nn.Module, abc.ABC):
 
 def save_decoder(decoder: Decoder, out_dir: str | Path, **meta: Any) -> Path:
     """Write ``decoder`` to ``out_dir`` atomically (see module docstring)."""
-    from safetensors.torch import save_file
-
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
@@ -97,8 +103,6 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def load_decoder(path: str | Path, map_location: str | torch.device = "cpu") -> Decoder:
     """Rebuild a decoder saved by :func:`save_decoder` (safetensors: no unpickling)."""
-    from safetensors.torch import load_file
-
     meta = read_meta(path)
     kind = meta.get("kind")
     if kind not in DECODER_MODULES:
@@ -111,3 +115,26 @@ def load_decoder(path: str | Path, map_location: str | torch.device = "cpu") -> 
     decoder.load_state_dict(state)
     decoder.eval()
     return decoder
+
+
+def write_skip(out_dir: str | Path, model: str, reason: str, **extra: Any) -> Path:
+    """Write a model directory holding only ``skip.json`` (atomically)."""
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        rec = {"model": model, "skipped": reason, **extra}
+        (tmp / SKIP_NAME).write_text(json.dumps(rec, indent=2, sort_keys=True,
+                                                default=str) + "\n")
+    return out_dir
+
+
+def read_skip(model_dir: str | Path) -> dict[str, Any] | None:
+    """The skip record of ``model_dir``, or None when it holds a real decoder."""
+    path = Path(model_dir) / SKIP_NAME
+    if not path.is_file():
+        return None
+    rec = json.loads(path.read_text())
+    if "model" not in rec or "skipped" not in rec:
+        raise RpntError(f"{path}: a skip record needs 'model' and 'skipped'; "
+                        "re-run the command that wrote it")
+    return rec

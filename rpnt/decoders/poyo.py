@@ -5,35 +5,23 @@ unit, PerceiverIO latents every ``latent_step`` seconds, and one output query pe
 centre; see ``torch_brain.models.POYO``. The model reads every spike of the window, so
 unlike the binned baselines it is not causal inside a window (as published).
 
-torch-brain is optional (the ``peers`` extra). This module imports without it;
-:func:`poyo_available` says whether it is installed and :data:`SKIP_REASON` is what the
-benchmark reports when it is not.
+torch-brain is optional (the ``peers`` extra): this module imports without it, and
+:func:`rpnt.optional.poyo_available` says whether it is installed. Training is in
+:mod:`rpnt.train.peers`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from rpnt import optional
 from rpnt.data.session import SessionData
 from rpnt.decoders.base import Decoder, register_decoder
 from rpnt.errors import RpntError
-
-SKIP_REASON = "torch-brain not installed"
-
-
-def poyo_available() -> bool:
-    """True when ``torch_brain`` can be imported."""
-    try:
-        return importlib.util.find_spec("torch_brain") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 @dataclass
@@ -69,10 +57,10 @@ class POYODecoder(Decoder):
 
     def __init__(self, hparams: dict[str, Any]):
         super().__init__(hparams)
-        if not poyo_available():
-            raise RpntError(f"POYO needs torch-brain ({SKIP_REASON}); install the peers "
-                            "extra: pip install 'rpnt[peers]'")
-        from torch_brain.models import POYO
+        if not optional.poyo_available():
+            raise RpntError(f"POYO needs torch-brain ({optional.POYO_SKIP_REASON}); install "
+                            "the peers extra: pip install 'rpnt[peers]'")
+        from torch_brain.models import POYO  # here: torch-brain is optional
 
         h = self.hparams
         self.seq_len_s = float(h["window_bins"]) * float(h["bin_size_s"])
@@ -119,7 +107,7 @@ class POYODecoder(Decoder):
         if length != int(self.hparams["window_bins"]):
             raise RpntError(f"POYO was built for windows of {self.hparams['window_bins']} "
                             f"bins, asked for {length}")
-        from torch_brain.models.poyo import (
+        from torch_brain.models.poyo import (  # here: torch-brain is optional
             create_linspace_latent_tokens,
             create_start_end_unit_tokens,
         )
@@ -187,46 +175,3 @@ class POYODecoder(Decoder):
         finally:
             self.train(was_training)
         return y.float().cpu().numpy()
-
-
-def train_poyo(session: SessionData, section: dict[str, Any] | None, seed: int,
-               ckpt_dir: Path | None, log_dir: Path | None) -> tuple[POYODecoder, dict]:
-    """Fit POYO on ``session``'s training windows (MSE on z-scored velocity per bin)."""
-    if not poyo_available():
-        raise RpntError(f"POYO baseline unavailable: {SKIP_REASON}")
-    from rpnt.baselines import _fit_starts, _valid_loss_fn, split_section, train_config
-    from rpnt.data.windows import gather_windows, sample_starts
-    from rpnt.decoders.binned import train_bins
-    from rpnt.train.trainer import fit
-
-    params, train, _ = split_section("poyo", section, POYOParams)
-    torch.manual_seed(seed)
-    dec = POYODecoder({
-        "n_unit": session.n_unit, "n_axis": int(session.velocity.shape[1]),
-        "bin_size_s": float(session.bin_size_s), "session_id": session.session,
-        "unit_ids": [str(u) for u in session.unit_id], **dataclasses.asdict(params),
-    })
-    mask = train_bins(session)
-    vel = session.velocity[mask].astype(np.float64)
-    v_std = vel.std(0)
-    dec.vel_mean.copy_(torch.as_tensor(vel.mean(0)))
-    dec.vel_std.copy_(torch.as_tensor(np.where(v_std > 0, v_std, 1.0)))
-    length = int(params.window_bins)
-    starts = _fit_starts(session, mask, length, "training")
-    cfg = train_config("poyo", train, seed, "baselines.poyo.train")
-
-    def sample(rng: np.random.Generator) -> dict:
-        s = sample_starts(rng, starts, cfg.batch_size)
-        y = torch.as_tensor(gather_windows(session.velocity, s, length), dtype=torch.float32)
-        return {"tokens": dec.tokens(session, s, length),
-                "y": (y - dec.vel_mean.cpu()) / dec.vel_std.cpu()}
-
-    def mse(batch: dict) -> torch.Tensor:
-        return torch.nn.functional.mse_loss(dec(batch["tokens"]), batch["y"])
-
-    res = fit(dec, mse, sample, cfg, ckpt_dir=ckpt_dir, log_dir=log_dir,
-              val_fn=_valid_loss_fn(dec, session, length), title="poyo decoding")
-    info = {"n_train_windows": int(starts.size), "steps": res.steps_done,
-            "best_val": res.best_val, "best_step": res.best_step,
-            "final_loss": res.final_loss, "seconds": res.seconds}
-    return dec, info

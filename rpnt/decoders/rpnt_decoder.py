@@ -11,7 +11,7 @@ cm/s.
 
 Determinism at evaluation: each site's units fill the N slots in session order; a site
 with more than N units uses its N most active units over the training bins
-(:func:`rpnt.train.batches.eval_unit_choice`; ``eval_seed`` breaks ties), the same
+(:func:`rpnt.data.batches.eval_unit_choice`; ``eval_seed`` breaks ties), the same
 subset for every window - and the same as finetuning with ``unit_sampling: fixed``. A
 subject or task missing from the vocabulary gets the next free index (as at finetuning).
 """
@@ -23,8 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from rpnt.data.batches import SessionWindows, Vocab, eval_unit_choice, readin_key
+from rpnt.data.device import to_device
 from rpnt.data.session import SessionData
 from rpnt.decoders.base import Decoder, register_decoder
+from rpnt.errors import RpntError
+from rpnt.model import RPNT, RPNTConfig
 
 
 @register_decoder
@@ -34,8 +38,6 @@ class RPNTDecoder(Decoder):
     kind = "rpnt"
 
     def __init__(self, hparams: dict[str, Any]):
-        from rpnt.model import RPNT, RPNTConfig
-
         super().__init__(hparams)
         self.config = RPNTConfig(**hparams["model"])
         self.model = RPNT(self.config)
@@ -44,20 +46,18 @@ class RPNTDecoder(Decoder):
         self.register_buffer("vel_std", torch.ones(n_axis))
 
     @classmethod
-    def build(cls, model_cfg: Any, vocab: Any, eval_seed: int = 0) -> RPNTDecoder:
-        """A fresh decoder from an RPNTConfig and a :class:`rpnt.train.batches.Vocab`."""
+    def build(cls, model_cfg: RPNTConfig, vocab: Vocab, eval_seed: int = 0) -> RPNTDecoder:
+        """A fresh decoder from an RPNTConfig and a :class:`rpnt.data.batches.Vocab`."""
         cfg = model_cfg.to_dict()
         if cfg.get("readin") == "session":  # one read-in row per site of each session
             cfg["n_readins"] = max(1, len(vocab.readins))
         return cls({"model": cfg, "vocab": vocab.to_dict(), "eval_seed": int(eval_seed)})
 
     @property
-    def vocab(self):
-        from rpnt.train.batches import Vocab
-
+    def vocab(self) -> Vocab:
         return Vocab.from_dict(self.hparams["vocab"])
 
-    def set_vocab(self, vocab: Any) -> None:
+    def set_vocab(self, vocab: Vocab) -> None:
         """Adopt an extended vocabulary; a per-session read-in gets rows for new sessions."""
         self.hparams["vocab"] = vocab.to_dict()
         if self.config.readin == "session":
@@ -69,11 +69,8 @@ class RPNTDecoder(Decoder):
         self.vel_mean.copy_(torch.as_tensor(np.asarray(mean), dtype=torch.float32))
         self.vel_std.copy_(torch.as_tensor(np.asarray(std), dtype=torch.float32))
 
-    def windows(self, session: SessionData, length: int | None = None):
-        """A :class:`rpnt.train.batches.SessionWindows` of ``session`` for this decoder."""
-        from rpnt.errors import RpntError
-        from rpnt.train.batches import SessionWindows, Vocab, readin_key
-
+    def windows(self, session: SessionData, length: int | None = None) -> SessionWindows:
+        """A :class:`rpnt.data.batches.SessionWindows` of ``session`` for this decoder."""
         vocab = Vocab.from_sessions([session], base=self.vocab)
         if self.config.readin == "session":
             missing = [s for s in session.sites
@@ -87,7 +84,7 @@ class RPNTDecoder(Decoder):
                               allowed=np.ones(session.n_time, bool))
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Normalised velocity (B, T, n_axis) of a batch from :mod:`rpnt.train.batches`."""
+        """Normalised velocity (B, T, n_axis) of a batch from :mod:`rpnt.data.batches`."""
         return self.model.velocity(batch["counts"], batch["unit_mask"], batch["coords"],
                                    batch["site_mask"], readin=batch["readin"])
 
@@ -95,9 +92,6 @@ class RPNTDecoder(Decoder):
     def predict_windows(self, session: SessionData, starts: np.ndarray, length: int,
                         chunk: int = 256) -> np.ndarray:
         """Velocity (n_windows, length, n_axis) in cm/s for windows ``[s, s + length)``."""
-        from rpnt.train.batches import eval_unit_choice
-        from rpnt.train.trainer import to_device
-
         starts = np.asarray(starts, dtype=np.int64)
         n_axis = self.config.n_axis
         if starts.size == 0:

@@ -1,16 +1,16 @@
 """Wiener-filter baseline: causal lagged ridge regression of velocity on binned counts.
 
-The fit is :func:`rpnt.linear.fit_lagged_ridge` (the one lagged-ridge implementation):
-closed form on training-trial bins, the ridge penalty chosen by R² on the valid trials'
-scored bins. The fitted standardisation and weights are kept as buffers, so the decoder
-saves and loads like every other one. A prediction for bin t uses counts of bins
-t-lags..t of the session (zeros before its start), including bins before the window
-start: the filter is causal and runs over the whole recording, as it would online.
+The fit (:func:`rpnt.train.peers.fit_wiener`) is :func:`rpnt.linear.fit_lagged_ridge`,
+the one lagged-ridge implementation: closed form on training-trial bins, the ridge
+penalty chosen by R² on the valid trials' scored bins. The fitted standardisation and
+weights are kept as buffers, so the decoder saves and loads like every other one. A
+prediction for bin t uses counts of bins t-lags..t of the session (zeros before its
+start), including bins before the window start: the filter is causal and runs over the
+whole recording, as it would online.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -59,39 +59,3 @@ class WienerDecoder(Decoder):
         mean, scale = self.mean.cpu().numpy(), self.scale.cpu().numpy()
         y = ((x - mean) / scale) @ self.weight.cpu().numpy() + self.intercept.cpu().numpy()
         return y.astype(np.float32)
-
-
-def fit_wiener(session: SessionData, lags: int = 10,
-               lambdas: Sequence[float] | None = None,
-               window_bins: int = 50) -> tuple[WienerDecoder, dict[str, Any]]:
-    """Fit the Wiener filter on ``session``'s training trials; penalty by valid R².
-
-    The penalty is chosen on the valid trials' bins inside ``eval_mask`` (the bins the
-    benchmark scores), or on all valid-trial bins when none is in ``eval_mask``.
-    """
-    from rpnt.decoders.binned import train_bins
-    from rpnt.linear import DEFAULT_LAMBDAS, fit_lagged_ridge
-
-    train = train_bins(session)
-    valid = session.split_mask("valid") & session.trial_bins("valid")
-    if (valid & session.eval_mask).sum() >= 2:
-        valid = valid & session.eval_mask
-    lambdas = list(DEFAULT_LAMBDAS if lambdas is None else lambdas)
-    if not lambdas or min(lambdas) < 0:
-        raise RpntError("config baselines.wiener.lambdas must be a non-empty list of "
-                        "penalties >= 0")
-    try:
-        fit = fit_lagged_ridge(session.spike_counts, session.velocity, train, valid,
-                               lags=int(lags), lambdas=lambdas)
-    except ValueError as exc:
-        raise RpntError(f"session {session.session}: Wiener fit failed: {exc}") from exc
-    dec = WienerDecoder({"n_unit": session.n_unit, "n_axis": int(session.velocity.shape[1]),
-                         "lags": int(lags), "lam": float(fit.lam),
-                         "window_bins": int(window_bins)})
-    dec.mean.copy_(torch.as_tensor(fit.mean, dtype=torch.float64))
-    dec.scale.copy_(torch.as_tensor(fit.scale, dtype=torch.float64))
-    dec.weight.copy_(torch.as_tensor(fit.weight, dtype=torch.float64))
-    dec.intercept.copy_(torch.as_tensor(fit.intercept, dtype=torch.float64))
-    info = {"lam": float(fit.lam), "lags": int(lags), "n_train_bins": int(train.sum()),
-            "valid_r2": {str(k): v for k, v in (fit.valid_r2 or {}).items()}}
-    return dec, info

@@ -1,7 +1,6 @@
-"""Evaluation: R², stitched predictions on test trials, metrics JSON, tables and figures.
+"""Reporting: metrics records of saved decoders, the benchmark table and its figures.
 
-Scoring follows the peers (see docs/architecture.md "Metrics JSON"): test trials only,
-overlapping windows (50 %) averaged per bin before scoring, only on the store's
-``eval_mask`` bins, R² per output (vx, vy) then averaged, per session. Every number is
-computed fresh from predictions in each call; nothing is accumulated across calls.
+Scoring itself (R², stitching, the scored bins) is :mod:`rpnt.scoring`; see
+docs/architecture.md "Metrics JSON" for the protocol. Every number is computed fresh
+from predictions in each call; nothing is accumulated across calls.
 """

@@ -7,10 +7,10 @@ Metrics record (docs/architecture.md "Metrics JSON")::
      "kind": "gru", "store": {"dataset", "dandiset_id", "dandiset_version", ...},
      "provenance": {...}, ...tags}
 
-A model directory may instead hold a *skip record* ``skip.json`` (e.g. POYO without
-torch-brain): ``{"model": "poyo", "skipped": "torch-brain not installed", ...}``. Evaluate
-then passes it through as ``{"model": "poyo", "skipped": "...", "r2": null, ...}`` and the
-table shows the reason in that row instead of failing.
+A model directory may instead hold a *skip record* (:func:`rpnt.decoders.base.write_skip`,
+e.g. POYO without torch-brain): ``{"model": "poyo", "skipped": "torch-brain not
+installed", ...}``. Evaluate then passes it through as ``{"model": "poyo", "skipped":
+"...", "r2": null, ...}`` and the table shows the reason in that row instead of failing.
 """
 
 from __future__ import annotations
@@ -23,36 +23,14 @@ import numpy as np
 
 from rpnt.atomic import atomic_path, write_json
 from rpnt.data.session import SessionData
+from rpnt.decoders.base import load_decoder, read_meta, read_skip
 from rpnt.errors import RpntError
+from rpnt.provenance import provenance
+from rpnt.scoring.stitch import SessionScore, evaluate_session
 
-#: File name of a skip record inside a model directory.
-SKIP_NAME = "skip.json"
 #: Store attributes copied into every metrics record (for the table's provenance block).
 STORE_ATTRS = ("dataset", "dandiset_id", "dandiset_version", "source_sha256", "adapter",
                "schema_version")
-
-
-def write_skip(out_dir: str | Path, model: str, reason: str, **extra: Any) -> Path:
-    """Write a model directory holding only ``skip.json`` (atomically)."""
-    out_dir = Path(out_dir)
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir(parents=True)
-        rec = {"model": model, "skipped": reason, **extra}
-        (tmp / SKIP_NAME).write_text(json.dumps(rec, indent=2, sort_keys=True,
-                                                default=str) + "\n")
-    return out_dir
-
-
-def read_skip(model_dir: str | Path) -> dict[str, Any] | None:
-    """The skip record of ``model_dir``, or None when it holds a real decoder."""
-    path = Path(model_dir) / SKIP_NAME
-    if not path.is_file():
-        return None
-    rec = json.loads(path.read_text())
-    if "model" not in rec or "skipped" not in rec:
-        raise RpntError(f"{path}: a skip record needs 'model' and 'skipped'; "
-                        "re-run the command that wrote it")
-    return rec
 
 
 def parse_tags(items: list[str] | None) -> dict[str, Any]:
@@ -67,37 +45,6 @@ def parse_tags(items: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = value
     return out
-
-
-def scenario_section(config: dict[str, Any] | None, scenario: str) -> dict[str, Any]:
-    """``config["scenarios"][scenario]`` or an RpntError naming the known scenarios."""
-    scenarios = (config or {}).get("scenarios") or {}
-    if scenario not in scenarios:
-        known = ", ".join(sorted(scenarios)) or "none (pass --config with a scenarios section)"
-        raise RpntError(f"scenario {scenario!r} is not in the config's scenarios; known: {known}")
-    return scenarios[scenario] or {}
-
-
-def apply_scenario_units(session: SessionData, config: dict[str, Any] | None,
-                         scenario: str | None) -> SessionData:
-    """Restrict ``session`` to the units the scenario's target selects (``area``/``site``).
-
-    Uses :class:`rpnt.train.scenarios.UnitFilter`, the one unit-selection rule shared with
-    finetuning. Without unit-level keys in ``scenarios.<name>.target`` the session is
-    returned unchanged.
-    """
-    if scenario is None:
-        return session
-    from rpnt.train.scenarios import UnitFilter
-
-    target = scenario_section(config, scenario).get("target") or {}
-
-    def as_tuple(v: Any) -> tuple[str, ...]:
-        return tuple(str(x) for x in (v if isinstance(v, (list, tuple)) else [v]))
-
-    unit_filter = UnitFilter(areas=as_tuple(target.get("area", [])),
-                             sites=as_tuple(target.get("site", [])), exclude=False)
-    return unit_filter.apply(session)
 
 
 def _identity(meta: dict[str, Any], tags: dict[str, Any], scenario: str | None,
@@ -121,15 +68,13 @@ def evaluate_model(
     tags: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
     split: str = "test",
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[dict[str, Any], SessionScore | None]:
     """Score the decoder in ``model_dir`` on ``session`` (units already selected).
 
-    Returns ``(record, score)``; ``score`` is the :class:`rpnt.eval.stitch.SessionScore`
+    Returns ``(record, score)``; ``score`` is the :class:`rpnt.scoring.stitch.SessionScore`
     (None for a skip record). The record carries provenance (git commit, packages,
     config hash when ``config`` is given).
     """
-    from rpnt.provenance import provenance
-
     tags = dict(tags or {})
     skip = read_skip(model_dir)
     if skip is not None:
@@ -138,9 +83,6 @@ def evaluate_model(
         rec.update(r2=None, n_bins=0, n_trials=0, split=split,
                    provenance=provenance(config, model_dir=str(model_dir)))
         return rec, None
-
-    from rpnt.decoders.base import load_decoder, read_meta
-    from rpnt.eval.stitch import evaluate_session
 
     meta = read_meta(model_dir)
     decoder = load_decoder(model_dir)
@@ -152,7 +94,7 @@ def evaluate_model(
     return rec, score
 
 
-def save_predictions(path: str | Path, session: SessionData, score: Any,
+def save_predictions(path: str | Path, session: SessionData, score: SessionScore,
                      split: str = "test", **meta: Any) -> Path:
     """Write true and stitched velocity on ``split`` trials to an ``.npz`` (atomically).
 

@@ -12,14 +12,24 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from rpnt.atomic import atomic_path
+from rpnt.data.batches import eval_unit_choice
+from rpnt.data.device import to_device
+from rpnt.data.scenarios import apply_scenario_units
+from rpnt.data.windows import covering_starts
+from rpnt.decoders.base import load_decoder
 from rpnt.errors import RpntError
+from rpnt.eval.tables import build_table, load_records
+from rpnt.store import load_session
+from rpnt.train.runlog import read_history
 
 
 def _pyplot():
@@ -122,8 +132,6 @@ def _metrics_file(run: str | Path) -> Path:
 def plot_curves(runs: Sequence[str | Path], out: str | Path,
                 labels: Sequence[str] | None = None, title: str = "training curves") -> Path:
     """Training loss (solid) and validation loss (dashed) vs step of each run."""
-    from rpnt.train.runlog import read_history
-
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, run in enumerate(runs):
@@ -153,13 +161,6 @@ def spatial_attention(model_dir: str | Path, session: Any, split: str = "test",
     heads, and the site names. RpntError if the model has no spatial attention (a single
     site or no spatial layers).
     """
-    import torch
-
-    from rpnt.data.windows import covering_starts
-    from rpnt.decoders.base import load_decoder
-    from rpnt.train.batches import eval_unit_choice
-    from rpnt.train.trainer import to_device
-
     dec = load_decoder(model_dir)
     if dec.kind != "rpnt":
         raise RpntError(f"{model_dir}: attention maps need an RPNT decoder, not {dec.kind!r}")
@@ -226,10 +227,6 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
     runs of the example model with spatial attention (multi-site data), on the store
     named in meta.json or in the run's metrics record (``store_path``).
     """
-    import logging
-
-    from rpnt.eval.tables import build_table, load_records
-
     log = logging.getLogger(__name__)
     cfg = config or {}
     written: list[str] = []
@@ -283,9 +280,6 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
 
 def _attention_figures(tmp: Path, runs: list[tuple[Path, str]], cfg: dict[str, Any],
                        stores: dict[tuple, str], log: Any) -> list[str]:
-    from rpnt.eval.evaluate import apply_scenario_units
-    from rpnt.store import load_session
-
     out, done = [], set()
     for run, _ in runs:
         meta = _run_meta(run)

@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from rpnt import optional
 from rpnt.atomic import write_text
 from rpnt.errors import RpntError
+from rpnt.provenance import config_hash, git_commit, package_versions
 
 #: Row order of the benchmark table (other models follow, sorted).
 MODEL_ORDER = ("wiener", "gru", "ndt", "poyo", "rpnt_scratch", "rpnt_frozen",
@@ -116,12 +118,6 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], Cell]:
     return cells
 
 
-def _poyo_installed() -> bool:
-    from rpnt.decoders.poyo import poyo_available
-
-    return poyo_available()
-
-
 @dataclass
 class Table:
     """The assembled table: ordered rows and columns and the pooled cells."""
@@ -161,7 +157,7 @@ def build_table(records: Sequence[dict[str, Any]],
     for m in models:
         if m in present:
             continue
-        if m == "poyo" and not _poyo_installed():
+        if m == "poyo" and not optional.poyo_available():
             notes[m] = "not installed"
         else:
             notes[m] = "no results"
@@ -171,8 +167,6 @@ def build_table(records: Sequence[dict[str, Any]],
 def provenance_block(records: Sequence[dict[str, Any]],
                      config: dict[str, Any] | None) -> dict[str, Any]:
     """What produced the table: commits, config hash, datasets, package versions."""
-    from rpnt.provenance import config_hash, git_commit, package_versions
-
     stores = {json.dumps(rec.get("store") or {}, sort_keys=True, default=str)
               for rec in records}
     datasets = sorted(

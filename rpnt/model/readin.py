@@ -4,7 +4,7 @@ Unit slot ``i`` holds a different neuron in every session (and on every array of
 session), so the map between slots and the model's d-dimensional tokens is the one part
 of the model that cannot be shared across recordings. :class:`ContextLinear` holds one
 ``Linear`` per *context* (a row of its weight table; a context is one site of one
-session, see :class:`rpnt.train.batches.Vocab`) and applies, to each (sample, site), the
+session, see :class:`rpnt.data.batches.Vocab`) and applies, to each (sample, site), the
 row named by an index tensor. With a single row it is exactly ``nn.Linear`` - the shared
 read-in of the released code (``RPNTConfig.readin = "shared"``).
 

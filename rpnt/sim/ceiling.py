@@ -16,6 +16,9 @@ import numpy as np
 
 from rpnt.data.session import SessionData
 from rpnt.errors import RpntError
+from rpnt.linear import fit_lagged_ridge
+from rpnt.scoring.metrics import r2_report
+from rpnt.scoring.stitch import scored_mask
 
 CEILING_LAGS = 10  #: bins of rate history (200 ms at 20 ms bins; covers M1/PMd leads)
 
@@ -74,13 +77,9 @@ def noise_ceiling(session: SessionData, truth_npz_path: str | Path, *,
     """R² (vx, vy, mean) of lagged ridge on the true rates; also n_bins, n_trials, lambda.
 
     Train on ``split == train`` bins, choose the penalty on ``split == valid`` bins,
-    score on the bins every decoder is scored on (:func:`rpnt.eval.stitch.scored_mask`:
+    score on the bins every decoder is scored on (:func:`rpnt.scoring.stitch.scored_mask`:
     test trials, ``eval_mask``, finite velocity).
     """
-    from rpnt.eval.metrics import r2_report
-    from rpnt.eval.stitch import scored_mask
-    from rpnt.linear import fit_lagged_ridge
-
     path = Path(truth_npz_path)
     truth = load_truth(path)
     if str(truth["session_id"]) != session.session:

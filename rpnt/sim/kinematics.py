@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import lfilter
 
 from rpnt.sim.presets import SessionSpec
 
@@ -243,8 +244,6 @@ def _render(moves: Submovements, n: int, rng: np.random.Generator) -> np.ndarray
     # Postural jitter: a slow Ornstein-Uhlenbeck wobble of the hand (~0.1 cm).
     tau, sd = 0.15, 0.1
     a = np.exp(-DT / tau)
-    from scipy.signal import lfilter
-
     jitter = lfilter([1.0], [1.0, -a], rng.normal(0, sd * np.sqrt(1 - a**2), (n, 2)), axis=0)
     vel += np.gradient(jitter, DT, axis=0)
     return vel

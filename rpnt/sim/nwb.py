@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rpnt.sim.generate import SimSession
+from rpnt.sim.session import SimSession
 
 BEHAVIOUR_STEP = 2  #: fine-grid samples per behaviour sample (DT 5 ms -> 100 Hz)
 _CHICAGO = dt.timezone(dt.timedelta(hours=-6))  # the lab's local time (standard time)

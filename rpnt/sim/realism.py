@@ -22,9 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from tqdm import tqdm
 
+from rpnt.atomic import write_json
 from rpnt.data.session import SessionData
 from rpnt.errors import RpntError
+from rpnt.ingest.core import ingest_file
+from rpnt.linear import fit_lagged_ridge
+from rpnt.scoring.metrics import r2_report
+from rpnt.scoring.stitch import scored_mask
+from rpnt.sim.ceiling import bin_rates, load_truth, noise_ceiling
+from rpnt.store import load_session
 
 WIENER_LAGS = 10
 
@@ -64,8 +73,6 @@ def pca_fraction(session: SessionData, ks: tuple[int, ...] = (5, 10),
     Of smoothed sqrt counts by default; of sqrt ``rates`` (n_time, n_unit), e.g. the true
     rates binned like the session, when given (no smoothing: rates are not noisy).
     """
-    from scipy.ndimage import gaussian_filter1d
-
     if rates is None:
         x = np.sqrt(session.spike_counts.astype(np.float64))
         x = gaussian_filter1d(x, 0.04 / session.bin_size_s, axis=0)
@@ -82,10 +89,6 @@ def pca_fraction(session: SessionData, ks: tuple[int, ...] = (5, 10),
 
 def wiener_r2(session: SessionData, lags: int = WIENER_LAGS) -> dict[str, float]:
     """Test R² of causal lagged ridge on the binned counts (the Wiener filter)."""
-    from rpnt.eval.metrics import r2_report
-    from rpnt.eval.stitch import scored_mask
-    from rpnt.linear import fit_lagged_ridge
-
     model = fit_lagged_ridge(session.spike_counts, session.velocity,
                              session.split_mask("train"), session.split_mask("valid"),
                              lags=lags)
@@ -94,8 +97,6 @@ def wiener_r2(session: SessionData, lags: int = WIENER_LAGS) -> dict[str, float]
 
 
 def session_stats(session: SessionData, truth_path: Path) -> dict[str, Any]:
-    from rpnt.sim.ceiling import bin_rates, load_truth, noise_ceiling
-
     truth = load_truth(truth_path)
     true_rates = bin_rates(truth["time"], truth["rates"], float(truth["dt"]), session.time,
                            session.bin_size_s)
@@ -124,12 +125,6 @@ def dataset_stats(folder: str | Path, progress: bool = True,
 
     With ``ceiling_only`` each entry holds just the session and its noise ceiling.
     """
-    from tqdm import tqdm
-
-    from rpnt.ingest.core import ingest_file
-    from rpnt.sim.ceiling import noise_ceiling
-    from rpnt.store import load_session
-
     folder = Path(folder)
     nwbs = sorted(folder.glob("sub-*/*.nwb"))
     if not nwbs:
@@ -185,7 +180,5 @@ def realism_report(folder: str | Path, json_out: str | Path | None = None,
     else:
         print(format_table(stats))
     if json_out:
-        from rpnt.atomic import write_json
-
         write_json(json_out, {"folder": str(folder), "sessions": stats})
     return stats

@@ -1,11 +1,10 @@
-"""Training: the generic trainer, batches from sessions, scenarios, pretrain and finetune.
+"""Training: the generic trainer, pretraining, finetuning and the training of every peer.
 
 Modules: :mod:`rpnt.train.trainer` (``TrainConfig``, ``fit``: the loop every trainable
 decoder uses), :mod:`rpnt.train.checkpoint` (rolling resume checkpoints),
-:mod:`rpnt.train.runlog` (metrics.jsonl + curves.png), :mod:`rpnt.train.batches`
-(sessions -> RPNT inputs), :mod:`rpnt.train.scenarios` (what pretraining may see),
-:mod:`rpnt.train.config` (``model``/``pretrain``/``finetune`` config sections),
-:mod:`rpnt.train.pretrain`, :mod:`rpnt.train.finetune`, :mod:`rpnt.train.output`
-(atomic run directories) and :mod:`rpnt.train.runs` (the ``rpnt pretrain`` /
-``rpnt finetune`` commands).
+:mod:`rpnt.train.runlog` (metrics.jsonl + curves.png), :mod:`rpnt.train.config`
+(``model``/``pretrain``/``finetune`` config sections), :mod:`rpnt.train.pretrain`,
+:mod:`rpnt.train.finetune`, :mod:`rpnt.train.peers` (Wiener, GRU, NDT, POYO),
+:mod:`rpnt.train.output` (atomic run directories) and :mod:`rpnt.train.runs` (what
+``rpnt pretrain`` / ``finetune`` / ``baseline`` do, with typed arguments).
 """

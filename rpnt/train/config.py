@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rpnt.errors import RpntError
+from rpnt.model import RPNTConfig
 from rpnt.train.trainer import TrainConfig
 
 
@@ -76,23 +76,6 @@ class FinetuneConfig:
                             "'fixed' or 'random'")
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """The whole workflow config as a dict (RpntError when unreadable / not a mapping)."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise RpntError(f"{path}: config file not found; pass the workflow's resolved config")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise RpntError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the file"
-                        ) from exc
-    if not isinstance(data, dict):
-        raise RpntError(f"{path}: must hold a mapping of config sections")
-    return data
-
-
 def _fields(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
 
@@ -141,10 +124,8 @@ def finetune_config(cfg: dict[str, Any], source: str = "config") -> FinetuneConf
     return out
 
 
-def model_config(cfg: dict[str, Any], source: str = "config", **fixed: Any):
+def model_config(cfg: dict[str, Any], source: str = "config", **fixed: Any) -> RPNTConfig:
     """The RPNTConfig of the ``model`` section (``size`` preset + field overrides)."""
-    from rpnt.model import RPNTConfig
-
     d = cfg.get("model") or {}
     if not isinstance(d, dict):
         raise RpntError(f"{source}: model must be a mapping")

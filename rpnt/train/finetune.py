@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rpnt.data.session import SessionData
-from rpnt.data.windows import valid_window_starts
-from rpnt.errors import RpntError
-from rpnt.train.batches import (
+from rpnt.data.batches import (
     BatchSampler,
     Observer,
     SessionWindows,
@@ -41,6 +39,13 @@ from rpnt.train.batches import (
     train_bins,
     velocity_stats,
 )
+from rpnt.data.device import to_device
+from rpnt.data.session import SessionData
+from rpnt.data.windows import valid_window_starts
+from rpnt.decoders.rpnt_decoder import RPNTDecoder
+from rpnt.errors import RpntError
+from rpnt.model import RPNTConfig
+from rpnt.scoring.stitch import evaluate_session, scored_mask
 from rpnt.train.config import FinetuneConfig
 from rpnt.train.trainer import FitResult, fit
 
@@ -75,15 +80,14 @@ def valid_batch(sw: SessionWindows, n_windows: int, seed: int) -> dict[str, Any]
     return sw.make_batch(starts, eval_unit_choice(sw, starts.size, seed))
 
 
-def _valid_fn(decoder: Any, sw: SessionWindows, fcfg: FinetuneConfig, seed: int):
+def _valid_fn(decoder: RPNTDecoder, sw: SessionWindows, fcfg: FinetuneConfig,
+              seed: int) -> Callable[[], float] | None:
     """Validation loss for early stopping and model selection.
 
     ``1 - R²`` of stitched predictions on the valid trials' scored bins (the benchmark's
     metric and the baselines' rule, so every model is selected alike); without scored
     valid bins, the MSE on fixed windows of valid trials; None when there is neither.
     """
-    from rpnt.eval.stitch import evaluate_session, scored_mask
-
     session = sw.session
     if scored_mask(session, "valid").sum() >= 2:
         return lambda: 1.0 - evaluate_session(decoder, session, "valid", sw.window).r2["mean"]
@@ -94,8 +98,6 @@ def _valid_fn(decoder: Any, sw: SessionWindows, fcfg: FinetuneConfig, seed: int)
         return None
 
     def window_mse() -> float:
-        from rpnt.train.trainer import to_device
-
         b = to_device(vb, next(decoder.parameters()).device)
         return float(torch.nn.functional.mse_loss(decoder(b).float(), b["velocity"]))
 
@@ -103,18 +105,17 @@ def _valid_fn(decoder: Any, sw: SessionWindows, fcfg: FinetuneConfig, seed: int)
 
 
 def finetune(session: SessionData, mode: str, fcfg: FinetuneConfig, seed: int,
-             model_cfg: Any = None, init: Any = None, fraction: float | None = None,
-             ckpt_dir: str | Path | None = None, log_dir: str | Path | None = None,
-             run_key: str = "", observer: Observer | None = None
-             ) -> tuple[Any, FitResult, dict[str, Any]]:
+             model_cfg: RPNTConfig | None = None, init: RPNTDecoder | None = None,
+             fraction: float | None = None, ckpt_dir: str | Path | None = None,
+             log_dir: str | Path | None = None, run_key: str = "",
+             observer: Observer | None = None
+             ) -> tuple[RPNTDecoder, FitResult, dict[str, Any]]:
     """Train a velocity decoder on ``session``; returns (RPNTDecoder, FitResult, info).
 
     ``model_cfg`` (RPNTConfig) is used for ``scratch``; the other modes take the model
     and its vocabulary from ``init`` (an RPNTDecoder from pretraining), which is not
     modified. ``info`` records the bins/trials used.
     """
-    from rpnt.decoders.rpnt_decoder import RPNTDecoder
-
     if mode not in MODES:
         raise RpntError(f"finetune mode {mode!r} is not one of {MODES}")
     # Seeds the fresh model of scratch and the read-in rows set_vocab adds for the

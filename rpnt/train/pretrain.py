@@ -4,7 +4,7 @@ Pipeline: :func:`load_pretraining_sessions` (manifest + scenario -> in-memory se
 held-out sessions never loaded, held-out units removed) -> :func:`pretraining_sessions`
 -> :func:`pretrain` (masked Poisson reconstruction + site contrast with the generic
 trainer) -> an :class:`rpnt.decoders.rpnt_decoder.RPNTDecoder` whose encoder finetuning
-starts from. Windows come from training bins only (:func:`rpnt.train.batches.train_bins`),
+starts from. Windows come from training bins only (:func:`rpnt.data.batches.train_bins`),
 so even the paper's looser variant never sees a target session's valid or test trials.
 """
 
@@ -19,20 +19,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
-from rpnt.data.session import SessionData
-from rpnt.data.windows import valid_window_starts
-from rpnt.errors import RpntError
-from rpnt.train.batches import (
+from rpnt.data.batches import (
     BatchSampler,
     Observer,
     SessionWindows,
     Vocab,
+    eval_unit_choice,
     train_bins,
     velocity_stats,
 )
+from rpnt.data.device import to_device
+from rpnt.data.scenarios import Scenario
+from rpnt.data.session import SessionData
+from rpnt.data.windows import valid_window_starts
+from rpnt.decoders.rpnt_decoder import RPNTDecoder
+from rpnt.errors import RpntError
+from rpnt.model import RPNTConfig
+from rpnt.store import load_session
 from rpnt.train.config import PretrainConfig
-from rpnt.train.scenarios import Scenario
 from rpnt.train.trainer import FitResult, fit
 
 log = logging.getLogger(__name__)
@@ -77,15 +83,11 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
                               manifest_path: str | Path, progress: bool = True
                               ) -> list[SessionData]:
     """Load only the scenario's pretraining stores (held-out stores are never opened)."""
-    from rpnt.store import load_session
-
     if "store" not in table.columns:
         raise RpntError(f"{manifest_path}: manifest has no 'store' column; rebuild it with "
                         "'rpnt manifest'")
     rows = table.set_index(table["session"].astype(str))
     loaded = {}
-    from tqdm.auto import tqdm
-
     for sid in tqdm(scenario.pretrain_sessions, desc="load stores", leave=False,
                     disable=not progress):
         # RPNT reads binned counts only: drop the raw spikes to keep many sessions in memory
@@ -97,8 +99,6 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
 def _val_batches(windows: Sequence[SessionWindows], n_windows: int, seed: int,
                  observer: Observer | None) -> list[dict[str, Any]]:
     """Fixed validation batches: evenly spaced windows of each session's valid trials."""
-    from rpnt.train.batches import eval_unit_choice
-
     per = max(1, n_windows // max(1, len(windows)))
     out = []
     for sw in windows:
@@ -115,18 +115,16 @@ def _val_batches(windows: Sequence[SessionWindows], n_windows: int, seed: int,
     return out
 
 
-def pretrain(sessions: Sequence[SessionData], model_cfg: Any, pcfg: PretrainConfig,
+def pretrain(sessions: Sequence[SessionData], model_cfg: RPNTConfig, pcfg: PretrainConfig,
              seed: int, ckpt_dir: str | Path | None, log_dir: str | Path | None,
              val_sessions: Sequence[str] | None = None, observer: Observer | None = None,
-             run_key: str = "") -> tuple[Any, FitResult]:
+             run_key: str = "") -> tuple[RPNTDecoder, FitResult]:
     """Pretrain a fresh RPNT on ``sessions``; returns (RPNTDecoder, FitResult).
 
     ``val_sessions``: ids whose *valid* trials give the validation curve (never target
     sessions); None = all of ``sessions``. ``observer`` sees every window that reaches
     pretraining (tests).
     """
-    from rpnt.decoders.rpnt_decoder import RPNTDecoder
-
     vocab = Vocab.from_sessions(sessions)
     torch.manual_seed(seed)
     decoder = RPNTDecoder.build(model_cfg, vocab, eval_seed=seed)
@@ -158,8 +156,6 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: Any, pcfg: PretrainConf
             # fixed masks: the same generator state for every evaluation
             g = torch.Generator().manual_seed(seed)
             dev = next(model.parameters()).device
-            from rpnt.train.trainer import to_device
-
             tot = 0.0
             for b in vb:
                 b = to_device(b, dev)

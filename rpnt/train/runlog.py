@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from rpnt.atomic import atomic_path, write_text
 
 METRICS_NAME = "metrics.jsonl"
@@ -32,16 +34,11 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
 
 def plot_curves(log_dir: str | Path, history: Sequence[dict[str, Any]], title: str = "") -> Path:
     """Plot training loss, validation loss and learning rate against step to curves.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     train = [(r["step"], r["loss"]) for r in history if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in history if "val_loss" in r]
     lr = [(r["step"], r["lr"]) for r in history if "lr" in r]
-    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(6, 5), sharex=True,
-                                    gridspec_kw={"height_ratios": [3, 1]})
+    fig = Figure(figsize=(6, 5))  # no pyplot: no global figure state, no GUI backend
+    ax, ax_lr = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     if train:
         ax.plot(*zip(*train, strict=True), label="train loss", lw=1)
     if val:
@@ -57,5 +54,4 @@ def plot_curves(log_dir: str | Path, history: Sequence[dict[str, Any]], title: s
     final = Path(log_dir) / CURVES_NAME
     with atomic_path(final) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
     return final

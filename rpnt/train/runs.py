@@ -1,61 +1,69 @@
-"""What ``rpnt pretrain`` and ``rpnt finetune`` do, given their parsed arguments."""
+"""``rpnt pretrain``, ``rpnt finetune`` and ``rpnt baseline`` as library calls: files in, a
+decoder directory out (with its training log, written atomically)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from rpnt import optional
+from rpnt.configfile import load_yaml
+from rpnt.data.scenarios import apply_scenario_units, scenario_from_config
+from rpnt.decoders.base import load_decoder, read_meta, write_skip
 from rpnt.errors import RpntError
+from rpnt.manifest import read_manifest
+from rpnt.provenance import config_hash, provenance, sha256_file
 from rpnt.seeding import seed_everything
+from rpnt.store import load_session
+from rpnt.train.config import finetune_config, model_config, pretrain_config
+from rpnt.train.finetune import MODES, finetune
+from rpnt.train.output import default_checkpoint_dir, fit_summary, write_run
+from rpnt.train.peers import BASELINE_MODELS, train_baseline
+from rpnt.train.pretrain import load_pretraining_sessions, pretrain
 
 log = logging.getLogger(__name__)
 
 
-def _ckpt_dir(args: argparse.Namespace) -> Path:
-    from rpnt.train.output import default_checkpoint_dir
-
-    return Path(args.checkpoint_dir) if args.checkpoint_dir else default_checkpoint_dir(args.out)
+def _ckpt_dir(out: str | Path, checkpoint_dir: str | Path | None) -> Path:
+    return Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(out)
 
 
-def run_pretrain(args: argparse.Namespace) -> int:
-    """Config + manifest + scenario -> pretrained decoder directory ``args.out``."""
-    from dataclasses import asdict
+def run_pretrain(config: str | Path, manifest: str | Path, scenario: str, seed: int,
+                 out: str | Path, checkpoint_dir: str | Path | None = None) -> Path:
+    """Config + manifest + scenario -> pretrained decoder directory ``out``.
 
-    from rpnt.manifest import read_manifest
-    from rpnt.provenance import config_hash, provenance
-    from rpnt.train.config import load_yaml, model_config, pretrain_config
-    from rpnt.train.output import fit_summary, write_run
-    from rpnt.train.pretrain import load_pretraining_sessions, pretrain
-    from rpnt.train.scenarios import scenario_from_config
-
-    seed_everything(args.seed)
-    cfg = load_yaml(args.config)
-    pcfg = pretrain_config(cfg, str(args.config))
-    mcfg = model_config(cfg, str(args.config))
-    table = read_manifest(args.manifest)
-    scenario = scenario_from_config(cfg, args.scenario, table)
-    sessions = load_pretraining_sessions(table, scenario, args.manifest,
+    ``config``: the workflow's (resolved) config file; rolling checkpoints go to
+    ``checkpoint_dir`` (default ``<out>.ckpt``).
+    """
+    seed_everything(seed)
+    cfg = load_yaml(config)
+    pcfg = pretrain_config(cfg, str(config))
+    mcfg = model_config(cfg, str(config))
+    table = read_manifest(manifest)
+    scen = scenario_from_config(cfg, scenario, table)
+    sessions = load_pretraining_sessions(table, scen, manifest,
                                          progress=pcfg.train.progress)
-    targets = set(scenario.target_sessions)
+    targets = set(scen.target_sessions)
     val_ids = [s.session for s in sessions if s.session not in targets]
-    ckpt = _ckpt_dir(args)
-    scen = {"name": scenario.name, "pretrain_sessions": [s.session for s in sessions],
-            "target_sessions": scenario.target_sessions,
-            "pretrain_unit_filter": scenario.pretrain_unit_filter.to_dict(),
-            "pretrain_on_target_train": scenario.pretrain_on_target_train}
-    record = {"model": mcfg.to_dict(), "pretrain": {**asdict(pcfg), "seed": args.seed},
-              "scenario": scen}
+    ckpt = _ckpt_dir(out, checkpoint_dir)
+    pretraining = {"name": scen.name, "pretrain_sessions": [s.session for s in sessions],
+                   "target_sessions": scen.target_sessions,
+                   "pretrain_unit_filter": scen.pretrain_unit_filter.to_dict(),
+                   "pretrain_on_target_train": scen.pretrain_on_target_train}
+    record = {"model": mcfg.to_dict(), "pretrain": {**asdict(pcfg), "seed": seed},
+              "scenario": pretraining}
     log.info("pretraining on %d sessions (scenario %s, seed %d)", len(sessions),
-             scenario.name, args.seed)
-    decoder, result = pretrain(sessions, mcfg, pcfg, args.seed, ckpt, ckpt / "log",
+             scen.name, seed)
+    decoder, result = pretrain(sessions, mcfg, pcfg, seed, ckpt, ckpt / "log",
                                val_sessions=val_ids, run_key=config_hash(record))
-    write_run(decoder, args.out, ckpt / "log", ckpt, stage="pretrain", model="rpnt_pretrain",
-              seed=args.seed, scenario=scenario.name, pretraining=scen,
+    write_run(decoder, out, ckpt / "log", ckpt, stage="pretrain", model="rpnt_pretrain",
+              seed=seed, scenario=scen.name, pretraining=pretraining,
               fit=fit_summary(result), provenance=provenance(record))
-    log.info("pretrained %d steps in %.1f s -> %s", result.steps_done, result.seconds, args.out)
-    return 0
+    log.info("pretrained %d steps in %.1f s -> %s", result.steps_done, result.seconds, out)
+    return Path(out)
 
 
 def _check_no_leak(init_meta: dict[str, Any], session: str, init_dir: str) -> None:
@@ -67,56 +75,100 @@ def _check_no_leak(init_meta: dict[str, Any], session: str, init_dir: str) -> No
                         "holds it out")
 
 
-def run_finetune(args: argparse.Namespace) -> int:
-    """Config + store (+ pretrained init) -> finetuned decoder directory ``args.out``."""
-    from dataclasses import asdict
+def run_finetune(config: str | Path, mode: str, store: str | Path, seed: int,
+                 out: str | Path, init: str | Path | None = None,
+                 fraction: float | None = None, scenario: str | None = None,
+                 checkpoint_dir: str | Path | None = None) -> Path:
+    """Config + store (+ pretrained ``init`` directory) -> finetuned decoder ``out``.
 
-    from rpnt.decoders.base import load_decoder, read_meta
-    from rpnt.eval.evaluate import apply_scenario_units
-    from rpnt.provenance import config_hash, provenance, sha256_file
-    from rpnt.store import load_session
-    from rpnt.train.config import finetune_config, load_yaml, model_config
-    from rpnt.train.finetune import finetune
-    from rpnt.train.output import fit_summary, write_run
-
-    seed_everything(args.seed)
-    cfg = load_yaml(args.config)
-    fcfg = finetune_config(cfg, str(args.config))
-    if args.mode == "scratch" and args.init:
+    ``mode`` is one of :data:`rpnt.train.finetune.MODES`; ``fraction`` (fewshot only)
+    overrides ``finetune.fewshot_fraction``; ``scenario`` applies its unit-level target
+    selection and refuses an ``init`` pretrained on this very session.
+    """
+    seed_everything(seed)
+    cfg = load_yaml(config)
+    fcfg = finetune_config(cfg, str(config))
+    if mode not in MODES:
+        raise RpntError(f"finetune mode {mode!r} is not one of {MODES}")
+    if mode == "scratch" and init:
         raise RpntError("--init is not used with --mode scratch (random initialisation); "
                         "drop it or choose frozen, fewshot or full")
-    if args.mode != "fewshot" and args.fraction is not None:
+    if mode != "fewshot" and fraction is not None:
         raise RpntError("--fraction applies to --mode fewshot only")
-    session = load_session(args.store)
-    if args.scenario:
-        session = apply_scenario_units(session, cfg, args.scenario)
-    init = init_meta = None
+    session = load_session(store)
+    if scenario:
+        session = apply_scenario_units(session, cfg, scenario)
+    init_decoder = None
     mcfg = None
-    if args.mode == "scratch":
-        mcfg = model_config(cfg, str(args.config))
+    if mode == "scratch":
+        mcfg = model_config(cfg, str(config))
     else:
-        if not args.init:
-            raise RpntError(f"--mode {args.mode} needs --init PRETRAIN_DIR (from 'rpnt pretrain')")
-        init_meta = read_meta(args.init)
+        if not init:
+            raise RpntError(f"--mode {mode} needs --init PRETRAIN_DIR (from 'rpnt pretrain')")
+        init_meta = read_meta(init)
         if init_meta.get("kind") != "rpnt":
-            raise RpntError(f"{args.init}/meta.json: kind {init_meta.get('kind')!r} is not an "
+            raise RpntError(f"{init}/meta.json: kind {init_meta.get('kind')!r} is not an "
                             "RPNT decoder; pass the output of 'rpnt pretrain'")
-        if args.scenario:
-            _check_no_leak(init_meta, session.session, args.init)
-        init = load_decoder(args.init)
-    ckpt = _ckpt_dir(args)
-    record = {"mode": args.mode, "finetune": {**asdict(fcfg), "seed": args.seed},
-              "fraction": args.fraction, "session": session.session,
-              "scenario": args.scenario, "n_unit": session.n_unit,
-              "model": mcfg.to_dict() if mcfg else init.hparams["model"],
-              "init": sha256_file(Path(args.init) / "weights.safetensors") if args.init else None}
-    decoder, result, info = finetune(session, args.mode, fcfg, args.seed, model_cfg=mcfg,
-                                     init=init, fraction=args.fraction, ckpt_dir=ckpt,
+        if scenario:
+            _check_no_leak(init_meta, session.session, str(init))
+        init_decoder = load_decoder(init)
+    ckpt = _ckpt_dir(out, checkpoint_dir)
+    record = {"mode": mode, "finetune": {**asdict(fcfg), "seed": seed},
+              "fraction": fraction, "session": session.session,
+              "scenario": scenario, "n_unit": session.n_unit,
+              "model": mcfg.to_dict() if mcfg else init_decoder.hparams["model"],
+              "init": sha256_file(Path(init) / "weights.safetensors") if init else None}
+    decoder, result, info = finetune(session, mode, fcfg, seed, model_cfg=mcfg,
+                                     init=init_decoder, fraction=fraction, ckpt_dir=ckpt,
                                      log_dir=ckpt / "log", run_key=config_hash(record))
-    write_run(decoder, args.out, ckpt / "log", ckpt, stage="finetune",
-              model=f"rpnt_{args.mode}", mode=args.mode, seed=args.seed,
-              scenario=args.scenario, session=session.session, init=args.init,
+    write_run(decoder, out, ckpt / "log", ckpt, stage="finetune",
+              model=f"rpnt_{mode}", mode=mode, seed=seed,
+              scenario=scenario, session=session.session, init=init,
               data=info, fit=fit_summary(result), provenance=provenance(record))
-    log.info("finetuned (%s) %d steps in %.1f s, best valid MSE %s -> %s", args.mode,
-             result.steps_done, result.seconds, result.best_val, args.out)
-    return 0
+    log.info("finetuned (%s) %d steps in %.1f s, best valid MSE %s -> %s", mode,
+             result.steps_done, result.seconds, result.best_val, out)
+    return Path(out)
+
+
+def run_baseline(model: str, store: str | Path, seed: int, out: str | Path,
+                 config: str | Path | None = None, scenario: str | None = None,
+                 checkpoint_dir: str | Path | None = None) -> Path:
+    """Train peer ``model`` (:data:`rpnt.train.peers.BASELINE_MODELS`) on ``store``.
+
+    Hyperparameters from the config's ``baselines.<model>`` (defaults without
+    ``config``). POYO without torch-brain writes a skip record instead (with a warning).
+    """
+    seed_everything(seed)
+    out = Path(out)
+    cfg = load_yaml(config) if config else None
+    if scenario and cfg is None:
+        raise RpntError("--scenario needs --config CFG.yaml (the scenarios section)")
+    baselines = (cfg or {}).get("baselines") or {}
+    if not isinstance(baselines, dict):
+        raise RpntError(f"{config}: baselines must be a mapping of model -> settings")
+    unknown = sorted(set(baselines) - set(BASELINE_MODELS))
+    if unknown:
+        raise RpntError(f"{config}: unknown baselines {unknown}; known: "
+                        f"{', '.join(BASELINE_MODELS)}")
+    section = baselines.get(model) or {}
+    if model == "poyo" and not optional.poyo_available():
+        log.warning("POYO SKIPPED: %s. Install it with: pip install 'rpnt[peers]' "
+                    "(torch-brain==0.2.1). Writing a skip record to %s so the table "
+                    "says so.", optional.POYO_SKIP_REASON, out)
+        return write_skip(out, "poyo", optional.POYO_SKIP_REASON, seed=seed,
+                          scenario=scenario, store=str(store), provenance=provenance(cfg))
+    session = apply_scenario_units(load_session(store), cfg, scenario)
+    ckpt = _ckpt_dir(out, checkpoint_dir)
+    log_dir = ckpt / "logs"
+    if log_dir.exists():
+        shutil.rmtree(log_dir)  # the trainer rewrites the history from the checkpoint
+    trained = model != "wiener"
+    dec, info = train_baseline(model, session, section, seed, ckpt_dir=ckpt,
+                               log_dir=log_dir if trained else None)
+    write_run(dec, out, log_dir, ckpt if trained else None,
+              model=model, seed=seed, scenario=scenario,
+              session=session.session, store=str(store), fit=info,
+              units=int(session.n_unit),
+              provenance=provenance(cfg, section=section, store=str(store)))
+    print(f"{model} trained on {session.session} ({session.n_unit} units): {info}")
+    return out

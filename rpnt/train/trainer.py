@@ -60,7 +60,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from rpnt.data.device import choose_device, to_device
 from rpnt.errors import RpntError
 from rpnt.train import checkpoint as ckpt_io
 from rpnt.train import runlog
@@ -115,28 +117,6 @@ class FitResult:
 
 class TrainingInterrupted(RpntError):
     """Raised after a SIGTERM/SIGUSR1 checkpoint; rerun the same command to resume."""
-
-
-def choose_device(name: str = "auto") -> torch.device:
-    """``auto`` -> the first CUDA device if there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RpntError(f"device {name!r} requested but CUDA is not available; "
-                        "use device: auto or cpu")
-    return dev
-
-
-def to_device(batch: Batch, device: torch.device) -> Batch:
-    """Move every tensor in a nested dict/list/tuple to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
 
 
 def lr_factor(step: int, steps: int, warmup_steps: int, min_lr_ratio: float = 0.0) -> float:
@@ -289,8 +269,6 @@ def fit(
         history.append(record)
         if log_dir is not None:
             runlog.append_record(log_dir, record)
-
-    from tqdm.auto import tqdm
 
     last_loss: float | None = None
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc=title or "train",

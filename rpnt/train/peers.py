@@ -1,4 +1,7 @@
-"""Training of the peer baselines (Wiener, GRU, NDT-style, POYO) on one session.
+"""Training of the peers (Wiener, GRU, NDT-style, POYO) on one session.
+
+The decoders themselves (inference, save/load) are in :mod:`rpnt.decoders`; this module
+fits them.
 
 Hyperparameters come from the config section ``baselines.<model>``; every section is a
 dataclass with defaults, and an unknown key is an :class:`RpntError`. Trainable models
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +33,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from rpnt import optional
 from rpnt.data.session import SessionData
-from rpnt.data.windows import sample_starts, valid_window_starts
+from rpnt.data.windows import gather_windows, sample_starts, valid_window_starts
 from rpnt.decoders.base import Decoder
+from rpnt.decoders.binned import train_bins
+from rpnt.decoders.gru import GRUDecoder, GRUParams
+from rpnt.decoders.ndt import NDTDecoder, NDTParams
+from rpnt.decoders.poyo import POYODecoder, POYOParams
+from rpnt.decoders.wiener import WienerDecoder
 from rpnt.errors import RpntError
+from rpnt.linear import DEFAULT_LAMBDAS, fit_lagged_ridge
+from rpnt.scoring.stitch import evaluate_session, scored_mask
+from rpnt.train import config as train_cfg
+from rpnt.train.trainer import TrainConfig, fit
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +87,6 @@ def train_config(model: str, section: dict[str, Any] | None, seed: int,
                  where: str) -> Any:
     """A :class:`TrainConfig`: ``DEFAULT_TRAIN[model]`` overridden by ``section`` (checked
     by :func:`rpnt.train.config.train_config`), with the run's ``seed``."""
-    from rpnt.train import config as train_cfg
-    from rpnt.train.trainer import TrainConfig
-
     default = TrainConfig(**DEFAULT_TRAIN.get(model, {}))
     cfg = train_cfg.train_config(section, default, f"config {where}")
     return dataclasses.replace(cfg, seed=int(seed))
@@ -126,8 +136,6 @@ def _binned_sampler(dec: Any, session: SessionData, starts: np.ndarray, length: 
 
 def _valid_loss_fn(dec: Decoder, session: SessionData, length: int) -> Callable | None:
     """``1 - R²`` (stitched, valid trials, eval_mask) or None when there is no valid bin."""
-    from rpnt.eval.stitch import evaluate_session, scored_mask
-
     if scored_mask(session, "valid").sum() < 2:
         log.warning("session %s has no valid bins: no early stopping / model selection",
                     session.session)
@@ -139,9 +147,6 @@ def _valid_loss_fn(dec: Decoder, session: SessionData, length: int) -> Callable 
 def _train_binned(model: str, dec: Any, session: SessionData, train_section: dict,
                   seed: int, ckpt_dir: Path | None, log_dir: Path | None,
                   pretrain_section: dict | None = None) -> dict[str, Any]:
-    from rpnt.decoders.binned import train_bins
-    from rpnt.train.trainer import fit
-
     length = int(dec.hparams["window_bins"])
     mask = train_bins(session)
     dec.set_normalisation(session, mask)
@@ -209,24 +214,88 @@ def train_baseline(
     n_axis = int(session.velocity.shape[1])
     base = {"n_unit": session.n_unit, "n_axis": n_axis}
     if model == "wiener":
-        from rpnt.decoders.wiener import fit_wiener
-
         wcfg = _make_dataclass(WienerConfig, dict(section or {}), "baselines.wiener")
         dec, info = fit_wiener(session, lags=wcfg.lags, lambdas=wcfg.lambdas,
                                window_bins=wcfg.window_bins)
     elif model in ("gru", "ndt"):
-        if model == "gru":
-            from rpnt.decoders.gru import GRUDecoder as cls
-            from rpnt.decoders.gru import GRUParams as pcls
-        else:
-            from rpnt.decoders.ndt import NDTDecoder as cls
-            from rpnt.decoders.ndt import NDTParams as pcls
+        cls, pcls = (GRUDecoder, GRUParams) if model == "gru" else (NDTDecoder, NDTParams)
         params, train, pretrain = split_section(model, section, pcls)
         dec = cls({**base, **dataclasses.asdict(params)})
         info = _train_binned(model, dec, session, train, seed, ckpt_dir, log_dir, pretrain)
     else:
-        from rpnt.decoders.poyo import train_poyo
-
         dec, info = train_poyo(session, section, seed, ckpt_dir, log_dir)
     dec.eval()
+    return dec, info
+
+
+# --------------------------------------------------------------------------- wiener
+def fit_wiener(session: SessionData, lags: int = 10,
+               lambdas: Sequence[float] | None = None,
+               window_bins: int = 50) -> tuple[WienerDecoder, dict[str, Any]]:
+    """Fit the Wiener filter on ``session``'s training trials; penalty by valid R².
+
+    The penalty is chosen on the valid trials' bins inside ``eval_mask`` (the bins the
+    benchmark scores), or on all valid-trial bins when none is in ``eval_mask``.
+    """
+    train = train_bins(session)
+    valid = session.split_mask("valid") & session.trial_bins("valid")
+    if (valid & session.eval_mask).sum() >= 2:
+        valid = valid & session.eval_mask
+    lambdas = list(DEFAULT_LAMBDAS if lambdas is None else lambdas)
+    if not lambdas or min(lambdas) < 0:
+        raise RpntError("config baselines.wiener.lambdas must be a non-empty list of "
+                        "penalties >= 0")
+    try:
+        ridge = fit_lagged_ridge(session.spike_counts, session.velocity, train, valid,
+                                 lags=int(lags), lambdas=lambdas)
+    except ValueError as exc:
+        raise RpntError(f"session {session.session}: Wiener fit failed: {exc}") from exc
+    dec = WienerDecoder({"n_unit": session.n_unit, "n_axis": int(session.velocity.shape[1]),
+                         "lags": int(lags), "lam": float(ridge.lam),
+                         "window_bins": int(window_bins)})
+    dec.mean.copy_(torch.as_tensor(ridge.mean, dtype=torch.float64))
+    dec.scale.copy_(torch.as_tensor(ridge.scale, dtype=torch.float64))
+    dec.weight.copy_(torch.as_tensor(ridge.weight, dtype=torch.float64))
+    dec.intercept.copy_(torch.as_tensor(ridge.intercept, dtype=torch.float64))
+    info = {"lam": float(ridge.lam), "lags": int(lags), "n_train_bins": int(train.sum()),
+            "valid_r2": {str(k): v for k, v in (ridge.valid_r2 or {}).items()}}
+    return dec, info
+
+
+# --------------------------------------------------------------------------- poyo
+def train_poyo(session: SessionData, section: dict[str, Any] | None, seed: int,
+               ckpt_dir: Path | None, log_dir: Path | None) -> tuple[POYODecoder, dict]:
+    """Fit POYO on ``session``'s training windows (MSE on z-scored velocity per bin)."""
+    if not optional.poyo_available():
+        raise RpntError(f"POYO baseline unavailable: {optional.POYO_SKIP_REASON}")
+    params, train, _ = split_section("poyo", section, POYOParams)
+    torch.manual_seed(seed)
+    dec = POYODecoder({
+        "n_unit": session.n_unit, "n_axis": int(session.velocity.shape[1]),
+        "bin_size_s": float(session.bin_size_s), "session_id": session.session,
+        "unit_ids": [str(u) for u in session.unit_id], **dataclasses.asdict(params),
+    })
+    mask = train_bins(session)
+    vel = session.velocity[mask].astype(np.float64)
+    v_std = vel.std(0)
+    dec.vel_mean.copy_(torch.as_tensor(vel.mean(0)))
+    dec.vel_std.copy_(torch.as_tensor(np.where(v_std > 0, v_std, 1.0)))
+    length = int(params.window_bins)
+    starts = _fit_starts(session, mask, length, "training")
+    cfg = train_config("poyo", train, seed, "baselines.poyo.train")
+
+    def sample(rng: np.random.Generator) -> dict:
+        s = sample_starts(rng, starts, cfg.batch_size)
+        y = torch.as_tensor(gather_windows(session.velocity, s, length), dtype=torch.float32)
+        return {"tokens": dec.tokens(session, s, length),
+                "y": (y - dec.vel_mean.cpu()) / dec.vel_std.cpu()}
+
+    def mse(batch: dict) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(dec(batch["tokens"]), batch["y"])
+
+    res = fit(dec, mse, sample, cfg, ckpt_dir=ckpt_dir, log_dir=log_dir,
+              val_fn=_valid_loss_fn(dec, session, length), title="poyo decoding")
+    info = {"n_train_windows": int(starts.size), "steps": res.steps_done,
+            "best_val": res.best_val, "best_step": res.best_step,
+            "final_loss": res.final_loss, "seconds": res.seconds}
     return dec, info

@@ -9,20 +9,32 @@ finite velocity enter the score; all other bins may still feed a window as conte
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from rpnt.data.session import SessionData
 from rpnt.data.windows import covering_starts
-from rpnt.decoders.base import Decoder
 from rpnt.errors import RpntError
-from rpnt.eval.metrics import AXIS_NAMES, r2_report
+from rpnt.scoring.metrics import AXIS_NAMES, r2_report
 
 #: Window length (bins) used when a decoder's hparams do not say (the paper's T = 50).
 DEFAULT_WINDOW_BINS = 50
 
 
-def window_length(decoder: Decoder) -> int:
+class Predictor(Protocol):
+    """What scoring needs of a decoder (:class:`rpnt.decoders.base.Decoder` is one)."""
+
+    kind: str
+    hparams: dict[str, Any]
+
+    def predict_windows(self, session: SessionData, starts: np.ndarray,
+                        length: int) -> np.ndarray:
+        """(n_windows, length, n_axis) velocity in cm/s for windows ``[s, s + length)``."""
+        ...
+
+
+def window_length(decoder: Predictor) -> int:
     """Evaluation window length in bins: the window the decoder was trained on.
 
     ``hparams["window_bins"]`` (the baselines), else ``decoder.config.window`` (RPNT),
@@ -46,7 +58,7 @@ def scored_mask(session: SessionData, split: str = "test") -> np.ndarray:
 
 
 def stitch(
-    decoder: Decoder,
+    decoder: Predictor,
     session: SessionData,
     mask: np.ndarray,
     length: int,
@@ -100,7 +112,7 @@ class SessionScore:
 
 
 def evaluate_session(
-    decoder: Decoder,
+    decoder: Predictor,
     session: SessionData,
     split: str = "test",
     length: int | None = None,

@@ -223,3 +223,26 @@ def scenario_from_config(config: Mapping[str, Any], name: str, table: pd.DataFra
         raise RpntError(f"scenario {name!r} is not in the config's 'scenarios' section "
                         f"(known: {sorted(scenarios)})")
     return resolve_scenario(table, scenarios[name], name)
+
+
+def scenario_section(config: Mapping[str, Any] | None, scenario: str) -> Mapping[str, Any]:
+    """``config["scenarios"][scenario]`` or an RpntError naming the known scenarios."""
+    scenarios = (config or {}).get("scenarios") or {}
+    if scenario not in scenarios:
+        known = ", ".join(sorted(scenarios)) or "none (pass --config with a scenarios section)"
+        raise RpntError(f"scenario {scenario!r} is not in the config's scenarios; known: {known}")
+    return scenarios[scenario] or {}
+
+
+def apply_scenario_units(session: SessionData, config: Mapping[str, Any] | None,
+                         scenario: str | None) -> SessionData:
+    """Restrict ``session`` to the units the scenario's target selects (``area``/``site``).
+
+    The one unit-selection rule of target sessions, shared by finetuning, the peers,
+    evaluation and the ceiling. Without unit-level keys in ``scenarios.<name>.target``
+    (or without a scenario) the session is returned unchanged.
+    """
+    if scenario is None:
+        return session
+    target = scenario_section(config, scenario).get("target") or {}
+    return _unit_filter(target, exclude=False).apply(session)
