@@ -11,7 +11,6 @@ from rpnt.data.batches import (
     Vocab,
     date_coord,
     eval_unit_choice,
-    train_bins,
     velocity_stats,
 )
 from rpnt.data.session import SPLIT_CODES
@@ -24,7 +23,7 @@ COORDS = ("subject", "date", "task", "site_x", "site_y", "site_z")
 def make_windows(n_slots=8, units_per_site=12, **kw):
     s = make_session("sub-M_ses-RT-20150101", units_per_site=units_per_site, xyz=True, seed=5)
     vocab = Vocab.from_sessions([make_session("sub-C_ses-CO-20140101"), s])
-    mean, std = velocity_stats([s], [train_bins(s)])
+    mean, std = velocity_stats([s], [s.split_bins("train")])
     return s, SessionWindows(s, vocab, COORDS, n_slots, 20, vel_mean=mean, vel_std=std, **kw)
 
 
@@ -70,7 +69,7 @@ def test_batch_contents_match_session():
     vel = (s.velocity[starts[0]:starts[0] + 20] - sw.vel_mean) / sw.vel_std
     np.testing.assert_allclose(b["velocity"][0].numpy(), vel, rtol=1e-5)
     # windows lie in training trials only
-    assert train_bins(s)[starts[:, None] + np.arange(20)].all()
+    assert s.split_bins("train")[starts[:, None] + np.arange(20)].all()
 
 
 def test_padding_and_eval_choice():
@@ -86,7 +85,7 @@ def test_padding_and_eval_choice():
     s8, sw8 = make_windows(n_slots=8, units_per_site=12)
     a = eval_unit_choice(sw8, 4, seed=3)
     assert (a == a[:1]).all()
-    rate = s8.spike_counts[train_bins(s8, need_velocity=False)].mean(0)
+    rate = s8.spike_counts[s8.split_bins("train", finite_velocity=False)].mean(0)
     for j, units in enumerate(sw8.site_units):
         top = np.sort(units[np.argsort(-rate[units], kind="stable")[:8]])
         np.testing.assert_array_equal(a[0, j], top)

@@ -141,15 +141,6 @@ def velocity_stats(sessions: Sequence[SessionData], masks: Sequence[np.ndarray])
         np.float32)
 
 
-def train_bins(session: SessionData, need_velocity: bool = True) -> np.ndarray:
-    """(n_time,) bool: bins of training trials in the training split (with finite velocity
-    when ``need_velocity``) - the same definition as the binned baselines."""
-    ok = session.split_mask("train") & session.trial_bins("train")
-    if need_velocity:
-        ok = ok & np.isfinite(session.velocity).all(axis=1)
-    return ok
-
-
 class SessionWindows:
     """One session held in memory, ready to cut into model inputs.
 
@@ -172,7 +163,7 @@ class SessionWindows:
         self.readin = np.array([vocab.readins.index(readin_key(session, site))
                                 if readin_key(session, site) in vocab.readins else 0
                                 for site in session.sites], dtype=np.int64)
-        self.allowed = train_bins(session) if allowed is None else np.asarray(allowed, bool)
+        self.allowed = session.split_bins("train") if allowed is None else np.asarray(allowed, bool)
         self.starts = valid_window_starts(self.allowed, window)
         self.vel_mean, self.vel_std = vel_mean, vel_std
         self._fixed: tuple[int, np.ndarray] | None = None  # cache of eval_unit_choice
@@ -243,7 +234,7 @@ def eval_unit_choice(sw: SessionWindows, n: int, seed: int = 0) -> np.ndarray:
     """
     if sw._fixed is None or sw._fixed[0] != seed:
         s = sw.session
-        bins = train_bins(s, need_velocity=False)
+        bins = s.split_bins("train", finite_velocity=False)
         rate = (s.spike_counts[bins] if bins.any() else s.spike_counts).mean(axis=0)
         tie = np.random.default_rng(seed).random(s.n_unit)
         out = np.full((1, sw.n_sites, sw.n_slots), -1, dtype=np.int64)

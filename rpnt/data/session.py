@@ -63,6 +63,21 @@ class SessionData:
         """(n_time,) bool: bins whose split is ``name``."""
         return self.split == SPLIT_CODES[name]
 
+    def split_bins(self, split: str, finite_velocity: bool = True) -> np.ndarray:
+        """(n_time,) bool: the bins of ``split`` (train / valid / test) that a stage may
+        fit, select or score on.
+
+        A bin counts only if both its bin-level ``split`` code and the trial table say
+        ``split`` (so a training bin is never inside a valid or test trial, nor in the
+        padding around one), and, with ``finite_velocity``, if every velocity axis is
+        finite there. Scoring further restricts this to ``eval_mask``
+        (:func:`rpnt.scoring.stitch.scored_mask`).
+        """
+        ok = self.split_mask(split) & self.trial_bins(split)
+        if finite_velocity:
+            ok &= np.isfinite(self.velocity).all(axis=1)
+        return ok
+
     def trial_bins(self, which: str) -> np.ndarray:
         """(n_time,) bool: bins inside trials whose ``trial_split`` is ``which``."""
         return self.bins_of_trials(np.flatnonzero(self.trial_split == which))

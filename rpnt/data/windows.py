@@ -30,6 +30,17 @@ def sample_starts(rng: np.random.Generator, starts: np.ndarray, n: int) -> np.nd
     return starts[rng.integers(0, starts.size, size=n)]
 
 
+def evenly_spaced(starts: np.ndarray, n: int) -> np.ndarray:
+    """At most ``n`` of ``starts``, evenly spaced over them (first and last included).
+
+    Fixed validation windows: the same ones at every evaluation, spread over the split.
+    """
+    if starts.size == 0:
+        return starts
+    pick = np.linspace(0, starts.size - 1, min(n, starts.size)).round().astype(int)
+    return starts[np.unique(pick)]
+
+
 def gather_windows(x: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
     """Stack ``x[s:s+length]`` for each start: (n_windows, length, *x.shape[1:])."""
     idx = starts[:, None] + np.arange(length)[None, :]

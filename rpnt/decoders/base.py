@@ -20,10 +20,12 @@ safetensors: nothing is unpickled.
 from __future__ import annotations
 
 import abc
+import functools
 import importlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -47,6 +49,7 @@ DECODER_MODULES: dict[str, str] = {
 SKIP_NAME = "skip.json"
 
 _REGISTRY: dict[str, type[Decoder]] = {}
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def register_decoder(cls: type[Decoder]) -> type[Decoder]:
@@ -77,6 +80,24 @@ class Decoder(nn.Module, abc.ABC):
         Returns (n_windows, length, n_axis) float array in the session's velocity units
         (cm/s). A prediction for bin t may use only data at bins <= t (causal decoders).
         """
+
+
+def inference(predict: _F) -> _F:
+    """Decorator of :meth:`Decoder.predict_windows`: run it in eval mode (no dropout)
+    under ``torch.no_grad()``, then restore the module's training mode, also on error
+    (validation during training predicts with the model that is being trained)."""
+
+    @functools.wraps(predict)
+    def wrapper(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return predict(self, *args, **kwargs)
+        finally:
+            self.train(was_training)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def save_decoder(decoder: Decoder, out_dir: str | Path, **meta: Any) -> Path:

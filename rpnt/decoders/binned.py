@@ -15,14 +15,8 @@ import torch
 
 from rpnt.data.session import SessionData
 from rpnt.data.windows import gather_windows
-from rpnt.decoders.base import Decoder
+from rpnt.decoders.base import Decoder, inference
 from rpnt.errors import RpntError
-
-
-def train_bins(session: SessionData) -> np.ndarray:
-    """(n_time,) bool: bins of training trials with finite velocity (fit data only)."""
-    return (session.split_mask("train") & session.trial_bins("train")
-            & np.isfinite(session.velocity).all(axis=1))
 
 
 class BinnedDecoder(Decoder):
@@ -71,18 +65,13 @@ class BinnedDecoder(Decoder):
                             f"units but session {session.session} has {session.n_unit}; "
                             "evaluate on the same store (and --scenario) it was trained on")
 
-    @torch.no_grad()
+    @inference
     def predict_windows(
         self, session: SessionData, starts: np.ndarray, length: int
     ) -> np.ndarray:
         """(n_windows, length, n_axis) velocity in cm/s from counts inside each window."""
         self.check_session(session)
-        was_training = self.training
-        self.eval()
-        try:
-            x = self.normalise_counts(gather_windows(session.spike_counts,
-                                                     np.asarray(starts), length))
-            y = self(x) * self.vel_std + self.vel_mean
-        finally:
-            self.train(was_training)
+        x = self.normalise_counts(gather_windows(session.spike_counts,
+                                                 np.asarray(starts), length))
+        y = self(x) * self.vel_std + self.vel_mean
         return y.float().cpu().numpy()

@@ -20,7 +20,7 @@ import torch
 
 from rpnt import optional
 from rpnt.data.session import SessionData
-from rpnt.decoders.base import Decoder, register_decoder
+from rpnt.decoders.base import Decoder, inference, register_decoder
 from rpnt.errors import RpntError
 
 
@@ -162,16 +162,11 @@ class POYODecoder(Decoder):
                             f"{session.session}; evaluate on the store (and --scenario) it "
                             "was trained on")
 
-    @torch.no_grad()
+    @inference
     def predict_windows(
         self, session: SessionData, starts: np.ndarray, length: int
     ) -> np.ndarray:
         """(n_windows, length, n_axis) velocity in cm/s from the spikes of each window."""
         self.check_session(session)
-        was_training = self.training
-        self.eval()
-        try:
-            y = self(self.tokens(session, starts, length)) * self.vel_std + self.vel_mean
-        finally:
-            self.train(was_training)
+        y = self(self.tokens(session, starts, length)) * self.vel_std + self.vel_mean
         return y.float().cpu().numpy()

@@ -26,7 +26,7 @@ import torch
 from rpnt.data.batches import SessionWindows, Vocab, eval_unit_choice, readin_key
 from rpnt.data.device import to_device
 from rpnt.data.session import SessionData
-from rpnt.decoders.base import Decoder, register_decoder
+from rpnt.decoders.base import Decoder, inference, register_decoder
 from rpnt.errors import RpntError
 from rpnt.model import RPNT, RPNTConfig
 
@@ -88,7 +88,7 @@ class RPNTDecoder(Decoder):
         return self.model.velocity(batch["counts"], batch["unit_mask"], batch["coords"],
                                    batch["site_mask"], readin=batch["readin"])
 
-    @torch.no_grad()
+    @inference
     def predict_windows(self, session: SessionData, starts: np.ndarray, length: int,
                         chunk: int = 256) -> np.ndarray:
         """Velocity (n_windows, length, n_axis) in cm/s for windows ``[s, s + length)``."""
@@ -96,8 +96,6 @@ class RPNTDecoder(Decoder):
         n_axis = self.config.n_axis
         if starts.size == 0:
             return np.zeros((0, length, n_axis), np.float32)
-        was_training = self.training
-        self.eval()
         sw = self.windows(session, length)
         units = eval_unit_choice(sw, 1, seed=int(self.hparams.get("eval_seed", 0)))
         device = self.vel_mean.device
@@ -108,5 +106,4 @@ class RPNTDecoder(Decoder):
                                   with_velocity=False)
             pred = self(to_device(batch, device)).float()
             out.append((pred * self.vel_std + self.vel_mean).cpu().numpy())
-        self.train(was_training)
         return np.concatenate(out).astype(np.float32)

@@ -52,9 +52,7 @@ def scored_mask(session: SessionData, split: str = "test") -> np.ndarray:
     A bin counts as a ``split`` bin only if both the bin-level ``split`` code and the
     trial table agree, so a bin can never be scored on the strength of one label alone.
     """
-    in_split = session.split_mask(split) & session.trial_bins(split)
-    finite = np.isfinite(session.velocity).all(axis=1)
-    return in_split & session.eval_mask.astype(bool) & finite
+    return session.split_bins(split) & session.eval_mask.astype(bool)
 
 
 def stitch(

@@ -36,12 +36,11 @@ from rpnt.data.batches import (
     SessionWindows,
     Vocab,
     eval_unit_choice,
-    train_bins,
     velocity_stats,
 )
 from rpnt.data.device import to_device
 from rpnt.data.session import SessionData
-from rpnt.data.windows import valid_window_starts
+from rpnt.data.windows import evenly_spaced, valid_window_starts
 from rpnt.decoders.rpnt_decoder import RPNTDecoder
 from rpnt.errors import RpntError
 from rpnt.model import RPNTConfig
@@ -64,19 +63,15 @@ def fewshot_bins(session: SessionData, fraction: float, seed: int) -> tuple[np.n
         raise RpntError(f"session {session.session}: no training trial for few-shot")
     k = max(1, round(fraction * train_trials.size))
     chosen = np.sort(np.random.default_rng(seed).choice(train_trials, k, replace=False))
-    return train_bins(session) & session.bins_of_trials(chosen), k
+    return session.split_bins("train") & session.bins_of_trials(chosen), k
 
 
 def valid_batch(sw: SessionWindows, n_windows: int, seed: int) -> dict[str, Any] | None:
     """Fixed windows (at most ``n_windows``, evenly spaced) of valid trials, or None."""
-    s = sw.session
-    ok = (s.split_mask("valid") & s.trial_bins("valid")
-          & np.isfinite(s.velocity).all(axis=1))
-    starts = valid_window_starts(ok, sw.window)
+    starts = evenly_spaced(valid_window_starts(sw.session.split_bins("valid"), sw.window),
+                           n_windows)
     if starts.size == 0:
         return None
-    pick = np.unique(np.linspace(0, starts.size - 1, min(n_windows, starts.size)).round())
-    starts = starts[pick.astype(int)]
     return sw.make_batch(starts, eval_unit_choice(sw, starts.size, seed))
 
 
@@ -138,7 +133,7 @@ def finetune(session: SessionData, mode: str, fcfg: FinetuneConfig, seed: int,
         raise RpntError(f"session {session.session}: {session.velocity.shape[1]} velocity "
                         f"axes but the model predicts {cfg.n_axis}; set model.n_axis")
 
-    allowed = train_bins(session)
+    allowed = session.split_bins("train")
     info: dict[str, Any] = {"n_train_trials": int((session.trial_split == "train").sum())}
     if mode == "fewshot":
         frac = fcfg.fewshot_fraction if fraction is None else fraction

@@ -37,7 +37,6 @@ from rpnt import optional
 from rpnt.data.session import SessionData
 from rpnt.data.windows import gather_windows, sample_starts, valid_window_starts
 from rpnt.decoders.base import Decoder
-from rpnt.decoders.binned import train_bins
 from rpnt.decoders.gru import GRUDecoder, GRUParams
 from rpnt.decoders.ndt import NDTDecoder, NDTParams
 from rpnt.decoders.poyo import POYODecoder, POYOParams
@@ -148,7 +147,7 @@ def _train_binned(model: str, dec: Any, session: SessionData, train_section: dic
                   seed: int, ckpt_dir: Path | None, log_dir: Path | None,
                   pretrain_section: dict | None = None) -> dict[str, Any]:
     length = int(dec.hparams["window_bins"])
-    mask = train_bins(session)
+    mask = session.split_bins("train")
     dec.set_normalisation(session, mask)
     starts = _fit_starts(session, mask, length, "training")
     info: dict[str, Any] = {"n_train_windows": int(starts.size)}
@@ -237,8 +236,8 @@ def fit_wiener(session: SessionData, lags: int = 10,
     The penalty is chosen on the valid trials' bins inside ``eval_mask`` (the bins the
     benchmark scores), or on all valid-trial bins when none is in ``eval_mask``.
     """
-    train = train_bins(session)
-    valid = session.split_mask("valid") & session.trial_bins("valid")
+    train = session.split_bins("train")
+    valid = session.split_bins("valid", finite_velocity=False)
     if (valid & session.eval_mask).sum() >= 2:
         valid = valid & session.eval_mask
     lambdas = list(DEFAULT_LAMBDAS if lambdas is None else lambdas)
@@ -275,7 +274,7 @@ def train_poyo(session: SessionData, section: dict[str, Any] | None, seed: int,
         "bin_size_s": float(session.bin_size_s), "session_id": session.session,
         "unit_ids": [str(u) for u in session.unit_id], **dataclasses.asdict(params),
     })
-    mask = train_bins(session)
+    mask = session.split_bins("train")
     vel = session.velocity[mask].astype(np.float64)
     v_std = vel.std(0)
     dec.vel_mean.copy_(torch.as_tensor(vel.mean(0)))

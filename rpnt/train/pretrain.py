@@ -4,7 +4,7 @@ Pipeline: :func:`load_pretraining_sessions` (manifest + scenario -> in-memory se
 held-out sessions never loaded, held-out units removed) -> :func:`pretraining_sessions`
 -> :func:`pretrain` (masked Poisson reconstruction + site contrast with the generic
 trainer) -> an :class:`rpnt.decoders.rpnt_decoder.RPNTDecoder` whose encoder finetuning
-starts from. Windows come from training bins only (:func:`rpnt.data.batches.train_bins`),
+starts from. Windows come from training bins only (``SessionData.split_bins("train")``),
 so even the paper's looser variant never sees a target session's valid or test trials.
 """
 
@@ -27,13 +27,12 @@ from rpnt.data.batches import (
     SessionWindows,
     Vocab,
     eval_unit_choice,
-    train_bins,
     velocity_stats,
 )
 from rpnt.data.device import to_device
 from rpnt.data.scenarios import Scenario
 from rpnt.data.session import SessionData
-from rpnt.data.windows import valid_window_starts
+from rpnt.data.windows import evenly_spaced, valid_window_starts
 from rpnt.decoders.rpnt_decoder import RPNTDecoder
 from rpnt.errors import RpntError
 from rpnt.model import RPNTConfig
@@ -103,11 +102,10 @@ def _val_batches(windows: Sequence[SessionWindows], n_windows: int, seed: int,
     out = []
     for sw in windows:
         s = sw.session
-        ok = s.split_mask("valid") & s.trial_bins("valid")
-        starts = valid_window_starts(ok, sw.window)
+        starts = evenly_spaced(
+            valid_window_starts(s.split_bins("valid", finite_velocity=False), sw.window), per)
         if starts.size == 0:
             continue
-        starts = np.unique(starts[np.linspace(0, starts.size - 1, per).round().astype(int)])
         units = eval_unit_choice(sw, starts.size, seed)
         if observer is not None:
             observer(s, starts[:, None] + np.arange(sw.window)[None, :], units)
@@ -129,11 +127,12 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: RPNTConfig, pcfg: Pretr
     torch.manual_seed(seed)
     decoder = RPNTDecoder.build(model_cfg, vocab, eval_seed=seed)
     cfg = decoder.config
-    masks = [train_bins(s) for s in sessions]
+    masks = [s.split_bins("train") for s in sessions]
     mean, std = velocity_stats(sessions, masks)
     decoder.set_normalisation(mean, std)
     windows = [SessionWindows(s, vocab, cfg.coords, cfg.n_units, cfg.window,
-                              allowed=train_bins(s, need_velocity=False)) for s in sessions]
+                              allowed=s.split_bins("train", finite_velocity=False))
+               for s in sessions]
     tcfg = replace(pcfg.train, seed=seed)
     # A per-session read-in learns what each slot's unit does, so a slot must keep its
     # unit: the fixed unit choice of evaluation. A shared read-in gets random subsets.
