@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from rpnt.configfile import load_yaml
 from rpnt.errors import RpntError
 from rpnt.provenance import config_hash, poyo_available
 
@@ -108,22 +109,6 @@ def config_source(configfiles: Sequence[str | Path], overrides: Mapping[str, Any
 
 
 # ---------------------------------------------------------------------------- config
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from ``path`` (an empty file is an empty mapping)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise RpntError(f"{path}: no such config file") from exc
-    except yaml.YAMLError as exc:
-        raise RpntError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise RpntError(f"{path}: a config file must hold a mapping at the top level")
-    return data
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
