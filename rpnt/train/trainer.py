@@ -189,8 +189,88 @@ def _split_loss(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     return out, {}
 
 
-def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+@dataclass
+class FitState:
+    """Everything a run carries from one step to the next besides the model, optimizer,
+    scheduler and random generators; the rolling checkpoint holds all of them."""
+
+    step: int = 0  #: finished optimizer steps
+    history: list[dict[str, Any]] = field(default_factory=list)  #: metrics.jsonl records
+    best_val: float | None = None
+    best_step: int | None = None
+    best_state: dict[str, torch.Tensor] | None = None  #: CPU copy of the best weights
+    bad_evals: int = 0  #: evaluations since the last improvement
+    stopped: bool = False  #: early stopping triggered
+    #: sums of the scalars logged over the open logging interval, and its step count
+    #: (checkpointed, so that resumed means cover the same steps)
+    interval: dict[str, float] = field(default_factory=dict)
+    interval_steps: int = 0
+
+    def add_step(self, scalars: dict[str, float]) -> None:
+        """Count one finished step with its scalars (loss, grad_norm, extra losses)."""
+        self.step += 1
+        for k, v in scalars.items():
+            self.interval[k] = self.interval.get(k, 0.0) + v
+        self.interval_steps += 1
+
+    def close_interval(self, lr: float) -> dict[str, Any]:
+        """The training record of the interval just ended (means); starts the next."""
+        record = {"step": self.step, "lr": lr,
+                  **{k: v / self.interval_steps for k, v in self.interval.items()}}
+        self.interval, self.interval_steps = {}, 0
+        self.history.append(record)
+        return record
+
+    def add_validation(self, val: float, model: nn.Module, patience: int) -> dict[str, Any]:
+        """Record a validation loss; keep the best weights; decide on early stopping."""
+        if self.best_val is None or val < self.best_val:
+            self.best_val, self.best_step, self.bad_evals = val, self.step, 0
+            self.best_state = {k: v.detach().to("cpu", copy=True)
+                               for k, v in model.state_dict().items()}
+        else:
+            self.bad_evals += 1
+            self.stopped = patience > 0 and self.bad_evals >= patience
+        record = {"step": self.step, "val_loss": val}
+        self.history.append(record)
+        return record
+
+    def save(self, ckpt_dir: str | Path, run_key: str, model: nn.Module,
+             opt: torch.optim.Optimizer, sched: Any, rng: np.random.Generator) -> None:
+        """Atomically rewrite the rolling checkpoint (loadable with weights_only=True)."""
+        ckpt_io.save_checkpoint(ckpt_dir, {
+            "run_key": run_key, "step": self.step, "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "rng": ckpt_io.rng_state(rng), "history": json.dumps(self.history),
+            "best_val": self.best_val, "best_step": self.best_step,
+            "best_state": self.best_state, "bad_evals": self.bad_evals,
+            "stopped": self.stopped,
+            "log_acc": json.dumps([self.interval, self.interval_steps]),
+        })
+
+    @classmethod
+    def restore(cls, ckpt_dir: str | Path, run_key: str, model: nn.Module,
+                opt: torch.optim.Optimizer, sched: Any,
+                rng: np.random.Generator) -> FitState | None:
+        """The state of ``ckpt_dir``'s checkpoint, loading model, optimizer, scheduler and
+        generators in place; None without a checkpoint of this ``run_key``."""
+        saved = ckpt_io.load_checkpoint(ckpt_dir)
+        if saved is None:
+            return None
+        if saved.get("run_key") != run_key:
+            log.warning("%s: checkpoint belongs to another configuration; starting afresh",
+                        ckpt_dir)
+            return None
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        ckpt_io.set_rng_state(saved["rng"], rng)
+        interval, interval_steps = json.loads(saved["log_acc"])
+        log.info("resumed from %s at step %d", ckpt_dir, int(saved["step"]))
+        return cls(step=int(saved["step"]), history=json.loads(saved["history"]),
+                   best_val=saved["best_val"], best_step=saved["best_step"],
+                   best_state=saved["best_state"], bad_evals=int(saved["bad_evals"]),
+                   stopped=bool(saved["stopped"]), interval=interval,
+                   interval_steps=interval_steps)
 
 
 def fit(
@@ -212,125 +292,88 @@ def fit(
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    spec = list(model.parameters() if params is None else params)
-    opt = make_optimizer(spec, cfg)
-    params = [p for g in opt.param_groups for p in g["params"]]
+    opt = make_optimizer(list(model.parameters() if params is None else params), cfg)
+    trained = [p for g in opt.param_groups for p in g["params"]]
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio))
     step_fn = torch.compile(loss_fn) if cfg.compile else loss_fn
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else contextlib.nullcontext())
     key = run_key or repr(sorted(asdict(cfg).items()))
+    clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
 
-    step, history = 0, []
-    best_val: float | None = None
-    best_step: int | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    bad_evals, stopped = 0, False
-    acc: dict[str, float] = {}
-    n_acc = 0
+    state = None
     if ckpt_dir is not None:
         Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
-        state = ckpt_io.load_checkpoint(ckpt_dir)
-        if state is not None and state.get("run_key") != key:
-            log.warning("%s: checkpoint belongs to another configuration; starting afresh",
-                        ckpt_dir)
-            state = None
-        if state is not None:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            ckpt_io.set_rng_state(state["rng"], rng)
-            step, history = int(state["step"]), json.loads(state["history"])
-            best_val, best_step = state["best_val"], state["best_step"]
-            best_state, bad_evals = state["best_state"], int(state["bad_evals"])
-            stopped = bool(state["stopped"])
-            acc, n_acc = json.loads(state["log_acc"])
-            log.info("resumed from %s at step %d", ckpt_dir, step)
-    resumed_from = step
-    if log_dir is not None:
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        runlog.write_history(log_dir, history)
+        state = FitState.restore(ckpt_dir, key, model, opt, sched, rng)
+    state = state or FitState()
+    resumed_from = state.step
 
     def save() -> None:
-        if ckpt_dir is None:
-            return
-        ckpt_io.save_checkpoint(ckpt_dir, {
-            "run_key": key, "step": step, "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "rng": ckpt_io.rng_state(rng), "history": json.dumps(history),
-            "best_val": best_val, "best_step": best_step, "best_state": best_state,
-            "bad_evals": bad_evals, "stopped": stopped,
-            # the partial logging interval, so resumed means cover the same steps
-            "log_acc": json.dumps([acc, n_acc]),
-        })
+        if ckpt_dir is not None:
+            state.save(ckpt_dir, key, model, opt, sched, rng)
 
-    def emit(record: dict[str, Any]) -> None:
-        history.append(record)
+    def emit(record: dict[str, Any]) -> None:  # live log, rewritten whole at the end
         if log_dir is not None:
             runlog.append_record(log_dir, record)
 
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        runlog.write_history(log_dir, state.history)
+
     last_loss: float | None = None
-    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc=title or "train",
-               dynamic_ncols=True, leave=False)
+    bar = tqdm(total=cfg.steps, initial=state.step, disable=not cfg.progress,
+               desc=title or "train", dynamic_ncols=True, leave=False)
     with _SignalFlag() as flag:
-        while step < cfg.steps and not stopped:
+        while state.step < cfg.steps and not state.stopped:
+            # the schedule's lr (of parameters with lr_scale 1) for the step being taken
+            lr_now = cfg.lr * lr_factor(state.step, cfg.steps, cfg.warmup_steps,
+                                        cfg.min_lr_ratio)
             model.train()
             batch = to_device(sample_batch(rng), device)
             with autocast:
                 loss, extra = _split_loss(step_fn(batch))
             if not torch.isfinite(loss):
-                raise RpntError(f"training diverged: loss is {loss.item()} at step {step}; "
-                                "lower the learning rate or check the input data")
+                raise RpntError(f"training diverged: loss is {loss.item()} at step "
+                                f"{state.step}; lower the learning rate or check the input data")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
-            # the schedule's lr (of parameters with lr_scale 1)
-            lr_now = cfg.lr * lr_factor(step, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(trained, clip))
             opt.step()
             sched.step()
-            step += 1
-            bar.update(1)
             last_loss = float(loss.detach())
-            for k, v in {"loss": last_loss, "grad_norm": grad_norm,
-                         **{k: float(v.detach()) for k, v in extra.items()}}.items():
-                acc[k] = acc.get(k, 0.0) + v
-            n_acc += 1
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                emit({"step": step, "lr": lr_now, **{k: v / n_acc for k, v in acc.items()}})
-                bar.set_postfix(loss=f"{acc['loss'] / n_acc:.4g}")
-                acc, n_acc = {}, 0
-            if val_fn is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+            state.add_step({"loss": last_loss, "grad_norm": grad_norm,
+                            **{k: float(v.detach()) for k, v in extra.items()}})
+            bar.update(1)
+            last = state.step == cfg.steps
+            if state.step % cfg.log_every == 0 or last:
+                record = state.close_interval(lr_now)
+                emit(record)
+                bar.set_postfix(loss=f"{record['loss']:.4g}")
+            if val_fn is not None and (state.step % cfg.eval_every == 0 or last):
                 model.eval()
                 with torch.no_grad(), autocast:
                     val = float(val_fn())
-                emit({"step": step, "val_loss": val})
-                if best_val is None or val < best_val:
-                    best_val, best_step, best_state, bad_evals = val, step, _state_copy(model), 0
-                else:
-                    bad_evals += 1
-                    stopped = cfg.patience > 0 and bad_evals >= cfg.patience
-            if step == cfg.steps or stopped or (
-                    cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0):
+                emit(state.add_validation(val, model, cfg.patience))
+            if last or state.stopped or (cfg.checkpoint_every > 0
+                                         and state.step % cfg.checkpoint_every == 0):
                 save()
             if flag.received is not None:
                 save()
                 bar.close()
-                name = signal.Signals(flag.received).name
                 raise TrainingInterrupted(
-                    f"{name} received at step {step}; checkpoint saved to "
-                    f"{ckpt_dir}; rerun the same command to resume")
+                    f"{signal.Signals(flag.received).name} received at step {state.step}; "
+                    f"checkpoint saved to {ckpt_dir}; rerun the same command to resume")
     bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    if last_loss is None:
-        losses = [r["loss"] for r in history if "loss" in r]
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    if last_loss is None:  # resumed after the last step: the last logged loss
+        losses = [r["loss"] for r in state.history if "loss" in r]
         last_loss = losses[-1] if losses else None
     if log_dir is not None:
-        runlog.write_history(log_dir, history)
-        runlog.plot_curves(log_dir, history, title=title)
-    return FitResult(steps_done=step, best_val=best_val, best_step=best_step,
-                     stopped_early=stopped, final_loss=last_loss, resumed_from=resumed_from,
-                     seconds=time.perf_counter() - t0, history=history)
-
+        runlog.write_history(log_dir, state.history)
+        runlog.plot_curves(log_dir, state.history, title=title)
+    return FitResult(steps_done=state.step, best_val=state.best_val,
+                     best_step=state.best_step, stopped_early=state.stopped,
+                     final_loss=last_loss, resumed_from=resumed_from,
+                     seconds=time.perf_counter() - t0, history=state.history)
