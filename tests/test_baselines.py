@@ -24,13 +24,13 @@ def session():
                              gain=0.8)
 
 
-TRAIN = {"steps": 150, "eval_every": 25, "progress": False}
+TRAIN = {"steps": 150, "eval_every": 25}
 
 
 @pytest.mark.parametrize("model,section,threshold", [
     ("gru", {"hidden": 32, "window_bins": 20, "train": TRAIN}, 0.5),
     ("ndt", {"d_model": 32, "layers": 1, "heads": 2, "window_bins": 20,
-             "pretrain": {"steps": 30, "progress": False, "mask_ratio": 0.3},
+             "pretrain": {"steps": 30, "mask_ratio": 0.3},
              "train": TRAIN}, 0.45),
 ])
 def test_binned_baselines_learn_and_round_trip(session, tmp_path, model, section, threshold):
@@ -81,7 +81,7 @@ def test_cli_baseline_then_evaluate_with_scenario(tmp_path):
     store = write_session_store(s, tmp_path / "s.zarr")
     cfg = {"scenarios": {"pmd": {"target": {"subject": ["X"], "area": ["PMd"]}}},
            "baselines": {"gru": {"hidden": 8, "window_bins": 20,
-                                 "train": {"steps": 12, "eval_every": 6, "progress": False,
+                                 "train": {"steps": 12, "eval_every": 6,
                                            "checkpoint_every": 6}}}}
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))

@@ -51,7 +51,7 @@ def test_poyo_trains_predicts_and_round_trips(tmp_path):
     s = synthetic_session(3, n_trial=30, trial_bins=50, n_unit=40, base_rate_hz=30,
                           gain=0.8)
     section = {"dim": 32, "depth": 1, "dim_head": 16, "self_heads": 2, "window_bins": 20,
-               "train": {"steps": 120, "eval_every": 40, "progress": False}}
+               "train": {"steps": 120, "eval_every": 40}}
     dec, info = train_baseline("poyo", s, section, seed=0)
     assert info["steps"] == 120
     score = evaluate_session(dec, s)

@@ -129,8 +129,8 @@ def test_session_readin_pretraining_keeps_each_slot_on_its_unit():
     for readin, n_choices in (("session", 1), ("shared", None)):
         seen.clear()
         mcfg = RPNTConfig.preset("tiny", n_units=8, window=20, readin=readin)
-        pcfg = PretrainConfig(train=TrainConfig(steps=6, batch_size=4, eval_every=6,
-                                                progress=False), subsets=1, val_windows=4)
+        pcfg = PretrainConfig(train=TrainConfig(steps=6, batch_size=4, eval_every=6),
+                              subsets=1, val_windows=4)
         if readin == "shared":
             with pytest.raises(AssertionError):
                 pretrain(sessions, mcfg, pcfg, 0, None, None, observer=rec)

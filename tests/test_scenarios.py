@@ -105,8 +105,8 @@ def test_no_leakage_into_pretraining(name, loose, readin):
 
     mcfg = RPNTConfig.preset("tiny", d_model=16, n_layers=1, n_spatial_layers=1, n_heads=2,
                              n_units=8, window=20, readin=readin)
-    pcfg = PretrainConfig(train=TrainConfig(steps=60, batch_size=8, eval_every=30,
-                                            progress=False), subsets=2, val_windows=8)
+    pcfg = PretrainConfig(train=TrainConfig(steps=60, batch_size=8, eval_every=30),
+                          subsets=2, val_windows=8)
     targets = set(scenario.target_sessions)
     pretrain(pre, mcfg, pcfg, seed=0, ckpt_dir=None, log_dir=None,
              val_sessions=[s.session for s in pre if s.session not in targets], observer=rec)

@@ -134,8 +134,7 @@ def _sbatch_calls(output: str) -> dict[str, list[str]]:
 def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     wd = make_workdir(tmp_path / "wf")
     # Few training steps: this test is about submission and scheduling, not accuracy.
-    short = {"steps": 6, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3,
-             "progress": False}
+    short = {"steps": 6, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3}
     write_config(wd, "slurmtest", "config/tiny.yaml", benchmark="slurmtest",
                  models=["wiener", "rpnt_full"], scenarios=SCENARIO,
                  pretrain={"train": short}, finetune={"train": short})
@@ -208,7 +207,7 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
     log of each attempt kept."""
     wd = make_workdir(tmp_path / "wf")
     long = {"steps": 1_000_000, "batch_size": 8, "eval_every": 1_000_000,
-            "checkpoint_every": 1_000_000, "patience": 0, "progress": False}
+            "checkpoint_every": 1_000_000, "patience": 0}
     write_config(wd, "timelimit", "config/tiny.yaml", benchmark="timelimit",
                  models=["rpnt_scratch"], scenarios=SCENARIO, finetune={"train": long})
     # The store first, locally: this test is about the training job.

@@ -21,7 +21,7 @@ CONFIG = {
               "n_heads": 2, "n_units": 16, "window": 20},
     "finetune": {"train": {"steps": 150, "batch_size": 8, "lr": 3e-3, "warmup_steps": 5,
                            "eval_every": 25, "checkpoint_every": 10, "patience": 0,
-                           "log_every": 5, "progress": False}},
+                           "log_every": 5}},
 }
 
 

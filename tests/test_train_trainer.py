@@ -59,7 +59,7 @@ def run(tmp, cfg, crash_at=None, signal_at=None, sig=signal.SIGTERM, **kw):
 
 
 CFG = dict(steps=60, lr=1e-2, warmup_steps=10, eval_every=10, checkpoint_every=20,
-           log_every=5, progress=False, seed=3)
+           log_every=5, seed=3)
 
 
 def weights(model):

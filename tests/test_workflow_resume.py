@@ -56,7 +56,7 @@ def test_killed_training_job_resumes_from_checkpoint(tmp_path):
         scenarios={"cross_subject": {"target": {"subject": ["T"]}}},
         finetune={"train": {"steps": 300, "batch_size": 8, "lr": 1.0e-3,
                             "warmup_steps": 5, "eval_every": 1000, "checkpoint_every": 10,
-                            "patience": 0, "progress": False}},
+                            "patience": 0}},
     )
     args = [TARGET, "--cores", "1", "--configfile", "config/resume.yaml"]
     # The store first (simulate + ingest of the target session), then the training job.

@@ -79,8 +79,7 @@ def resolve_store(row: Any, manifest_path: str | Path) -> Path:
 
 
 def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
-                              manifest_path: str | Path, progress: bool = True
-                              ) -> list[SessionData]:
+                              manifest_path: str | Path) -> list[SessionData]:
     """Load only the scenario's pretraining stores (held-out stores are never opened)."""
     if "store" not in table.columns:
         raise RpntError(f"{manifest_path}: manifest has no 'store' column; rebuild it with "
@@ -88,7 +87,7 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
     rows = table.set_index(table["session"].astype(str))
     loaded = {}
     for sid in tqdm(scenario.pretrain_sessions, desc="load stores", leave=False,
-                    disable=not progress):
+                    disable=None):  # a progress bar on a terminal only
         # RPNT reads binned counts only: drop the raw spikes to keep many sessions in memory
         loaded[sid] = replace(load_session(resolve_store(rows.loc[sid], manifest_path)),
                               spike_times=None, spike_unit=None)

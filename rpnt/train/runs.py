@@ -44,8 +44,7 @@ def run_pretrain(config: str | Path, manifest: str | Path, scenario: str, seed: 
     mcfg = model_config(cfg, str(config))
     table = read_manifest(manifest)
     scen = scenario_from_config(cfg, scenario, table)
-    sessions = load_pretraining_sessions(table, scen, manifest,
-                                         progress=pcfg.train.progress)
+    sessions = load_pretraining_sessions(table, scen, manifest)
     targets = set(scen.target_sessions)
     val_ids = [s.session for s in sessions if s.session not in targets]
     ckpt = _ckpt_dir(out, checkpoint_dir)

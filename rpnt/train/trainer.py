@@ -90,7 +90,6 @@ class TrainConfig:
     compile: bool = False  #: torch.compile the loss function
     seed: int = 0
     device: str = "auto"  #: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1"
-    progress: bool = True  #: tqdm progress bar
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -322,8 +321,9 @@ def fit(
         runlog.write_history(log_dir, state.history)
 
     last_loss: float | None = None
-    bar = tqdm(total=cfg.steps, initial=state.step, disable=not cfg.progress,
-               desc=title or "train", dynamic_ncols=True, leave=False)
+    # disable=None: a progress bar on a terminal only, none in log files
+    bar = tqdm(total=cfg.steps, initial=state.step, disable=None, desc=title or "train",
+               dynamic_ncols=True, leave=False)
     with _SignalFlag() as flag:
         while state.step < cfg.steps and not state.stopped:
             # the schedule's lr (of parameters with lr_scale 1) for the step being taken
