@@ -10,16 +10,20 @@ from torch import nn
 
 from rpnt.decoders.base import register_decoder
 from rpnt.decoders.binned import BinnedDecoder
+from rpnt.fields import check_fields, setting
 
 
 @dataclass
 class GRUParams:
     """Architecture of the GRU baseline (config ``baselines.gru``)."""
 
-    hidden: int = 128  #: GRU state size
-    layers: int = 1  #: stacked GRU layers
-    dropout: float = 0.1  #: dropout on the input and between layers
-    window_bins: int = 50  #: training and evaluation window length (bins)
+    hidden: int = setting(128, minimum=1)  #: GRU state size
+    layers: int = setting(1, minimum=1)  #: stacked GRU layers
+    dropout: float = setting(0.1, minimum=0, maximum=1)  #: on the input and between layers
+    window_bins: int = setting(50, minimum=1)  #: training and evaluation window (bins)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "baselines.gru")
 
 
 @register_decoder

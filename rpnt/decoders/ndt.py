@@ -16,17 +16,22 @@ from torch import nn
 
 from rpnt.decoders.base import register_decoder
 from rpnt.decoders.binned import BinnedDecoder
+from rpnt.fields import check_fields, setting
 
 
 @dataclass
 class NDTParams:
     """Architecture of the NDT-style baseline (config ``baselines.ndt``)."""
 
-    d_model: int = 64
-    layers: int = 2
-    heads: int = 4
-    dropout: float = 0.1
-    window_bins: int = 50  #: training and evaluation window length (bins); max length
+    d_model: int = setting(64, minimum=1)
+    layers: int = setting(2, minimum=1)
+    heads: int = setting(4, minimum=1)
+    dropout: float = setting(0.1, minimum=0, maximum=1)
+    #: training and evaluation window length (bins); max length
+    window_bins: int = setting(50, minimum=1)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "baselines.ndt")
 
 
 @register_decoder

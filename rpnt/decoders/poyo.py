@@ -22,23 +22,28 @@ from rpnt import optional
 from rpnt.data.session import SessionData
 from rpnt.decoders.base import Decoder, inference, register_decoder
 from rpnt.errors import RpntError
+from rpnt.fields import check_fields, setting
 
 
 @dataclass
 class POYOParams:
     """Architecture of the POYO peer (config ``baselines.poyo``)."""
 
-    dim: int = 64  #: model width
-    depth: int = 2  #: latent self-attention layers
-    dim_head: int = 32
-    cross_heads: int = 1
-    self_heads: int = 2
-    num_latents_per_step: int = 8  #: latents per latent time step
-    latent_step: float = 0.1  #: seconds between latent time steps
-    ffn_dropout: float = 0.2
-    lin_dropout: float = 0.2
-    atn_dropout: float = 0.0
-    window_bins: int = 50  #: window length in bins (sequence_length = window_bins * bin)
+    dim: int = setting(64, minimum=1)  #: model width
+    depth: int = setting(2, minimum=1)  #: latent self-attention layers
+    dim_head: int = setting(32, minimum=1)
+    cross_heads: int = setting(1, minimum=1)
+    self_heads: int = setting(2, minimum=1)
+    num_latents_per_step: int = setting(8, minimum=1)  #: latents per latent time step
+    latent_step: float = setting(0.1, exclusive_minimum=0)  #: seconds between latent steps
+    ffn_dropout: float = setting(0.2, minimum=0, maximum=1)
+    lin_dropout: float = setting(0.2, minimum=0, maximum=1)
+    atn_dropout: float = setting(0.0, minimum=0, maximum=1)
+    #: window length in bins (sequence_length = window_bins * bin)
+    window_bins: int = setting(50, minimum=1)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "baselines.poyo")
 
 
 def _vocab_keys(module: torch.nn.Module) -> list[str]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rpnt.errors import RpntError
+from rpnt.fields import check_fields, setting
 
 POS_ENCODINGS = ("none", "sinusoidal", "learned", "rope_time", "mrope", "mrope_legacy")
 ATTENTIONS = ("standard", "context")
@@ -56,31 +57,38 @@ class RPNTConfig:
     site (the caller subsamples or zero-pads units and passes a unit mask).
     """
 
-    n_units: int = 50  #: N unit slots per site token
-    window: int = 50  #: T bins per window (20 ms bins: 1 s)
-    d_model: int = 256
-    n_layers: int = 4  #: causal temporal layers, applied per site
-    n_spatial_layers: int = 2  #: cross-site layers, applied per time bin
-    n_heads: int = 8
-    dropout: float = 0.1
-    pos_encoding: str = "mrope"  #: one of POS_ENCODINGS
-    attention: str = "context"  #: temporal attention: "standard" or "context"
-    kernel_size: int = 3  #: k of the k x k context kernels
-    context_dim: int = 0  #: width of the context summary MLP; 0 = d_model // 4
-    coords: tuple[str, ...] = ("subject", "date", "task")  #: MRoPE coordinates besides time
-    rope_bases: dict[str, float] = field(default_factory=_default_bases)
-    rope_shares: dict[str, float] = field(default_factory=_default_shares)
-    coord_scales: dict[str, float] = field(default_factory=_default_scales)
-    n_axis: int = 2  #: velocity outputs
-    mask_ratio_range: tuple[float, float] = (0.01, 0.99)
-    fixed_mask_ratio: float | None = None  #: ablation: same time and unit ratio every batch
-    contrastive: str = "site_invariance"  #: one of CONTRASTIVE
-    contrastive_weight: float = 0.1
-    contrastive_temperature: float = 0.1
+    n_units: int = setting(50, minimum=1)  #: N unit slots per site token
+    window: int = setting(50, minimum=1)  #: T bins per window (20 ms bins: 1 s)
+    #: at least 16: the velocity head narrows d -> d/4 -> d/16
+    d_model: int = setting(256, minimum=16)
+    n_layers: int = setting(4, minimum=0)  #: causal temporal layers, applied per site
+    n_spatial_layers: int = setting(2, minimum=0)  #: cross-site layers, per time bin
+    n_heads: int = setting(8, minimum=1)
+    dropout: float = setting(0.1, minimum=0, maximum=1)
+    pos_encoding: str = setting("mrope", enum=POS_ENCODINGS)
+    #: temporal attention: "standard" or "context"
+    attention: str = setting("context", enum=ATTENTIONS)
+    kernel_size: int = setting(3, minimum=1)  #: k of the k x k context kernels (odd)
+    #: width of the context summary MLP; 0 = d_model // 4
+    context_dim: int = setting(0, minimum=0)
+    #: MRoPE coordinates besides time
+    coords: tuple[str, ...] = setting(("subject", "date", "task"),
+                                      items={"enum": list(KNOWN_COORDS)})
+    rope_bases: dict[str, float] = setting(default_factory=_default_bases)
+    rope_shares: dict[str, float] = setting(default_factory=_default_shares)
+    coord_scales: dict[str, float] = setting(default_factory=_default_scales)
+    n_axis: int = setting(2, minimum=1)  #: velocity outputs
+    mask_ratio_range: tuple[float, float] = setting((0.01, 0.99))  #: 0 < a <= b < 1
+    #: ablation: same time and unit ratio every batch
+    fixed_mask_ratio: float | None = setting(None, exclusive_minimum=0, exclusive_maximum=1)
+    contrastive: str = setting("site_invariance", enum=CONTRASTIVE)
+    contrastive_weight: float = setting(0.1, minimum=0)
+    contrastive_temperature: float = setting(0.1, exclusive_minimum=0)
     #: unit read-in / reconstruction read-out: "shared" (one Linear for every recording,
     #: as the released code) or "session" (one per site of each session; rpnt.model.readin)
-    readin: str = "session"
-    n_readins: int = 1  #: rows of the per-session read-in (set from the vocabulary)
+    readin: str = setting("session", enum=READINS)
+    #: rows of the per-session read-in (set from the vocabulary)
+    n_readins: int = setting(1, minimum=1)
 
     def __post_init__(self) -> None:
         self.coords = tuple(self.coords)
@@ -100,43 +108,29 @@ class RPNTConfig:
         return self.context_dim or max(1, self.d_model // 4)
 
     def validate(self) -> None:
-        """Raise :class:`RpntError` naming the offending ``model`` setting."""
+        """Raise :class:`RpntError` naming the offending ``model`` setting.
+
+        Each field's own type, range and choices are declared with it
+        (:func:`rpnt.fields.setting`); here are the checks that involve several fields.
+        """
 
         def bad(msg: str) -> RpntError:
             return RpntError(f"model config: {msg}")
 
-        if self.pos_encoding not in POS_ENCODINGS:
-            raise bad(f"pos_encoding {self.pos_encoding!r} is not one of {POS_ENCODINGS}")
-        if self.attention not in ATTENTIONS:
-            raise bad(f"attention {self.attention!r} is not one of {ATTENTIONS}")
-        if self.readin not in READINS:
-            raise bad(f"readin {self.readin!r} is not one of {READINS}")
-        if self.n_readins < 1 or (self.readin == "shared" and self.n_readins != 1):
-            raise bad(f"n_readins {self.n_readins} must be >= 1 (and 1 for readin shared)")
-        if self.contrastive not in CONTRASTIVE:
-            raise bad(f"contrastive {self.contrastive!r} is not one of {CONTRASTIVE}")
-        for c in self.coords:
-            if c not in KNOWN_COORDS:
-                raise bad(f"coordinate {c!r} in coords is not one of {KNOWN_COORDS}")
+        check_fields(self, "model config: model")
+        if self.readin == "shared" and self.n_readins != 1:
+            raise bad(f"n_readins {self.n_readins} must be 1 for readin shared")
         if len(set(self.coords)) != len(self.coords):
             raise bad(f"coords {self.coords} has duplicates")
         if self.d_model % self.n_heads:
             raise bad(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.head_dim % 2:
             raise bad(f"head dimension {self.head_dim} must be even for rotary embeddings")
-        if self.d_model < 16:
-            raise bad(f"d_model {self.d_model} must be >= 16 (velocity head d -> d/4 -> d/16)")
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise bad(f"kernel_size {self.kernel_size} must be a positive odd number")
-        if min(self.n_units, self.window, self.n_layers + 1, self.n_axis) < 1:
-            raise bad("n_units, window and n_axis must be >= 1 and n_layers >= 0")
-        if self.n_spatial_layers < 0:
-            raise bad("n_spatial_layers must be >= 0")
+        if self.kernel_size % 2 == 0:
+            raise bad(f"kernel_size {self.kernel_size} must be odd")
         lo, hi = self.mask_ratio_range
         if not 0.0 < lo <= hi < 1.0:
             raise bad(f"mask_ratio_range {self.mask_ratio_range} must satisfy 0 < a <= b < 1")
-        if self.fixed_mask_ratio is not None and not 0.0 < self.fixed_mask_ratio < 1.0:
-            raise bad(f"fixed_mask_ratio {self.fixed_mask_ratio} must be in (0, 1)")
         if self.pos_encoding == "mrope_legacy" and not self.coords:
             raise bad("pos_encoding mrope_legacy needs at least one coordinate in coords")
         used = self.rotary_coords()

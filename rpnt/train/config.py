@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rpnt.errors import RpntError
+from rpnt.fields import check_fields, setting
 from rpnt.model import RPNTConfig
 from rpnt.train.trainer import TrainConfig
 
@@ -33,23 +34,18 @@ def _finetune_train() -> TrainConfig:
                        checkpoint_every=100, patience=4)
 
 
-def _check_counts(cfg: object, section: str) -> None:
-    for name in ("subsets", "val_windows"):
-        v = getattr(cfg, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise RpntError(f"{section}.{name} must be a positive integer, got {v!r}")
-
-
 @dataclass
 class PretrainConfig:
     """``pretrain`` section."""
 
     train: TrainConfig = field(default_factory=_pretrain_train)
-    subsets: int = 2  #: unit subsets drawn of each window (augmentation)
-    val_windows: int = 64  #: fixed windows of valid bins (non-target sessions) for the curve
+    #: unit subsets drawn of each window (augmentation)
+    subsets: int = setting(2, minimum=1)
+    #: fixed windows of valid bins (non-target sessions) for the curve
+    val_windows: int = setting(64, minimum=1)
 
     def __post_init__(self) -> None:
-        _check_counts(self, "pretrain")
+        check_fields(self, "pretrain")
 
 
 @dataclass
@@ -57,23 +53,19 @@ class FinetuneConfig:
     """``finetune`` section."""
 
     train: TrainConfig = field(default_factory=_finetune_train)
-    fewshot_fraction: float = 0.1  #: fraction of training trials for mode fewshot
-    subsets: int = 1  #: unit subsets drawn of each window (unit_sampling random only)
+    #: fraction of training trials for mode fewshot
+    fewshot_fraction: float = setting(0.1, exclusive_minimum=0, maximum=1)
+    #: unit subsets drawn of each window (unit_sampling random only)
+    subsets: int = setting(1, minimum=1)
     #: "fixed": the evaluation choice of units in every batch (stable slot identity);
     #: "random": random subsets of sites with more than N units (augmentation)
-    unit_sampling: str = "fixed"
-    val_windows: int = 128  #: max windows of valid bins for early stopping
+    unit_sampling: str = setting("fixed", enum=("fixed", "random"))
+    val_windows: int = setting(128, minimum=1)  #: max windows of valid bins for early stopping
     #: lr of a pretrained encoder relative to the head's (modes fewshot and full)
-    encoder_lr_scale: float = 1.0
+    encoder_lr_scale: float = setting(1.0, minimum=0)
 
     def __post_init__(self) -> None:
-        _check_counts(self, "finetune")
-        if not isinstance(self.encoder_lr_scale, (int, float)) or self.encoder_lr_scale < 0:
-            raise RpntError(f"finetune.encoder_lr_scale {self.encoder_lr_scale!r} must be a "
-                            "number >= 0")
-        if self.unit_sampling not in ("fixed", "random"):
-            raise RpntError(f"finetune.unit_sampling {self.unit_sampling!r} must be "
-                            "'fixed' or 'random'")
+        check_fields(self, "finetune")
 
 
 def _fields(cls: type) -> set[str]:
@@ -115,13 +107,9 @@ def finetune_config(cfg: dict[str, Any], source: str = "config") -> FinetuneConf
     base = FinetuneConfig()
     train = train_config(d.pop("train", None), base.train, f"{source}: finetune.train")
     try:
-        out = FinetuneConfig(train=train, **d)
+        return FinetuneConfig(train=train, **d)
     except RpntError as exc:
         raise RpntError(f"{source}: {exc}") from exc
-    if not 0.0 < out.fewshot_fraction <= 1.0:
-        raise RpntError(f"{source}: finetune.fewshot_fraction {out.fewshot_fraction} must be "
-                        "in (0, 1]")
-    return out
 
 
 def model_config(cfg: dict[str, Any], source: str = "config", **fixed: Any) -> RPNTConfig:

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,8 @@ from rpnt.decoders.ndt import NDTDecoder, NDTParams
 from rpnt.decoders.poyo import POYODecoder, POYOParams
 from rpnt.decoders.wiener import WienerDecoder
 from rpnt.errors import RpntError
-from rpnt.linear import DEFAULT_LAMBDAS, fit_lagged_ridge
+from rpnt.fields import check_fields, setting
+from rpnt.linear import fit_lagged_ridge
 from rpnt.scoring.stitch import evaluate_session, scored_mask
 from rpnt.train import config as train_cfg
 from rpnt.train.trainer import TrainConfig, fit
@@ -67,10 +68,26 @@ DEFAULT_TRAIN: dict[str, dict[str, Any]] = {
 class WienerConfig:
     """``baselines.wiener``: causal lagged ridge regression, closed form."""
 
-    lags: int = 10  #: bins of history per prediction (bins t-lags+1 .. t)
-    lambdas: list[float] = field(
-        default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0])
-    window_bins: int = 50  #: evaluation window length (bins)
+    lags: int = setting(10, minimum=1)  #: bins of history per prediction (t-lags+1 .. t)
+    #: ridge penalties tried; the one with the best valid R² is kept
+    lambdas: list[float] = setting(
+        default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],
+        min_items=1, items={"exclusiveMinimum": 0})
+    window_bins: int = setting(50, minimum=1)  #: evaluation window length (bins)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "baselines.wiener")
+
+
+@dataclass
+class NDTMasking:
+    """``baselines.ndt.mask_ratio`` (also accepted inside ``pretrain:``): the fraction of
+    bins masked by NDT's optional masked-modelling pretraining."""
+
+    mask_ratio: float = setting(0.25, exclusive_minimum=0, exclusive_maximum=1)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "baselines.ndt.pretrain")
 
 
 def _make_dataclass(cls: type, section: dict[str, Any], where: str) -> Any:
@@ -154,9 +171,8 @@ def _train_binned(model: str, dec: Any, session: SessionData, train_section: dic
 
     if pretrain_section is not None:
         section = dict(pretrain_section)
-        ratio = float(section.pop("mask_ratio", 0.25))
-        if not 0.0 < ratio < 1.0:
-            raise RpntError(f"config baselines.{model}.pretrain.mask_ratio must be in (0, 1)")
+        ratio = NDTMasking(**{k: section.pop(k) for k in ("mask_ratio",) if k in section}
+                           ).mask_ratio
         pcfg = train_config(model, section, seed, f"baselines.{model}.pretrain")
         sample = _binned_sampler(dec, session, starts, length, pcfg.batch_size)
 
@@ -213,9 +229,8 @@ def train_baseline(
     n_axis = int(session.velocity.shape[1])
     base = {"n_unit": session.n_unit, "n_axis": n_axis}
     if model == "wiener":
-        wcfg = _make_dataclass(WienerConfig, dict(section or {}), "baselines.wiener")
-        dec, info = fit_wiener(session, lags=wcfg.lags, lambdas=wcfg.lambdas,
-                               window_bins=wcfg.window_bins)
+        dec, info = fit_wiener(session, _make_dataclass(WienerConfig, dict(section or {}),
+                                                        "baselines.wiener"))
     elif model in ("gru", "ndt"):
         cls, pcls = (GRUDecoder, GRUParams) if model == "gru" else (NDTDecoder, NDTParams)
         params, train, pretrain = split_section(model, section, pcls)
@@ -228,25 +243,21 @@ def train_baseline(
 
 
 # --------------------------------------------------------------------------- wiener
-def fit_wiener(session: SessionData, lags: int = 10,
-               lambdas: Sequence[float] | None = None,
-               window_bins: int = 50) -> tuple[WienerDecoder, dict[str, Any]]:
+def fit_wiener(session: SessionData,
+               cfg: WienerConfig) -> tuple[WienerDecoder, dict[str, Any]]:
     """Fit the Wiener filter on ``session``'s training trials; penalty by valid R².
 
     The penalty is chosen on the valid trials' bins inside ``eval_mask`` (the bins the
     benchmark scores), or on all valid-trial bins when none is in ``eval_mask``.
     """
+    lags, window_bins = cfg.lags, cfg.window_bins
     train = session.split_bins("train")
     valid = session.split_bins("valid", finite_velocity=False)
     if (valid & session.eval_mask).sum() >= 2:
         valid = valid & session.eval_mask
-    lambdas = list(DEFAULT_LAMBDAS if lambdas is None else lambdas)
-    if not lambdas or min(lambdas) < 0:
-        raise RpntError("config baselines.wiener.lambdas must be a non-empty list of "
-                        "penalties >= 0")
     try:
         ridge = fit_lagged_ridge(session.spike_counts, session.velocity, train, valid,
-                                 lags=int(lags), lambdas=lambdas)
+                                 lags=int(lags), lambdas=list(cfg.lambdas))
     except ValueError as exc:
         raise RpntError(f"session {session.session}: Wiener fit failed: {exc}") from exc
     dec = WienerDecoder({"n_unit": session.n_unit, "n_axis": int(session.velocity.shape[1]),

@@ -64,6 +64,7 @@ from tqdm.auto import tqdm
 
 from rpnt.data.device import choose_device, to_device
 from rpnt.errors import RpntError
+from rpnt.fields import check_fields, setting
 from rpnt.train import checkpoint as ckpt_io
 from rpnt.train import runlog
 
@@ -76,28 +77,28 @@ Batch = Any
 class TrainConfig:
     """Optimisation settings of one run (shared by pretraining, finetuning and peers)."""
 
-    steps: int = 1000  #: optimizer steps
-    batch_size: int = 32  #: windows per step (read by the batch samplers, not by fit)
-    lr: float = 1e-3  #: peak learning rate
-    weight_decay: float = 0.01  #: AdamW decoupled weight decay (matrices only)
-    warmup_steps: int = 50  #: linear warm-up length
-    min_lr_ratio: float = 0.0  #: final lr = min_lr_ratio * lr
-    grad_clip: float = 1.0  #: max gradient norm; <= 0 disables clipping
-    eval_every: int = 50  #: steps between validations
-    checkpoint_every: int = 100  #: steps between rolling checkpoints; <= 0: only at the end
-    patience: int = 0  #: evaluations without improvement before stopping; 0 = never stop
-    log_every: int = 10  #: steps per metrics.jsonl training record
-    compile: bool = False  #: torch.compile the loss function
-    seed: int = 0
-    device: str = "auto"  #: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1"
+    steps: int = setting(1000, minimum=1)  #: optimizer steps
+    #: windows per step (read by the batch samplers, not by fit)
+    batch_size: int = setting(32, minimum=1)
+    lr: float = setting(1e-3, exclusive_minimum=0)  #: peak learning rate
+    #: AdamW decoupled weight decay (matrices only)
+    weight_decay: float = setting(0.01, minimum=0)
+    warmup_steps: int = setting(50, minimum=0)  #: linear warm-up length
+    min_lr_ratio: float = setting(0.0, minimum=0, maximum=1)  #: final lr = ratio * lr
+    grad_clip: float = setting(1.0)  #: max gradient norm; <= 0 disables clipping
+    eval_every: int = setting(50, minimum=1)  #: steps between validations
+    #: steps between rolling checkpoints; <= 0: only at the end
+    checkpoint_every: int = setting(100)
+    #: evaluations without improvement before stopping; 0 = never stop
+    patience: int = setting(0, minimum=0)
+    log_every: int = setting(10, minimum=1)  #: steps per metrics.jsonl training record
+    compile: bool = setting(False)  #: torch.compile the loss function
+    seed: int = setting(0, configurable=False)  #: from the command line (--seed)
+    #: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1"
+    device: str = setting("auto")
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise RpntError(f"training steps ({self.steps}) and batch_size "
-                            f"({self.batch_size}) must be positive")
-        if self.lr <= 0 or self.warmup_steps < 0 or self.eval_every < 1 or self.log_every < 1:
-            raise RpntError("training config: lr must be > 0, warmup_steps >= 0, "
-                            "eval_every and log_every >= 1")
+        check_fields(self, "train")
 
 
 @dataclass
