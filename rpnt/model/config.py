@@ -22,8 +22,8 @@ def _default_bases() -> dict[str, float]:
     # multi-site x/y 5000. The bin index uses base 100, not the released 10000: with T=50
     # bins and the time band holding only part of a head's pairs (3 of 8 pairs at
     # head_dim 16), base 10000 leaves periods of 6, 136 and ~3000 bins - one useful
-    # frequency inside a window. Base 100 gives periods 6, 29 and 136 bins. Measured (tiny,
-    # context+mrope, 200 finetune steps, 3 seeds): test R^2 0.576 -> 0.619.
+    # frequency inside a window. Base 100 gives periods 6, 29 and 136 bins
+    # (measurement: docs/model.md "Measured training fixes").
     return {"time": 100.0, "subject": 100.0, "date": 1000.0, "task": 10.0,
             "site_x": 5000.0, "site_y": 5000.0, "site_z": 5000.0}
 

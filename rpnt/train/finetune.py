@@ -156,8 +156,8 @@ def finetune(session: SessionData, mode: str, fcfg: FinetuneConfig, seed: int,
         # The pretrained transformer is frozen; the read-in of unit slots is not: the
         # target session's units fill the slots in an order pretraining never saw (there
         # slots held random unit subsets), so a frozen read-in only passes slot-symmetric
-        # features (population rate) and the head cannot decode direction. Measured
-        # (tiny, 300 pretraining steps): frozen read-in test R² 0.05, trained read-in 0.34.
+        # features (population rate) and the head cannot decode direction (measured:
+        # docs/model.md "Measured training fixes").
         for p in model.core_parameters():
             p.requires_grad_(False)
         params = [*model.readin_parameters(), *model.head_parameters()]
