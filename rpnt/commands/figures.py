@@ -13,9 +13,11 @@ directory, atomically), as the workflow does:
   rpnt figures --config CFG.yaml --metrics M.json ... --predictions P.npz ... \\
       --runs MODEL_DIR ... --out-dir results/benchmark/NAME/figures
 
-  r2.png                    R² per scenario and model, error bars = std (sessions x seeds)
+  r2.png                    R² per scenario and model: bars = mean, error bars = std, dots =
+                            sessions x seeds; the noise ceiling as a marker
   predictions_<scen>.png    predicted vs true velocity on a test trial (figures.example_model)
-  curves_<model>.png        training and validation loss of every run of a model
+  curves_<model>.png        training loss and validation metric of a model's runs, one line
+                            per scenario (mean over its runs, band = range)
   attention_<scen>.png      RPNT spatial (site x site) attention, multi-site data only
 
 Or one figure at a time:
@@ -83,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.figure == "predictions":
         out = figures.plot_predictions(args.pred_file, args.out, trial=args.trial)
     elif args.figure == "curves":
-        out = figures.plot_curves(args.run_list, args.out)
+        out = figures.plot_curves(args.run_list, args.out,
+                                  groups=[figures.curve_group(r) for r in args.run_list])
     else:
         if args.scenario and config is None:
             raise RpntError("--scenario needs --config CFG.yaml")

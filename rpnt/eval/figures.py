@@ -1,12 +1,17 @@
-"""Benchmark figures (matplotlib Agg, PNG, each written atomically).
+"""Benchmark figures (PNG, each written atomically; matplotlib without pyplot).
 
 - :func:`plot_r2_bars`: R² per scenario (groups) and model (bars), error bars = std over
-  sessions and seeds, from ``table.csv`` (or an in-memory :class:`rpnt.eval.tables.Table`).
+  sessions and seeds, one dot per session and seed when the records are given, the
+  noise ceiling as a marker; from ``table.csv`` or an in-memory
+  :class:`rpnt.eval.tables.Table`.
 - :func:`plot_predictions`: predicted vs true vx, vy over one test trial (``--predictions``
   npz of ``rpnt evaluate``); scored bins shaded.
-- :func:`plot_curves`: training curves of several runs (``metrics.jsonl``).
+- :func:`plot_curves`: training curves of many runs, one line per scenario (mean over its
+  runs, band = range), training loss and validation metric on separate panels.
 - :func:`plot_attention`: RPNT's spatial (site x site) attention on a store's test
   trials, averaged over windows, time bins and heads, one panel per spatial layer.
+
+Every legend sits outside the axes, so it covers no data.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from rpnt.atomic import atomic_path
 from rpnt.data.batches import eval_unit_choice
@@ -31,22 +37,26 @@ from rpnt.eval.tables import build_table, load_records
 from rpnt.store import load_session
 from rpnt.train.runlog import read_history
 
+#: The table row drawn as a marker on the R² chart rather than as a bar.
+CEILING = "ceiling"
+#: Axis labels of the two curve panels: (training, validation), by kind of run.
+CURVE_LABELS = {
+    "decoder": ("training loss: MSE of z-scored velocity",
+                "validation: 1 − R² on the valid trials"),
+    "pretrain": ("training loss: masked Poisson NLL + site contrast",
+                 "validation: the same loss on valid trials"),
+}
 
-def _pyplot():
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _figure(width: float, height: float) -> Figure:
+    # A bare Figure (no pyplot): no global state, no GUI backend, nothing to close.
+    return Figure(figsize=(width, height), layout="constrained")
 
 
-def _save(fig: Any, path: str | Path) -> Path:
-    plt = _pyplot()
+def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+        fig.savefig(fh, format="png", dpi=120)
     return path
 
 
@@ -54,27 +64,48 @@ def plot_r2_bars(models: Sequence[str], scenarios: Sequence[str],
                  cells: dict[str, dict[str, dict[str, Any]]], out: str | Path,
                  title: str = "R² per scenario and model") -> Path:
     """Grouped bars. ``cells[model][scenario]`` = {"mean", "std", "n", "note"} (as read by
-    :func:`rpnt.eval.tables.read_table_csv`); models without any number are listed in the
-    caption with their reason instead of a bar."""
-    plt = _pyplot()
-    shown = [m for m in models if any(np.isfinite(cells[m][s]["mean"]) for s in scenarios)]
-    absent = [f"{m}: {cells[m][scenarios[0]]['note']}" for m in models if m not in shown
-              and scenarios]
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(scenarios) + 2), 4))
+    :func:`rpnt.eval.tables.read_table_csv`), optionally "values" (one R² per session and
+    seed, drawn as dots). The ``ceiling`` row is a marker across each group; models
+    without any number are listed under the title with their reason instead of a bar."""
+    def has_numbers(m: str) -> bool:
+        return any(np.isfinite(cells[m][s]["mean"]) for s in scenarios)
+
+    shown = [m for m in models if m != CEILING and has_numbers(m)]
+    absent = [f"{m}: {cells[m][scenarios[0]]['note']}" for m in models
+              if scenarios and not has_numbers(m)]
+    fig = _figure(max(6.0, 1.7 * len(scenarios) + 3.0), 4.2)
+    ax = fig.subplots()
     width = 0.8 / max(1, len(shown))
     x = np.arange(len(scenarios))
-    cmap = plt.get_cmap("tab10")
+    rng = np.random.default_rng(0)  # horizontal jitter of the dots only
     for i, m in enumerate(shown):
+        pos = x + (i - (len(shown) - 1) / 2) * width
         mean = np.array([cells[m][s]["mean"] for s in scenarios])
         std = np.array([cells[m][s]["std"] for s in scenarios])
-        ax.bar(x + (i - (len(shown) - 1) / 2) * width, np.nan_to_num(mean), width,
-               yerr=np.nan_to_num(std), capsize=2, label=m, color=cmap(i % 10))
+        ax.bar(pos, np.nan_to_num(mean), width, yerr=np.nan_to_num(std), capsize=2,
+               label=m, color=f"C{i % 10}", error_kw={"lw": 0.8})
+        for p, s in zip(pos, scenarios, strict=True):
+            vals = np.asarray(cells[m][s].get("values") or [], float)
+            ax.plot(p + rng.uniform(-0.25, 0.25, vals.size) * width, vals, "o", ms=2.5,
+                    mfc="white", mec="k", mew=0.5, zorder=3)
+    if CEILING in models and has_numbers(CEILING):
+        ceil = np.array([cells[CEILING][s]["mean"] for s in scenarios])
+        ax.hlines(ceil, x - 0.45, x + 0.45, colors="k", linestyles="--", lw=1.2, zorder=4)
+        ax.plot(x, ceil, "D", color="k", ms=6, zorder=5, label="noise ceiling (true rates)")
+    if any(cells[m][s].get("values") for m in shown for s in scenarios):
+        ax.plot([], [], "o", ms=2.5, mfc="white", mec="k", mew=0.5,
+                label="one session × seed")
     ax.set_xticks(x, list(scenarios))
-    ax.set_ylabel("R² (mean of vx, vy)")
+    ax.set_ylabel("R² on test trials (mean of vx, vy)")
     ax.axhline(0, color="k", lw=0.5)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
     ax.set_title(title + (f"\n(no result: {'; '.join(absent)})" if absent else ""),
                  fontsize=9 if absent else 11)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] not in shown)  # bars first
+    fig.legend([handles[i] for i in order], [labels[i] for i in order],
+               loc="outside right upper", fontsize=8, frameon=False)
     return _save(fig, out)
 
 
@@ -91,7 +122,6 @@ def load_predictions(path: str | Path) -> dict[str, Any]:
 def plot_predictions(path: str | Path, out: str | Path, trial: int | None = None) -> Path:
     """Predicted vs true velocity of one test trial (default: the one with most scored
     bins) from a predictions npz."""
-    plt = _pyplot()
     d = load_predictions(path)
     trials, counts = np.unique(d["trial"][d["scored"]], return_counts=True)
     if trials.size == 0:
@@ -103,20 +133,20 @@ def plot_predictions(path: str | Path, out: str | Path, trial: int | None = None
         raise RpntError(f"{path}: trial {trial} is not among its test trials "
                         f"{sorted(set(d['trial'].tolist()))}")
     t = d["time"][sel] - d["time"][sel][0]
-    fig, axes = plt.subplots(d["true"].shape[1], 1, figsize=(7, 4.5), sharex=True)
-    axes = np.atleast_1d(axes)
+    fig = _figure(7.5, 4.8)
+    axes = np.atleast_1d(fig.subplots(d["true"].shape[1], 1, sharex=True))
     for a, ax in enumerate(axes):
         ax.plot(t, d["true"][sel, a], "k", lw=1.5, label="true")
         ax.plot(t, d["pred"][sel, a], "C1", lw=1.2, label="predicted (stitched)")
-        scored = d["scored"][sel]
-        ax.fill_between(t, 0, 1, where=scored, transform=ax.get_xaxis_transform(),
+        ax.fill_between(t, 0, 1, where=d["scored"][sel], transform=ax.get_xaxis_transform(),
                         color="C0", alpha=0.08, label="scored bins")
         ax.set_ylabel(f"v{'xyz'[a] if a < 3 else a} (cm/s)")
-    axes[0].legend(fontsize=7, loc="upper right")
     axes[-1].set_xlabel("time in trial (s)")
     meta = d["meta"]
-    axes[0].set_title(f"{meta.get('model', '?')} · {meta.get('scenario', '')} · "
-                      f"{meta.get('session', d['session'])} · trial {trial}", fontsize=9)
+    fig.suptitle(f"{meta.get('model', '?')} · {meta.get('scenario', '')} · "
+                 f"{meta.get('session', d['session'])} · trial {trial}", fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
     return _save(fig, out)
 
 
@@ -129,27 +159,56 @@ def _metrics_file(run: str | Path) -> Path:
     return path
 
 
+def _band(series: Sequence[Sequence[tuple[int, float]]]) -> tuple[np.ndarray, ...]:
+    """(steps, mean, low, high) over runs; each run a list of (step, value). A step's
+    statistics use the runs that reached it (early stopping ends some runs sooner)."""
+    by_step: dict[int, list[float]] = {}
+    for run in series:
+        for step, value in run:
+            by_step.setdefault(int(step), []).append(float(value))
+    steps = np.array(sorted(by_step))
+    vals = [np.array(by_step[s]) for s in steps]
+    return (steps, np.array([v.mean() for v in vals]), np.array([v.min() for v in vals]),
+            np.array([v.max() for v in vals]))
+
+
 def plot_curves(runs: Sequence[str | Path], out: str | Path,
-                labels: Sequence[str] | None = None, title: str = "training curves") -> Path:
-    """Training loss (solid) and validation loss (dashed) vs step of each run."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, run in enumerate(runs):
+                groups: Sequence[str] | None = None, title: str = "training curves",
+                kind: str = "decoder") -> Path:
+    """Training curves of ``runs`` (model directories or ``metrics.jsonl`` files): one
+    line per group (e.g. scenario; default one per run) = the mean over its runs at each
+    logged step, the band = their range; training loss left, validation metric right.
+    ``kind`` (``decoder`` or ``pretrain``) names the two quantities (:data:`CURVE_LABELS`).
+    """
+    groups = list(groups) if groups is not None else [Path(r).name for r in runs]
+    series: dict[str, tuple[list, list]] = {}
+    for run, group in zip(runs, groups, strict=True):
         hist = read_history(_metrics_file(run))
-        label = labels[i] if labels else Path(run).name
+        train, val = series.setdefault(group, ([], []))
+        train.append([(r["step"], r["loss"]) for r in hist if "loss" in r])
+        val.append([(r["step"], r["val_loss"]) for r in hist if "val_loss" in r])
+    fig = _figure(10.0, 3.8)
+    axes = fig.subplots(1, 2, sharex=True)
+    for i, (group, (train, val)) in enumerate(series.items()):
         color = f"C{i % 10}"
-        tr = [(r["step"], r["loss"]) for r in hist if "loss" in r]
-        va = [(r["step"], r["val_loss"]) for r in hist if "val_loss" in r]
-        if tr:
-            ax.plot(*zip(*tr, strict=True), color=color, lw=1, label=f"{label} train")
-        if va:
-            ax.plot(*zip(*va, strict=True), color=color, lw=1, ls="--", marker=".",
-                    label=f"{label} valid")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    if len(runs) <= 8:
-        ax.legend(fontsize=6)
+        label = f"{group} ({len(train)} run{'s' if len(train) > 1 else ''})"
+        for ax, runs_xy, marker in ((axes[0], train, None), (axes[1], val, ".")):
+            if not any(runs_xy):
+                continue
+            steps, mean, lo, hi = _band(runs_xy)
+            ax.plot(steps, mean, color=color, lw=1.4, marker=marker, label=label)
+            if len(runs_xy) > 1:
+                ax.fill_between(steps, lo, hi, color=color, alpha=0.18, lw=0)
+    for ax, ylabel in zip(axes, CURVE_LABELS[kind], strict=True):
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel, fontsize=9)
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no records", transform=ax.transAxes, ha="center",
+                    color="0.5")
+    fig.suptitle(f"{title} (line: mean over runs; band: min to max)", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
     return _save(fig, out)
 
 
@@ -187,11 +246,11 @@ def spatial_attention(model_dir: str | Path, session: Any, split: str = "test",
 def plot_attention(model_dir: str | Path, session: Any, out: str | Path,
                    split: str = "test") -> Path:
     """Heatmaps of :func:`spatial_attention`, one panel per spatial layer."""
-    plt = _pyplot()
     maps, sites = spatial_attention(model_dir, session, split)
     n = maps.shape[0]
     sites = sites + [f"pad{i}" for i in range(maps.shape[1] - len(sites))]
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.8, 3.4), squeeze=False)
+    fig = _figure(3.6 * n + 0.8, 3.6)
+    axes = fig.subplots(1, n, squeeze=False)
     for i, ax in enumerate(axes[0]):
         im = ax.imshow(maps[i], vmin=0, vmax=max(1e-6, float(maps.max())), cmap="viridis")
         ax.set_xticks(range(len(sites)), sites, rotation=60, fontsize=7)
@@ -206,13 +265,22 @@ def plot_attention(model_dir: str | Path, session: Any, out: str | Path,
 
 def _table_cells(table: Any) -> dict[str, dict[str, dict[str, Any]]]:
     return {m: {s: {"mean": table.cell(m, s).mean, "std": table.cell(m, s).std,
-                    "n": table.cell(m, s).n, "note": table.cell(m, s).text()}
+                    "n": table.cell(m, s).n, "note": table.cell(m, s).text(),
+                    "values": list(table.cell(m, s).values)}
                 for s in table.scenarios} for m in table.models}
 
 
 def _run_meta(run: Path) -> dict[str, Any]:
     path = run / "meta.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def curve_group(run: str | Path) -> str:
+    """The line a run joins in :func:`plot_curves`: its scenario (from meta.json next to
+    its metrics.jsonl), else its directory name."""
+    run = Path(run)
+    meta = _run_meta(run if run.is_dir() else run.parent)
+    return str(meta.get("scenario") or (run.name if run.is_dir() else run.parent.name))
 
 
 def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
@@ -258,21 +326,19 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
                 plot_predictions(p, tmp / f"predictions_{scen}.png")
                 written.append(f"predictions_{scen}.png")
                 done.add(scen)
-        groups: dict[str, list[tuple[Path, str]]] = {}
+        groups: dict[str, list[tuple[Path, str]]] = {}  # model -> (run, its scenario)
         for run in map(Path, runs):
             if not (run / "metrics.jsonl").is_file() and not run.is_file():
                 log.info("no metrics.jsonl in %s; no curve", run)
                 continue
             meta = _run_meta(run) if run.is_dir() else {}
-            group = str(meta.get("model") or "pretrain")
-            label = "/".join(str(x) for x in (meta.get("scenario"), meta.get("session"),
-                                              f"seed{meta.get('seed')}") if x) \
-                if meta else "/".join(run.parts[-2:])
-            groups.setdefault(group, []).append((run, label))
-        for group, items in sorted(groups.items()):
-            plot_curves([r for r, _ in items], tmp / f"curves_{group}.png",
-                        labels=[lab for _, lab in items], title=f"training curves: {group}")
-            written.append(f"curves_{group}.png")
+            model = str(meta.get("model") or "pretrain")
+            groups.setdefault(model, []).append((run, curve_group(run)))
+        for model, items in sorted(groups.items()):
+            plot_curves([r for r, _ in items], tmp / f"curves_{model}.png",
+                        groups=[g for _, g in items], title=f"training curves: {model}",
+                        kind="pretrain" if model.endswith("pretrain") else "decoder")
+            written.append(f"curves_{model}.png")
         if attention:
             written += _attention_figures(tmp, groups.get(wanted, []), cfg, stores, log)
     return [Path(out_dir) / w for w in written]

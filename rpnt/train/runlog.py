@@ -33,24 +33,25 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
 
 
 def plot_curves(log_dir: str | Path, history: Sequence[dict[str, Any]], title: str = "") -> Path:
-    """Plot training loss, validation loss and learning rate against step to curves.png."""
-    train = [(r["step"], r["loss"]) for r in history if "loss" in r]
-    val = [(r["step"], r["val_loss"]) for r in history if "val_loss" in r]
-    lr = [(r["step"], r["lr"]) for r in history if "lr" in r]
-    fig = Figure(figsize=(6, 5))  # no pyplot: no global figure state, no GUI backend
-    ax, ax_lr = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    if train:
-        ax.plot(*zip(*train, strict=True), label="train loss", lw=1)
-    if val:
-        ax.plot(*zip(*val, strict=True), "o-", label="validation loss", ms=3)
-    ax.set_ylabel("loss")
-    ax.legend(loc="upper right")
-    ax.set_title(title or "training curves")
-    if lr:
-        ax_lr.plot(*zip(*lr, strict=True), color="gray", lw=1)
-    ax_lr.set_ylabel("lr")
-    ax_lr.set_xlabel("step")
-    fig.tight_layout()
+    """Plot training loss, validation loss and learning rate against step to curves.png,
+    one panel each (the two losses are different quantities on different scales)."""
+    panels = [("training loss", [(r["step"], r["loss"]) for r in history if "loss" in r]),
+              ("validation loss", [(r["step"], r["val_loss"]) for r in history
+                                   if "val_loss" in r]),
+              ("learning rate", [(r["step"], r["lr"]) for r in history if "lr" in r])]
+    # no pyplot: no global figure state, no GUI backend
+    fig = Figure(figsize=(6, 6), layout="constrained")
+    axes = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [2, 2, 1]})
+    for ax, (name, xy) in zip(axes, panels, strict=True):
+        if xy:
+            ax.plot(*zip(*xy, strict=True), "o-" if name == "validation loss" else "-",
+                    color="gray" if name == "learning rate" else None, lw=1, ms=3)
+        else:
+            ax.text(0.5, 0.5, "no records", transform=ax.transAxes, ha="center",
+                    color="0.5")
+        ax.set_ylabel(name)
+    axes[0].set_title(title or "training curves")
+    axes[-1].set_xlabel("step")
     final = Path(log_dir) / CURVES_NAME
     with atomic_path(final) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
