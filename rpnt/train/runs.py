@@ -169,5 +169,5 @@ def run_baseline(model: str, store: str | Path, seed: int, out: str | Path,
               session=session.session, store=str(store), fit=info,
               units=int(session.n_unit),
               provenance=provenance(cfg, section=section, store=str(store)))
-    print(f"{model} trained on {session.session} ({session.n_unit} units): {info}")
+    log.info("%s trained on %s (%d units): %s", model, session.session, session.n_unit, info)
     return out
