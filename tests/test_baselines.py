@@ -27,6 +27,7 @@ def session():
 TRAIN = {"steps": 150, "eval_every": 25}
 
 
+@pytest.mark.slow  # trains GRU and NDT to an R² threshold
 @pytest.mark.parametrize("model,section,threshold", [
     ("gru", {"hidden": 32, "window_bins": 20, "train": TRAIN}, 0.5),
     ("ndt", {"d_model": 32, "layers": 1, "heads": 2, "window_bins": 20,

@@ -42,6 +42,7 @@ def test_skip_path_when_torch_brain_is_missing(tmp_path, monkeypatch, caplog):
         poyo_mod.POYODecoder({})
 
 
+@pytest.mark.slow  # trains POYO to an R² threshold
 @pytest.mark.skipif(not rpnt.optional.poyo_available(), reason="torch-brain not installed")
 def test_poyo_trains_predicts_and_round_trips(tmp_path):
     from rpnt.decoders.base import load_decoder, save_decoder

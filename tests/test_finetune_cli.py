@@ -65,6 +65,7 @@ def test_pretrain_output(workspace):
     assert "git_commit" in meta["provenance"]
 
 
+@pytest.mark.slow  # trains 4 modes to an R² threshold
 def test_finetune_modes_beat_chance(workspace):
     cfg, store = workspace / "cfg.yaml", workspace / f"{TARGET}.zarr"
     r2 = {}

@@ -73,6 +73,7 @@ def _check_valid(paths):
         assert critical == [], (p, [m.message for m in critical])
 
 
+@pytest.mark.slow  # nwbinspector over every simulated file
 def test_nwb_files_validate(tiny, default_one):
     _check_valid([*sorted(tiny.glob("sub-*/*.nwb")), default_one])
 

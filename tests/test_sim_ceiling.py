@@ -41,6 +41,7 @@ def co_session(tmp_path_factory):
     return session_data(sim), path
 
 
+@pytest.mark.slow  # simulates and decodes a default-preset session
 def test_ceiling_sits_above_wiener(co_session):
     session, truth = co_session
     ceiling = noise_ceiling(session, truth)

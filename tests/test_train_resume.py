@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 import yaml
 from eval_helpers import write_session_store
@@ -25,6 +26,7 @@ CONFIG = {
 }
 
 
+@pytest.mark.slow  # a real training process, killed and rerun
 def test_sigterm_then_resume_equals_uninterrupted(tmp_path):
     store = write_session_store(make_session("sub-C_ses-CO-20161013", seed=4, n_trials=16,
                                              units_per_site=10), tmp_path / "s.zarr")
