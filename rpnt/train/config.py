@@ -92,24 +92,24 @@ def train_config(d: Any, default: TrainConfig, where: str) -> TrainConfig:
         raise RpntError(f"{where}: {exc}") from exc
 
 
-def pretrain_config(cfg: dict[str, Any], source: str = "config") -> PretrainConfig:
-    d = dict(_check(cfg.get("pretrain"), PretrainConfig, f"{source}: pretrain"))
-    base = PretrainConfig()
-    train = train_config(d.pop("train", None), base.train, f"{source}: pretrain.train")
+def _section(cfg: dict[str, Any], name: str, cls: type, source: str) -> Any:
+    """Section ``name`` of ``cfg`` as dataclass ``cls`` (its ``train`` over cls's default)."""
+    d = dict(_check(cfg.get(name), cls, f"{source}: {name}"))
+    train = train_config(d.pop("train", None), cls().train, f"{source}: {name}.train")
     try:
-        return PretrainConfig(train=train, **d)
+        return cls(train=train, **d)
     except RpntError as exc:
         raise RpntError(f"{source}: {exc}") from exc
+
+
+def pretrain_config(cfg: dict[str, Any], source: str = "config") -> PretrainConfig:
+    """The ``pretrain`` section (RpntError naming ``source`` and the key)."""
+    return _section(cfg, "pretrain", PretrainConfig, source)
 
 
 def finetune_config(cfg: dict[str, Any], source: str = "config") -> FinetuneConfig:
-    d = dict(_check(cfg.get("finetune"), FinetuneConfig, f"{source}: finetune"))
-    base = FinetuneConfig()
-    train = train_config(d.pop("train", None), base.train, f"{source}: finetune.train")
-    try:
-        return FinetuneConfig(train=train, **d)
-    except RpntError as exc:
-        raise RpntError(f"{source}: {exc}") from exc
+    """The ``finetune`` section (RpntError naming ``source`` and the key)."""
+    return _section(cfg, "finetune", FinetuneConfig, source)
 
 
 def model_config(cfg: dict[str, Any], source: str = "config", **fixed: Any) -> RPNTConfig:
