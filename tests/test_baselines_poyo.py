@@ -8,7 +8,7 @@ import torch
 from eval_helpers import synthetic_session, write_session_store
 
 import rpnt.decoders.poyo as poyo_mod
-import rpnt.optional
+import rpnt.provenance
 from rpnt.cli import main
 from rpnt.eval.tables import read_table_csv
 
@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 
 
 def test_skip_path_when_torch_brain_is_missing(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(rpnt.optional, "poyo_available", lambda: False)
+    monkeypatch.setattr(rpnt.provenance, "poyo_available", lambda: False)
     s = synthetic_session(2, n_trial=12, n_unit=8)
     store = write_session_store(s, tmp_path / "s.zarr")
     out = tmp_path / "poyo"
@@ -43,7 +43,7 @@ def test_skip_path_when_torch_brain_is_missing(tmp_path, monkeypatch, caplog):
 
 
 @pytest.mark.slow  # trains POYO to an R² threshold
-@pytest.mark.skipif(not rpnt.optional.poyo_available(), reason="torch-brain not installed")
+@pytest.mark.skipif(not rpnt.provenance.poyo_available(), reason="torch-brain not installed")
 def test_poyo_trains_predicts_and_round_trips(tmp_path):
     from rpnt.decoders.base import load_decoder, save_decoder
     from rpnt.scoring.stitch import evaluate_session

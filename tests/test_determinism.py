@@ -22,7 +22,7 @@ import yaml
 from eval_helpers import write_session_store
 from train_helpers import make_session
 
-from rpnt.optional import poyo_available
+from rpnt.provenance import poyo_available
 
 pytestmark = pytest.mark.slow
 

@@ -59,9 +59,9 @@ def test_mean_std_over_sessions_and_seeds(tmp_path):
 
 
 def test_config_rows_columns_and_missing_poyo(tmp_path, monkeypatch):
-    import rpnt.optional
+    import rpnt.provenance
 
-    monkeypatch.setattr(rpnt.optional, "poyo_available", lambda: False)
+    monkeypatch.setattr(rpnt.provenance, "poyo_available", lambda: False)
     recs = load_records(_write(tmp_path, [_rec("ceiling", "b", "s1", None, 0.9),
                                           _rec("rpnt_full", "a", "s1", 0, 0.8)]))
     cfg = {"models": ["wiener", "poyo", "rpnt_full"], "ceiling": True,

@@ -6,7 +6,8 @@ centre; see ``torch_brain.models.POYO``. The model reads every spike of the wind
 unlike the binned baselines it is not causal inside a window (as published).
 
 torch-brain is optional (the ``peers`` extra): this module imports without it, and
-:func:`rpnt.optional.poyo_available` says whether it is installed. Training is in
+:func:`rpnt.provenance.poyo_available` says whether it is installed and
+:data:`SKIP_REASON` is what the benchmark reports when it is not. Training is in
 :mod:`rpnt.train.peers`.
 """
 
@@ -18,11 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from rpnt import optional
+from rpnt import provenance as prov
 from rpnt.data.session import SessionData
 from rpnt.decoders.base import Decoder, inference, register_decoder
 from rpnt.errors import RpntError
 from rpnt.fields import check_fields, setting
+
+#: What the benchmark reports for POYO when torch-brain is missing.
+SKIP_REASON = "torch-brain not installed"
 
 
 @dataclass
@@ -62,8 +66,8 @@ class POYODecoder(Decoder):
 
     def __init__(self, hparams: dict[str, Any]):
         super().__init__(hparams)
-        if not optional.poyo_available():
-            raise RpntError(f"POYO needs torch-brain ({optional.POYO_SKIP_REASON}); install "
+        if not prov.poyo_available():
+            raise RpntError(f"POYO needs torch-brain ({SKIP_REASON}); install "
                             "the peers extra: pip install 'rpnt[peers]'")
         from torch_brain.models import POYO  # here: torch-brain is optional
 

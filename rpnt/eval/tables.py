@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from rpnt import optional
+from rpnt import provenance as prov
 from rpnt.atomic import write_text
 from rpnt.errors import RpntError
 from rpnt.provenance import config_hash, git_commit, package_versions
@@ -157,7 +157,7 @@ def build_table(records: Sequence[dict[str, Any]],
     for m in models:
         if m in present:
             continue
-        if m == "poyo" and not optional.poyo_available():
+        if m == "poyo" and not prov.poyo_available():
             notes[m] = "not installed"
         else:
             notes[m] = "no results"

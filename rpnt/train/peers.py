@@ -33,13 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from rpnt import optional
+from rpnt import provenance as prov
 from rpnt.data.session import SessionData
 from rpnt.data.windows import gather_windows, sample_starts, valid_window_starts
 from rpnt.decoders.base import Decoder
 from rpnt.decoders.gru import GRUDecoder, GRUParams
 from rpnt.decoders.ndt import NDTDecoder, NDTParams
-from rpnt.decoders.poyo import POYODecoder, POYOParams
+from rpnt.decoders.poyo import SKIP_REASON, POYODecoder, POYOParams
 from rpnt.decoders.wiener import WienerDecoder
 from rpnt.errors import RpntError
 from rpnt.fields import check_fields, setting
@@ -276,8 +276,8 @@ def fit_wiener(session: SessionData,
 def train_poyo(session: SessionData, section: dict[str, Any] | None, seed: int,
                ckpt_dir: Path | None, log_dir: Path | None) -> tuple[POYODecoder, dict]:
     """Fit POYO on ``session``'s training windows (MSE on z-scored velocity per bin)."""
-    if not optional.poyo_available():
-        raise RpntError(f"POYO baseline unavailable: {optional.POYO_SKIP_REASON}")
+    if not prov.poyo_available():
+        raise RpntError(f"POYO baseline unavailable: {SKIP_REASON}")
     params, train, _ = split_section("poyo", section, POYOParams)
     torch.manual_seed(seed)
     dec = POYODecoder({

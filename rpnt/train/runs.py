@@ -9,10 +9,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rpnt import optional
+from rpnt import provenance as prov
 from rpnt.configfile import load_yaml
 from rpnt.data.scenarios import apply_scenario_units, scenario_from_config
 from rpnt.decoders.base import load_decoder, read_meta, write_skip
+from rpnt.decoders.poyo import SKIP_REASON
 from rpnt.errors import RpntError
 from rpnt.manifest import read_manifest
 from rpnt.provenance import config_hash, provenance, sha256_file
@@ -150,11 +151,11 @@ def run_baseline(model: str, store: str | Path, seed: int, out: str | Path,
         raise RpntError(f"{config}: unknown baselines {unknown}; known: "
                         f"{', '.join(BASELINE_MODELS)}")
     section = baselines.get(model) or {}
-    if model == "poyo" and not optional.poyo_available():
+    if model == "poyo" and not prov.poyo_available():
         log.warning("POYO SKIPPED: %s. Install it with: pip install 'rpnt[peers]' "
                     "(torch-brain==0.2.1). Writing a skip record to %s so the table "
-                    "says so.", optional.POYO_SKIP_REASON, out)
-        return write_skip(out, "poyo", optional.POYO_SKIP_REASON, seed=seed,
+                    "says so.", SKIP_REASON, out)
+        return write_skip(out, "poyo", SKIP_REASON, seed=seed,
                           scenario=scenario, store=str(store), provenance=provenance(cfg))
     session = apply_scenario_units(load_session(store), cfg, scenario)
     ckpt = _ckpt_dir(out, checkpoint_dir)
