@@ -96,6 +96,12 @@ def test_finetune_modes_beat_chance(workspace):
     for k, v in pre.model.encoder.state_dict().items():
         if k.startswith("embed."):
             assert not torch.equal(v, frozen.model.encoder.state_dict()[k]), k
+        elif k.startswith("mask_embed."):
+            # per-session rows like the read-in (mask_input: learned): the target session
+            # gets rows of its own; the pretrained rows are untouched
+            grown = frozen.model.encoder.state_dict()[k]
+            assert grown.shape[0] > v.shape[0], k
+            assert torch.equal(v, grown[tuple(slice(0, n) for n in v.shape)]), k
         else:
             assert torch.equal(v, frozen.model.encoder.state_dict()[k]), k
     full = load_decoder(workspace / "ft_full")

@@ -28,8 +28,10 @@ def make_windows(n_slots=8, units_per_site=12, **kw):
 
 
 def test_coordinates_and_vocab():
-    assert date_coord("2013-01-01") == 0.0 and date_coord("2017-01-01") == 1.0
-    assert date_coord("2015-01-01") == pytest.approx(730 / 1461)
+    # days since 2013-01-01 (was the fraction of 2013-2016; rule "bases" scales it back)
+    assert date_coord("2013-01-01") == 0.0 and date_coord("2017-01-01") == 1461.0
+    assert date_coord("2015-01-01") == pytest.approx(730)
+    assert date_coord("2012-12-31") == -1.0  # not clipped
     _, sw = make_windows()
     assert sw.coords["subject"].tolist() == [1.0, 1.0]  # C first, then M
     assert sw.coords["task"].tolist() == [1.0, 1.0]  # random_target = 1

@@ -10,21 +10,22 @@ A batch is a dict of CPU tensors (``B`` windows, ``S`` sites, ``T`` bins, ``N`` 
     velocity   (B, T, n_axis) float32, normalised (finetuning batches only)
 
 Units: each site's units fill the ``N`` slots **in their session order** (so within a
-session slot i keeps meaning the same unit when the site has <= N units, and a decoder
-can learn unit tuning); a site with more than N units is subsampled to N units per window
-(a random subset, kept in session order), which is the augmentation of the released code
-and what pretraining uses; ``subsets`` > 1 draws each window that many times with
-different unit subsets. Random subsets of a site with more than N units shift units
-between slots, which destroys the unit identity a velocity readout needs, so finetuning
-defaults to the fixed choice of evaluation (:func:`eval_unit_choice`: the N most active
-units, the same for every window), and predictions are deterministic. A batch comes
-from one session, so site ``s`` is the same recording site in every sample (the
-site-contrastive loss relies on this).
+session slot i keeps meaning the same unit, and a decoder can learn unit tuning). With a
+per-session read-in the model has as many slots as the largest site it knows
+(:meth:`Vocab.extent`, ``RPNTConfig.fitted``), so every unit reaches it. With the shared
+read-in of the released code a site with more than N units is subsampled to N units per
+window (a random subset, kept in session order: the released augmentation); ``subsets``
+> 1 draws each window that many times with different unit subsets. Random subsets shift
+units between slots, which destroys the unit identity a velocity readout needs, so
+finetuning defaults to the fixed choice of evaluation (:func:`eval_unit_choice`: all
+units, or the N most active when there are more, the same for every window), and
+predictions are deterministic. A batch comes from one session, so site ``s`` is the same
+recording site in every sample (the site-contrastive loss relies on this).
 
 Coordinates: subject and task through vocabularies (:class:`Vocab`, stored in the
 decoder's hparams; task ``center_out`` = 0, ``random_target`` = 1 as in the released
-code), recording date scaled to [0, 1] over 2013-01-01..2017-01-01, site x/y/z = mean of
-the site's ``unit_xyz`` (0 when unknown).
+code), recording date in days since 2013-01-01, site x/y/z = mean of the site's
+``unit_xyz`` in um (0 when unknown).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from rpnt.data.windows import gather_windows, sample_starts, valid_window_starts
 from rpnt.errors import RpntError
 
 DATE_ORIGIN = dt.date(2013, 1, 1)
-DATE_END = dt.date(2017, 1, 1)
 #: Fixed task indices of the released code; other tasks get the next free index.
 BASE_TASKS = ("center_out", "random_target")
 
@@ -52,13 +52,12 @@ Observer = Callable[[SessionData, np.ndarray, np.ndarray], None]
 
 
 def date_coord(iso: str) -> float:
-    """Recording date -> [0, 1] over 2013-01-01..2017-01-01 (values outside are clipped)."""
+    """Recording date -> days since 2013-01-01 (earlier dates are negative)."""
     try:
         d = dt.date.fromisoformat(str(iso)[:10])
     except ValueError as exc:
         raise RpntError(f"recording date {iso!r} is not an ISO date (YYYY-MM-DD)") from exc
-    x = (d - DATE_ORIGIN).days / (DATE_END - DATE_ORIGIN).days
-    return float(min(1.0, max(0.0, x)))
+    return float((d - DATE_ORIGIN).days)
 
 
 def readin_key(session: SessionData, site: str) -> str:
@@ -66,14 +65,49 @@ def readin_key(session: SessionData, site: str) -> str:
     return f"{session.dataset}/{session.session}/{site}"
 
 
+def site_positions(session: SessionData) -> np.ndarray:
+    """(S, 3) mean x/y/z (um) of each site's units; NaN where no unit has a position."""
+    out = np.full((len(session.sites), 3), np.nan)
+    for i, site in enumerate(session.sites):
+        xyz = np.asarray(session.unit_xyz[session.unit_site == site], float)
+        for axis in range(3):
+            v = xyz[:, axis][np.isfinite(xyz[:, axis])]
+            if v.size:
+                out[i, axis] = v.mean()
+    return out
+
+
+@dataclass(frozen=True)
+class DataExtent:
+    """What a model's size and rotary ranges depend on, over the sessions it knows.
+
+    max_units: units of the largest site; n_subjects / n_tasks: ids known;
+    days: (first, last) recording date in days since 2013-01-01, None without sessions;
+    spacing: {"site_x"|"site_y"|"site_z": (smallest, largest) non-zero distance in um
+    between two sites of one session along that axis}, only axes with such a pair.
+    """
+
+    max_units: int = 0
+    n_subjects: int = 0
+    n_tasks: int = 0
+    days: tuple[float, float] | None = None
+    spacing: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
 @dataclass
 class Vocab:
     """Vocabularies: subject and task name -> MRoPE coordinate (its index), and the
-    read-in contexts (one per site of each session: its row of a per-session read-in)."""
+    read-in contexts (one per site of each session: its row of a per-session read-in).
+
+    ``contexts`` records, per read-in context, what model sizes depend on
+    (:meth:`extent`): ``{"units": n, "day": days since 2013-01-01, "xyz": [x, y, z] um,
+    null where unknown}``.
+    """
 
     subjects: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=lambda: list(BASE_TASKS))
     readins: list[str] = field(default_factory=list)
+    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_sessions(cls, sessions: Sequence[SessionData],
@@ -86,23 +120,53 @@ class Vocab:
         subjects = list(base.subjects) if base else []
         tasks = list(base.tasks) if base else list(BASE_TASKS)
         readins = list(base.readins) if base else []
+        contexts = {k: dict(v) for k, v in base.contexts.items()} if base else {}
         for s in sessions:
             if s.subject not in subjects:
                 subjects.append(s.subject)
             if s.task not in tasks:
                 tasks.append(s.task)
-            for site in s.sites:
-                if readin_key(s, site) not in readins:
-                    readins.append(readin_key(s, site))
-        return cls(subjects, tasks, readins)
+            xyz = site_positions(s)
+            day = date_coord(s.recording_date)
+            for i, site in enumerate(s.sites):
+                key = readin_key(s, site)
+                if key not in readins:
+                    readins.append(key)
+                contexts.setdefault(key, {
+                    "units": int(np.count_nonzero(s.unit_site == site)), "day": day,
+                    "xyz": [None if np.isnan(v) else float(v) for v in xyz[i]]})
+        return cls(subjects, tasks, readins, contexts)
 
     @classmethod
-    def from_dict(cls, d: dict[str, list[str]]) -> Vocab:
-        return cls(list(d["subjects"]), list(d["tasks"]), list(d.get("readins", [])))
+    def from_dict(cls, d: dict[str, Any]) -> Vocab:
+        return cls(list(d["subjects"]), list(d["tasks"]), list(d.get("readins", [])),
+                   {k: dict(v) for k, v in d.get("contexts", {}).items()})
 
-    def to_dict(self) -> dict[str, list[str]]:
+    def to_dict(self) -> dict[str, Any]:
         return {"subjects": list(self.subjects), "tasks": list(self.tasks),
-                "readins": list(self.readins)}
+                "readins": list(self.readins),
+                "contexts": {k: dict(v) for k, v in self.contexts.items()}}
+
+    def extent(self) -> DataExtent:
+        """:class:`DataExtent` of the contexts this vocabulary knows."""
+        ctx = list(self.contexts.items())
+        days = [float(c["day"]) for _, c in ctx]
+        by_session: dict[str, list[list[float | None]]] = {}
+        for key, c in ctx:
+            by_session.setdefault(key.rsplit("/", 1)[0], []).append(c["xyz"])
+        spacing: dict[str, tuple[float, float]] = {}
+        for axis, name in enumerate(("site_x", "site_y", "site_z")):
+            gaps = []
+            for sites in by_session.values():
+                v = np.array([p[axis] for p in sites if p[axis] is not None], float)
+                d = np.abs(v[:, None] - v[None, :])
+                gaps.append(d[d > 0])
+            gaps = np.concatenate(gaps) if gaps else np.zeros(0)
+            if gaps.size:
+                spacing[name] = (float(gaps.min()), float(gaps.max()))
+        return DataExtent(max_units=max((int(c["units"]) for _, c in ctx), default=0),
+                          n_subjects=len(self.subjects), n_tasks=len(self.tasks),
+                          days=(min(days), max(days)) if days else None, spacing=spacing)
 
     def coords(self, session: SessionData, names: Sequence[str]) -> dict[str, np.ndarray]:
         """{name: (S,) float32} coordinates of the session's sites."""
@@ -117,12 +181,8 @@ class Vocab:
             elif name == "date":
                 v = np.full(n_site, date_coord(session.recording_date), np.float32)
             elif name in ("site_x", "site_y", "site_z"):
-                axis = "xyz".index(name[-1])
-                v = np.zeros(n_site, np.float32)
-                for i, site in enumerate(sites):
-                    xyz = session.unit_xyz[session.unit_site == site, axis].astype(float)
-                    xyz = xyz[np.isfinite(xyz)]
-                    v[i] = xyz.mean() if xyz.size else 0.0
+                pos = site_positions(session)[:, "xyz".index(name[-1])]
+                v = np.nan_to_num(pos, nan=0.0).astype(np.float32)
             else:
                 raise RpntError(f"unknown MRoPE coordinate {name!r}")
             out[name] = v

@@ -3,14 +3,19 @@
 ``hparams`` (JSON, in meta.json)::
 
     {"model": RPNTConfig.to_dict(), "eval_seed": 0,
-     "vocab": {"subjects": [...], "tasks": [...], "readins": ["dataset/session/site", ...]}}
+     "vocab": {"subjects": [...], "tasks": [...], "readins": ["dataset/session/site", ...],
+               "contexts": {"dataset/session/site": {"units": n, "day": d, "xyz": [...]}}}}
+
+The model config is fitted to the vocabulary's sessions when the decoder is built
+(``RPNTConfig.fitted``: unit slots for the largest site, rotary ranges from the data) and
+stored so, like ``n_readins``; finetuning on a session with a larger site widens the slots.
 
 Buffers ``vel_mean`` / ``vel_std`` (n_axis,) hold the normalisation of the training bins;
 the model predicts normalised velocity and :meth:`RPNTDecoder.predict_windows` returns
 cm/s.
 
-Determinism at evaluation: each site's units fill the N slots in session order; a site
-with more than N units uses its N most active units over the training bins
+Determinism at evaluation: each site's units fill the N slots in session order; with the
+shared read-in, a site with more than N units uses its N most active units over the training bins
 (:func:`rpnt.data.batches.eval_unit_choice`; ``eval_seed`` breaks ties), the same
 subset for every window - and the same as finetuning with ``unit_sampling: fixed``. A
 subject or task missing from the vocabulary gets the next free index (as at finetuning).
@@ -39,7 +44,7 @@ class RPNTDecoder(Decoder):
 
     def __init__(self, hparams: dict[str, Any]):
         super().__init__(hparams)
-        self.config = RPNTConfig(**hparams["model"])
+        self.config = RPNTConfig.from_saved(hparams["model"])
         self.model = RPNT(self.config)
         n_axis = self.config.n_axis
         self.register_buffer("vel_mean", torch.zeros(n_axis))
@@ -47,8 +52,8 @@ class RPNTDecoder(Decoder):
 
     @classmethod
     def build(cls, model_cfg: RPNTConfig, vocab: Vocab, eval_seed: int = 0) -> RPNTDecoder:
-        """A fresh decoder from an RPNTConfig and a :class:`rpnt.data.batches.Vocab`."""
-        cfg = model_cfg.to_dict()
+        """A fresh decoder from an RPNTConfig fitted to a :class:`rpnt.data.batches.Vocab`."""
+        cfg = model_cfg.fitted(vocab.extent()).to_dict()
         if cfg.get("readin") == "session":  # one read-in row per site of each session
             cfg["n_readins"] = max(1, len(vocab.readins))
         return cls({"model": cfg, "vocab": vocab.to_dict(), "eval_seed": int(eval_seed)})
@@ -58,10 +63,12 @@ class RPNTDecoder(Decoder):
         return Vocab.from_dict(self.hparams["vocab"])
 
     def set_vocab(self, vocab: Vocab) -> None:
-        """Adopt an extended vocabulary; a per-session read-in gets rows for new sessions."""
+        """Adopt an extended vocabulary; a per-session read-in gets rows for new sessions
+        (and unit slots for a site larger than any before)."""
         self.hparams["vocab"] = vocab.to_dict()
         if self.config.readin == "session":
             self.model.grow_readins(len(vocab.readins))
+            self.model.grow_units(vocab.extent().max_units)
             self.hparams["model"] = self.config.to_dict()
 
     def set_normalisation(self, mean: np.ndarray, std: np.ndarray) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from rpnt.data.batches import DataExtent
 from rpnt.errors import RpntError
 from rpnt.fields import check_fields, setting
 
@@ -13,8 +14,34 @@ POS_ENCODINGS = ("none", "sinusoidal", "learned", "rope_time", "mrope", "mrope_l
 ATTENTIONS = ("standard", "context")
 CONTRASTIVE = ("none", "site_discrimination", "site_invariance")
 READINS = ("shared", "session")
+#: How each rotary band's frequencies are chosen (rpnt.model.rope.band_frequencies).
+ROPE_FREQUENCIES = ("ranges", "bases")
+CONTEXT_TOKENS = ("shared", "none")
+MASK_INPUTS = ("learned", "zero")
 #: Metadata coordinates MRoPE understands (besides the implicit bin index "time").
 KNOWN_COORDS = ("subject", "date", "task", "site_x", "site_y", "site_z")
+#: Coordinates that are one value per window (session metadata): each gets a context token.
+META_COORDS = ("subject", "date", "task")
+CATEGORICAL_COORDS = ("subject", "task")
+SITE_COORDS = ("site_x", "site_y", "site_z")
+#: Shortest rotary wavelength of a categorical id band: neighbouring ids a quarter turn apart.
+CATEGORICAL_MIN_WAVELENGTH = 4.0
+#: Shortest wavelength of the date band, in days: two weeks.
+DATE_MIN_WAVELENGTH = 14.0
+#: Shortest wavelength of the time band, in bins.
+TIME_MIN_WAVELENGTH = 6.0
+#: Wavelengths of a band when the data say nothing (a config never fitted to sessions,
+#: e.g. in tests; single-site data for the site bands): (shortest, longest). Time's
+#: longest is 2 x window (set in RPNTConfig.wavelength_range). Date: 2 x the four years
+#: 2013-2016; ids: room for 8; sites: 50 um to 4 x a 3.84 mm Neuropixels shank.
+FALLBACK_WAVELENGTHS: dict[str, tuple[float, float]] = {
+    "subject": (CATEGORICAL_MIN_WAVELENGTH, 16.0), "task": (CATEGORICAL_MIN_WAVELENGTH, 16.0),
+    "date": (DATE_MIN_WAVELENGTH, 2922.0),
+    **{c: (50.0, 16000.0) for c in SITE_COORDS},
+}
+#: Config keys a checkpoint saved before they existed rebuilds as: the released behaviour
+#: it was trained with (RPNTConfig.from_saved).
+SAVED_BEFORE = {"rope_frequencies": "bases", "context_tokens": "none", "mask_input": "zero"}
 
 
 def _default_bases() -> dict[str, float]:
@@ -36,8 +63,10 @@ def _default_shares() -> dict[str, float]:
 
 
 def _default_scales() -> dict[str, float]:
-    # The released multi-site code multiplies site coordinates by 0.1 before rotation.
-    return {"site_x": 0.1, "site_y": 0.1, "site_z": 0.1}
+    # Rule "bases" only. The released multi-site code multiplies site coordinates (um) by
+    # 0.1 before rotation; dates (days since 2013-01-01) are scaled to [0, 1] over
+    # 2013-2016, the released code's date coordinate.
+    return {"site_x": 0.1, "site_y": 0.1, "site_z": 0.1, "date": 1.0 / 1461.0}
 
 
 #: name -> (d_model, n_layers, n_spatial_layers, n_heads)
@@ -54,10 +83,14 @@ class RPNTConfig:
     """Everything needed to rebuild an :class:`rpnt.model.RPNT` (JSON-serialisable).
 
     Inputs are windows of ``window`` bins of ``S`` sites with ``n_units`` unit slots per
-    site (the caller subsamples or zero-pads units and passes a unit mask).
+    site (the caller zero-pads units and passes a unit mask; with ``readin: shared`` it
+    subsamples a site with more than ``n_units`` units).
     """
 
-    n_units: int = setting(50, minimum=1)  #: N unit slots per site token
+    #: N unit slots per site token. readin shared: the slot limit (a site with more units
+    #: is subsampled, the released code's 50). readin session: the least; :meth:`fitted`
+    #: widens it to the largest site of the sessions, so no unit is dropped.
+    n_units: int = setting(50, minimum=1)
     window: int = setting(50, minimum=1)  #: T bins per window (20 ms bins: 1 s)
     #: at least 16: the velocity head narrows d -> d/4 -> d/16
     d_model: int = setting(256, minimum=16)
@@ -74,9 +107,26 @@ class RPNTConfig:
     #: MRoPE coordinates besides time
     coords: tuple[str, ...] = setting(("subject", "date", "task"),
                                       items={"enum": list(KNOWN_COORDS)})
+    #: "ranges": every band's wavelengths span its coordinate's range
+    #: (rope_wavelength_min/max); "bases": pair j of n rotates at rope_bases[c] ** (-j/n)
+    #: after coord_scales (the released rule)
+    rope_frequencies: str = setting("ranges", enum=ROPE_FREQUENCIES)
+    #: rule "ranges": shortest / longest wavelength per coordinate in its own units (bins,
+    #: days, ids, um); a coordinate missing here is set by :meth:`fitted` from the data
+    #: (else FALLBACK_WAVELENGTHS)
+    rope_wavelength_min: dict[str, float] = setting(default_factory=dict)
+    rope_wavelength_max: dict[str, float] = setting(default_factory=dict)
     rope_bases: dict[str, float] = setting(default_factory=_default_bases)
     rope_shares: dict[str, float] = setting(default_factory=_default_shares)
     coord_scales: dict[str, float] = setting(default_factory=_default_scales)
+    #: "shared": one learned token per metadata coordinate in coords, a causal prefix of
+    #: every temporal sequence at that coordinate's value (data tokens sit at 0 on the
+    #: metadata axes), so the metadata bands act; "none": the released code (they cancel)
+    context_tokens: str = setting("shared", enum=CONTEXT_TOKENS)
+    #: how a count hidden by the pretraining mask enters the encoder: "learned" (zeroed,
+    #: plus a learned per-session embedding of the hidden-entry indicator) or "zero"
+    #: (zeroed only, like silence: the released code)
+    mask_input: str = setting("learned", enum=MASK_INPUTS)
     n_axis: int = setting(2, minimum=1)  #: velocity outputs
     mask_ratio_range: tuple[float, float] = setting((0.01, 0.99))  #: 0 < a <= b < 1
     #: ablation: same time and unit ratio every batch
@@ -135,10 +185,21 @@ class RPNTConfig:
             raise bad("pos_encoding mrope_legacy needs at least one coordinate in coords")
         used = self.rotary_coords()
         for c in used:
-            if self.rope_bases.get(c, 0) <= 1.0:
+            if self.rope_frequencies == "bases" and self.rope_bases.get(c, 0) <= 1.0:
                 raise bad(f"rope_bases[{c!r}] must be > 1")
             if self.rope_shares.get(c, 0) <= 0:
                 raise bad(f"rope_shares[{c!r}] must be > 0")
+        for name in ("rope_wavelength_min", "rope_wavelength_max"):
+            for c, v in getattr(self, name).items():
+                if c not in ("time", *KNOWN_COORDS):
+                    raise bad(f"{name} has unknown coordinate {c!r}; known: "
+                              f"{('time', *KNOWN_COORDS)}")
+                if not float(v) > 0:
+                    raise bad(f"{name}[{c!r}] must be > 0, got {v!r}")
+        for c in used:
+            lo, hi = self.wavelength_range(c)
+            if lo > hi:
+                raise bad(f"rope_wavelength_min[{c!r}] {lo} exceeds rope_wavelength_max {hi}")
         if len(used) > self.head_dim // 2:
             raise bad(f"{len(used)} rotary coordinates need at least {len(used)} rotary pairs "
                       f"per head, but head_dim {self.head_dim} has {self.head_dim // 2}")
@@ -152,6 +213,60 @@ class RPNTConfig:
         if self.pos_encoding == "mrope_legacy":
             return (self.coords[0],)
         return ()
+
+    def wavelength_range(self, c: str) -> tuple[float, float]:
+        """(shortest, longest) rotary wavelength of coordinate ``c`` under rule "ranges":
+        the configured value, else the fallback (time: 6 bins .. 2 x window)."""
+        lo, hi = (TIME_MIN_WAVELENGTH, 2.0 * self.window) if c == "time" else \
+            FALLBACK_WAVELENGTHS[c]
+        return (float(self.rope_wavelength_min.get(c, min(lo, hi))),
+                float(self.rope_wavelength_max.get(c, hi)))
+
+    def has_context_tokens(self) -> bool:
+        """Whether the encoder prepends context tokens (a metadata coordinate is in use)."""
+        return self.context_tokens == "shared" and any(c in META_COORDS for c in self.coords)
+
+    def fitted(self, extent: DataExtent) -> RPNTConfig:
+        """This config fitted to the sessions a model is built on (a copy).
+
+        readin session: ``n_units`` widened to the largest site, so every unit has a slot.
+        Rule "ranges": every rotary coordinate missing from ``rope_wavelength_min/max``
+        gets its range, from the data where it depends on them (docs/model.md, MRoPE):
+
+        - time: 6 bins .. 2 x window;
+        - subject, task (categorical ids): 4 .. 2K, K = 2 x the ids known (at least 4), so
+          ids met later at finetuning still land at distinct angles;
+        - date (days): 14 .. 2 x the span of the sessions' dates (at least 28);
+        - site x / y / z (um): 2 x the smallest .. 4 x the largest distance between two
+          sites of one session along that axis (no such pair: the fallback).
+
+        The result records every range, so a checkpoint rebuilds the same frequencies.
+        """
+        changes: dict[str, Any] = {}
+        if self.readin == "session" and extent.max_units > self.n_units:
+            changes["n_units"] = int(extent.max_units)
+        if self.rope_frequencies == "ranges":
+            lo_d, hi_d = dict(self.rope_wavelength_min), dict(self.rope_wavelength_max)
+            for c in self.rotary_coords():
+                lo, hi = self.wavelength_range(c)
+                if c in CATEGORICAL_COORDS:
+                    n_ids = extent.n_subjects if c == "subject" else extent.n_tasks
+                    hi = 2.0 * max(4, 2 * n_ids)
+                elif c == "date" and extent.days is not None:
+                    hi = 2.0 * max(extent.days[1] - extent.days[0], DATE_MIN_WAVELENGTH)
+                elif c in extent.spacing:
+                    small, large = extent.spacing[c]
+                    lo, hi = 2.0 * small, max(4.0 * large, 2.0 * small)
+                lo_d.setdefault(c, min(lo, hi))
+                hi_d.setdefault(c, hi)
+            changes.update(rope_wavelength_min=lo_d, rope_wavelength_max=hi_d)
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_saved(cls, d: dict[str, Any]) -> RPNTConfig:
+        """Rebuild a saved config; keys it predates (SAVED_BEFORE) get the behaviour the
+        checkpoint was trained with."""
+        return cls(**{**SAVED_BEFORE, **d})
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> RPNTConfig:

@@ -1,9 +1,20 @@
 """The RPNT encoder: site tokens, positions, causal temporal layers, cross-site layers.
 
 Tokens are one per (site, bin): ``Linear(N -> d)`` of the site's N-unit count vector
-(padded unit slots zeroed). Temporal layers attend causally over the bins of one site;
-spatial layers then attend across the sites at each bin (no time mixing, so causality is
-kept). With one site the spatial layers see a single key and reduce to a per-token map.
+(padded unit slots zeroed; counts hidden by the pretraining mask zeroed too, and with
+``mask_input: learned`` their indicator embedded). Temporal layers attend causally over
+the bins of one site, after a prefix of context tokens (one per metadata coordinate,
+``context_tokens: shared``); spatial layers then attend across the sites at each bin (no
+time mixing, so causality is kept). With one site the spatial layers see a single key
+and reduce to a per-token map.
+
+Rotary positions (:meth:`Encoder.positions`): bin t of a site sits at time t, at its
+site's x/y/z, and - with context tokens under MRoPE - at 0 on the metadata axes; the
+context token of metadata coordinate m sits at time -1, at the window's value of m and 0
+on the other metadata axes. q.k depends on coordinate differences only, so what the
+metadata bands see is the window's subject, date and task relative to the data tokens.
+Without context tokens (or with ``mrope_legacy``) every token sits at the window's
+metadata values, which then cancel in q.k (the released behaviour).
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from torch import nn
 
 from rpnt.errors import RpntError
 from rpnt.model.attention import MultiHeadAttention
-from rpnt.model.config import RPNTConfig
+from rpnt.model.config import META_COORDS, RPNTConfig
 from rpnt.model.readin import ContextLinear
 from rpnt.model.rope import RotaryEmbedding, sinusoidal_table
 
@@ -71,8 +82,11 @@ class Encoder(nn.Module):
         self.learned_pos: nn.Parameter | None = None
         if cfg.pos_encoding in ("mrope", "rope_time", "mrope_legacy"):
             mode = "legacy" if cfg.pos_encoding == "mrope_legacy" else "mrope"
-            self.rotary = RotaryEmbedding(cfg.head_dim, cfg.rotary_coords(), cfg.rope_bases,
-                                          cfg.rope_shares, mode=mode)
+            coords = cfg.rotary_coords()
+            ranges = ({c: cfg.wavelength_range(c) for c in coords}
+                      if cfg.rope_frequencies == "ranges" else None)
+            self.rotary = RotaryEmbedding(cfg.head_dim, coords, cfg.rope_bases,
+                                          cfg.rope_shares, mode=mode, wavelengths=ranges)
         elif cfg.pos_encoding == "sinusoidal":
             self.register_buffer("sin_pos", sinusoidal_table(cfg.window, d), persistent=False)
         elif cfg.pos_encoding == "learned":
@@ -83,6 +97,16 @@ class Encoder(nn.Module):
         self.spatial = nn.ModuleList(Block(cfg, "standard", causal=False)
                                      for _ in range(cfg.n_spatial_layers))
         self.norm = nn.LayerNorm(d)
+        # Learned embedding of the hidden-entry indicator, per read-in row like the read-in
+        # (slot i is another unit in every session): a hidden count differs from a zero
+        # one, and a fully hidden bin becomes a learned per-session [MASK] token.
+        self.mask_embed = (ContextLinear(cfg.n_units, d, cfg.n_readins, bias=False)
+                           if cfg.mask_input == "learned" else None)
+        #: metadata coordinates with a context token, in the order of the prefix
+        self.meta = (tuple(c for c in cfg.coords if c in META_COORDS)
+                     if cfg.has_context_tokens() else ())
+        self.ctx_tokens = (nn.Parameter(torch.randn(len(self.meta), d) * 0.02)
+                           if self.meta else None)
 
     def check_inputs(self, counts: torch.Tensor, unit_mask: torch.Tensor,
                      coords: dict[str, torch.Tensor] | None,
@@ -115,48 +139,80 @@ class Encoder(nn.Module):
                 raise RpntError(f"RPNT input: coords[{c!r}] must be {(b, s)}, "
                                 f"got {tuple(coords[c].shape)}")
 
-    def rotary_angles(self, coords: dict[str, torch.Tensor] | None, b: int, s: int,
-                      t: int, device: torch.device) -> torch.Tensor | None:
-        """(B, S, T, head_dim // 2) rotary angles, or None without rotary encoding."""
+    def scaled(self, coords: dict[str, torch.Tensor], c: str,
+               device: torch.device) -> torch.Tensor:
+        """(B, S) float64 position of coordinate ``c`` (x coord_scales under rule bases)."""
+        scale = (float(self.cfg.coord_scales.get(c, 1.0))
+                 if self.cfg.rope_frequencies == "bases" else 1.0)
+        return coords[c].to(device).double() * scale
+
+    def positions(self, coords: dict[str, torch.Tensor] | None, b: int, s: int, t: int,
+                  device: torch.device) -> torch.Tensor | None:
+        """(B, S, C + T, n_rotary) float64 rotary positions of each site's temporal
+        sequence: the C context tokens, then the T bins (module docstring); None without
+        rotary encoding."""
         if self.rotary is None:
             return None
-        cols = []
-        for c in self.rotary.coords:
+        n_ctx = len(self.meta)
+        # Data tokens at the metadata origin only where context tokens carry the metadata
+        # and each band has its own coordinate (mrope, not the legacy defect).
+        anchored = n_ctx > 0 and self.rotary.mode == "mrope"
+        pos = torch.zeros(b, s, n_ctx + t, len(self.rotary.coords), dtype=torch.float64,
+                          device=device)
+        for ci, c in enumerate(self.rotary.coords):
             if c == "time":
-                cols.append(torch.arange(t, device=device, dtype=torch.float64)
-                            .expand(b, s, t))
+                pos[:, :, :n_ctx, ci] = -1.0
+                pos[:, :, n_ctx:, ci] = torch.arange(t, dtype=torch.float64, device=device)
+                continue
+            value = self.scaled(coords, c, device)[:, :, None]  # (B, S, 1)
+            if anchored and c in self.meta:
+                pos[:, :, self.meta.index(c), ci] = value[..., 0]
             else:
-                scale = float(self.cfg.coord_scales.get(c, 1.0))
-                cols.append((coords[c].to(device).double() * scale)[:, :, None].expand(b, s, t))
-        return self.rotary.angles(torch.stack(cols, dim=-1))
+                pos[..., ci] = value
+        return pos
 
     def forward(self, counts: torch.Tensor, unit_mask: torch.Tensor,
                 coords: dict[str, torch.Tensor] | None = None,
                 site_mask: torch.Tensor | None = None,
                 return_attention: bool = False,
-                readin: torch.Tensor | None = None) -> EncoderOutput:
+                readin: torch.Tensor | None = None,
+                hidden: torch.Tensor | None = None) -> EncoderOutput:
         """counts (B, S, T, N), unit_mask (B, S, N) -> :class:`EncoderOutput`.
 
         ``readin`` (B, S) int64: the read-in row of each (sample, site) (``readin:
         session``); None uses row 0 (the only row of a shared read-in).
+        ``hidden`` (B, S, T, N) bool: counts hidden from the encoder (masked for
+        reconstruction). Their values never reach it; with ``mask_input: learned`` the
+        indicator is embedded, so a hidden entry and a true zero give different inputs.
         """
         self.check_inputs(counts, unit_mask, coords, site_mask)
         b, s, t, _ = counts.shape
         dtype = self.embed.weight.dtype
-        x = self.embed(counts.to(dtype) * unit_mask[:, :, None, :].to(dtype), readin)
+        real = unit_mask.bool()[:, :, None, :]
+        keep = real if hidden is None else real & ~hidden.bool()
+        # where(), not a product: a hidden NaN or inf must not reach the encoder either
+        x = self.embed(torch.where(keep, counts.to(dtype), 0.0), readin)
+        if hidden is not None and self.mask_embed is not None:
+            x = x + self.mask_embed((real & hidden.bool()).to(dtype), readin)
         if self.cfg.pos_encoding == "sinusoidal":
             x = x + self.sin_pos[:t]
         elif self.learned_pos is not None:
             x = x + self.learned_pos[:t]
         x = self.embed_drop(x)  # (B, S, T, d)
-        angles = self.rotary_angles(coords, b, s, t, counts.device)
+        pos = self.positions(coords, b, s, t, counts.device)
+        angles = None if pos is None else self.rotary.angles(pos)  # (B, S, C+T, half)
+        n_ctx = len(self.meta)
 
-        # Temporal layers: each site is its own causal sequence of T tokens.
+        # Temporal layers: each site is its own causal sequence of C context tokens (every
+        # bin may attend to them; they see only each other) and then its T bins.
         xt = x.reshape(b * s, t, -1)
-        at = None if angles is None else angles.reshape(b * s, t, -1)
+        if n_ctx:
+            xt = torch.cat([self.ctx_tokens.to(xt.dtype).expand(b * s, -1, -1), xt], dim=1)
+        at = None if angles is None else angles.reshape(b * s, n_ctx + t, -1)
         for blk in self.temporal:
             xt, _ = blk(xt, at)
-        x = xt.view(b, s, t, -1)
+        x = xt[:, n_ctx:].reshape(b, s, t, -1)
+        angles = None if angles is None else angles[:, :, n_ctx:]
 
         # Spatial layers: at each bin, the S site tokens attend to each other.
         maps: list[torch.Tensor] = []

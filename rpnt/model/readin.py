@@ -10,7 +10,9 @@ read-in of the released code (``RPNTConfig.readin = "shared"``).
 
 Per-context read-ins are how NDT2 (context read-in) and POYO (unit embeddings) let a
 shared core learn from many sessions whose units differ; a new session needs only a new
-row (learned at finetuning), which is what ``grow`` adds.
+row (learned at finetuning), which is what ``grow`` adds. A session with more units than
+any before widens every row (``grow_inputs`` for the read-in, ``grow_outputs`` for the
+read-out): old rows keep their weights, and their new slots are empty in their sessions.
 """
 
 from __future__ import annotations
@@ -24,22 +26,28 @@ from torch import nn
 class ContextLinear(nn.Module):
     """``n_rows`` independent ``Linear(d_in -> d_out)`` maps, chosen per (sample, site).
 
-    weight: (n_rows, d_in, d_out); bias: (n_rows, d_out). Initialised like ``nn.Linear``
-    (uniform in +-1/sqrt(d_in)).
+    weight: (n_rows, d_in, d_out); bias: (n_rows, d_out), or None with ``bias=False``.
+    Initialised like ``nn.Linear`` (uniform in +-1/sqrt(d_in)).
     """
 
-    def __init__(self, d_in: int, d_out: int, n_rows: int = 1):
+    def __init__(self, d_in: int, d_out: int, n_rows: int = 1, bias: bool = True):
         super().__init__()
         self.d_in, self.d_out = d_in, d_out
         self.weight = nn.Parameter(torch.empty(n_rows, d_in, d_out))
-        self.bias = nn.Parameter(torch.empty(n_rows, d_out))
-        self._init(self.weight, self.bias)
+        self.bias = nn.Parameter(torch.empty(n_rows, d_out)) if bias else None
+        self._init(self.weight)
+        if self.bias is not None:
+            self._init(self.bias)
 
-    def _init(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    def _init(self, t: torch.Tensor) -> None:
         bound = 1.0 / math.sqrt(self.d_in)
         with torch.no_grad():
-            weight.uniform_(-bound, bound)
-            bias.uniform_(-bound, bound)
+            t.uniform_(-bound, bound)
+
+    def _fresh(self, *shape: int) -> torch.Tensor:
+        t = torch.empty(*shape, dtype=self.weight.dtype, device=self.weight.device)
+        self._init(t)
+        return t
 
     @property
     def n_rows(self) -> int:
@@ -48,7 +56,8 @@ class ContextLinear(nn.Module):
     def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, S, ..., d_in), rows (B, S) int64 or None (row 0) -> (B, S, ..., d_out)."""
         if rows is None or self.n_rows == 1:
-            return x @ self.weight[0] + self.bias[0]
+            out = x @ self.weight[0]
+            return out if self.bias is None else out + self.bias[0]
         rows = rows.to(x.device).long()
         if rows.shape != x.shape[:2]:
             raise ValueError(f"rows {tuple(rows.shape)} must be the (batch, sites) "
@@ -59,7 +68,10 @@ class ContextLinear(nn.Module):
         b, s = rows.shape
         flat = x.reshape(b * s, -1, self.d_in)  # (B*S, L, d_in)
         w = self.weight[rows.reshape(-1)]  # (B*S, d_in, d_out)
-        out = torch.baddbmm(self.bias[rows.reshape(-1)][:, None, :], flat, w)
+        if self.bias is None:
+            out = torch.bmm(flat, w)
+        else:
+            out = torch.baddbmm(self.bias[rows.reshape(-1)][:, None, :], flat, w)
         return out.reshape(*x.shape[:-1], self.d_out)
 
     @torch.no_grad()
@@ -68,9 +80,31 @@ class ContextLinear(nn.Module):
         extra = n_rows - self.n_rows
         if extra <= 0:
             return
-        w = torch.empty(extra, self.d_in, self.d_out, dtype=self.weight.dtype,
-                        device=self.weight.device)
-        b = torch.empty(extra, self.d_out, dtype=self.bias.dtype, device=self.bias.device)
-        self._init(w, b)
-        self.weight = nn.Parameter(torch.cat([self.weight.detach(), w]))
-        self.bias = nn.Parameter(torch.cat([self.bias.detach(), b]))
+        self.weight = nn.Parameter(torch.cat([self.weight.detach(),
+                                              self._fresh(extra, self.d_in, self.d_out)]))
+        if self.bias is not None:
+            self.bias = nn.Parameter(torch.cat([self.bias.detach(),
+                                                self._fresh(extra, self.d_out)]))
+
+    @torch.no_grad()
+    def grow_inputs(self, d_in: int) -> None:
+        """Widen every row to ``d_in`` inputs; the new inputs' weights are fresh."""
+        extra = d_in - self.d_in
+        if extra <= 0:
+            return
+        self.d_in = d_in
+        new = self._fresh(self.n_rows, extra, self.d_out)
+        self.weight = nn.Parameter(torch.cat([self.weight.detach(), new], dim=1))
+
+    @torch.no_grad()
+    def grow_outputs(self, d_out: int) -> None:
+        """Widen every row to ``d_out`` outputs; the new outputs' weights are fresh."""
+        extra = d_out - self.d_out
+        if extra <= 0:
+            return
+        self.d_out = d_out
+        self.weight = nn.Parameter(torch.cat(
+            [self.weight.detach(), self._fresh(self.n_rows, self.d_in, extra)], dim=2))
+        if self.bias is not None:
+            self.bias = nn.Parameter(torch.cat([self.bias.detach(),
+                                                self._fresh(self.n_rows, extra)], dim=1))

@@ -3,8 +3,11 @@
 Each head's ``head_dim`` features form ``head_dim / 2`` rotary pairs (rotate-half layout:
 pair ``i`` is features ``(i, i + head_dim/2)``). MRoPE splits the pairs into contiguous
 sub-bands, one per coordinate (bin index, site x/y/z, date, subject, task), each with its
-own base and share of pairs, as in Qwen2-VL's M-RoPE. Pair ``j`` of the band of coordinate
-``c`` (``n_c`` pairs) rotates by ``pos_c * base_c ** (-j / n_c)``; so after rotation
+own share of pairs and its own frequencies, as in Qwen2-VL's M-RoPE. Pair ``j`` of the
+band of coordinate ``c`` (``n_c`` pairs) rotates by ``pos_c * omega_j``, with
+(:func:`band_frequencies`) either wavelengths that span the coordinate's range,
+``2 pi / omega_j = lo * (hi / lo) ** (j / (n_c - 1))`` (one pair: ``hi``), or the
+released rule ``omega_j = base_c ** (-j / n_c)``; so after rotation
 
     q(p) . k(p') = f(q, k, p - p')      for every coordinate separately,
 
@@ -39,20 +42,40 @@ def band_sizes(shares: list[float], n_pairs: int) -> list[int]:
     return [s + 1 for s in sizes]
 
 
+def band_frequencies(n: int, base: float | None = None,
+                     wavelengths: tuple[float, float] | None = None) -> torch.Tensor:
+    """(n,) float64 angular frequencies (rad per coordinate unit) of one band of n pairs.
+
+    ``wavelengths`` (lo, hi): geometric from wavelength ``lo`` (pair 0) to ``hi`` (last
+    pair), so the band resolves steps of about lo / 2 and its slowest pair never wraps
+    inside hi / 2; one pair gets ``hi``. Else ``base``: pair j at ``base ** (-j / n)``
+    (the released rule; its pair 0 turns at 1 rad per unit whatever the base).
+    """
+    j = torch.arange(n, dtype=torch.float64)
+    if wavelengths is None:
+        return float(base) ** (-j / n)
+    lo, hi = (float(v) for v in wavelengths)
+    lam = torch.full((n,), hi, dtype=torch.float64) if n == 1 else lo * (hi / lo) ** (j / (n - 1))
+    return 2 * torch.pi / lam
+
+
 class RotaryEmbedding(nn.Module):
     """Rotary angles from multi-coordinate positions (lucidrains-style small module).
 
     Args:
         head_dim: features per head (even).
         coords: coordinate names, in the order of the last axis of ``positions``.
-        bases: rotary base per coordinate.
+        bases: rotary base per coordinate (used without ``wavelengths``).
         shares: relative share of the rotary pairs per coordinate.
         mode: ``"mrope"`` (one band per coordinate) or ``"legacy"`` (every pair uses the
             frequencies of ``coords[0]`` only; the released code's behaviour).
+        wavelengths: (shortest, longest) wavelength per coordinate, or None for ``bases``
+            (:func:`band_frequencies`).
     """
 
     def __init__(self, head_dim: int, coords: tuple[str, ...], bases: dict[str, float],
-                 shares: dict[str, float], mode: str = "mrope"):
+                 shares: dict[str, float], mode: str = "mrope",
+                 wavelengths: dict[str, tuple[float, float]] | None = None):
         super().__init__()
         if head_dim % 2:
             raise ValueError(f"head_dim must be even, got {head_dim}")
@@ -70,8 +93,9 @@ class RotaryEmbedding(nn.Module):
         start = 0
         for ci, (c, n) in enumerate(zip(coords, sizes, strict=True)):
             if n:
-                j = torch.arange(n, dtype=torch.float64)
-                inv_freq[start:start + n] = float(bases[c]) ** (-j / n)
+                inv_freq[start:start + n] = (
+                    band_frequencies(n, wavelengths=wavelengths[c]) if wavelengths
+                    else band_frequencies(n, base=bases[c]))
             owner[start:start + n] = ci
             start += n
         self.band_sizes = sizes

@@ -59,14 +59,18 @@ class RPNT(nn.Module):
 
     def encode(self, counts: torch.Tensor, unit_mask: torch.Tensor, coords: Coords | None,
                site_mask: torch.Tensor | None = None, *, return_attention: bool = False,
-               readin: torch.Tensor | None = None) -> EncoderOutput:
+               readin: torch.Tensor | None = None,
+               hidden: torch.Tensor | None = None) -> EncoderOutput:
         """Encode a batch of windows.
 
-        Returns :class:`EncoderOutput` with ``h`` (B, S, T, d), ``pooled`` (B, T, d) and,
+        ``hidden`` (B, S, T, N) bool: counts hidden from the encoder (True = masked for
+        reconstruction; ``cfg.mask_input`` says how they enter it). Returns
+        :class:`EncoderOutput` with ``h`` (B, S, T, d), ``pooled`` (B, T, d) and,
         with ``return_attention=True`` and spatial layers, ``spatial_attn``: a list of
         (B, T, H, S, S) cross-site attention maps (else None).
         """
-        return self.encoder(counts, unit_mask, coords, site_mask, return_attention, readin)
+        return self.encoder(counts, unit_mask, coords, site_mask, return_attention, readin,
+                            hidden)
 
     def rates(self, h: torch.Tensor, readin: torch.Tensor | None = None) -> torch.Tensor:
         """(B, S, T, d) tokens -> (B, S, T, N) non-negative Poisson rates (counts per bin)."""
@@ -79,7 +83,7 @@ class RPNT(nn.Module):
         """Masked causal reconstruction (+ site contrast) on one batch.
 
         Draws the two mask ratios and the unit mask with ``generator`` (CPU generator),
-        zeroes the masked inputs, and scores the masked entries.
+        hides the masked inputs from the encoder, and scores the masked entries.
         Returns ``{"loss", "poisson", "contrastive", "time_ratio", "unit_ratio"}``
         (scalar tensors; ``loss = poisson + contrastive_weight * contrastive``).
         """
@@ -95,8 +99,7 @@ class RPNT(nn.Module):
         if site_mask is not None:
             real = real & site_mask.bool()[:, :, None, None]
         scored = hidden & real
-        inputs = counts.to(self.encoder.embed.weight.dtype).masked_fill(hidden, 0.0)
-        out = self.encode(inputs, unit_mask, coords, site_mask, readin=readin)
+        out = self.encode(counts, unit_mask, coords, site_mask, readin=readin, hidden=hidden)
         poisson = poisson_nll(self.rates(out.h, readin), counts, scored)
         if cfg.contrastive == "none":
             contrast = out.h.sum() * 0.0
@@ -126,8 +129,25 @@ class RPNT(nn.Module):
         if self.cfg.readin != "session" or n_rows <= self.cfg.n_readins:
             return
         self.encoder.embed.grow(n_rows)
+        if self.encoder.mask_embed is not None:
+            self.encoder.mask_embed.grow(n_rows)
         self.readout.grow(n_rows)
         self.cfg.n_readins = n_rows
+
+    def grow_units(self, n_units: int) -> None:
+        """Widen the unit slots to ``n_units`` (a session with a larger site than any before).
+
+        Every read-in and read-out row gets the new slots (fresh weights); the old slots
+        keep theirs, and in the sessions seen before the new slots are empty, so their
+        outputs do not change. The config records the new count.
+        """
+        if n_units <= self.cfg.n_units:
+            return
+        self.encoder.embed.grow_inputs(n_units)
+        if self.encoder.mask_embed is not None:
+            self.encoder.mask_embed.grow_inputs(n_units)
+        self.readout.grow_outputs(n_units)
+        self.cfg.n_units = n_units
 
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
         """All parameters of the encoder (the read-in included)."""
@@ -138,9 +158,12 @@ class RPNT(nn.Module):
 
         Slot i holds a different unit in every session, so a read-in learned elsewhere
         cannot know the target session's units: it is the session-specific part of the
-        encoder (with ``readin: session`` the target session has rows of its own).
+        encoder (with ``readin: session`` the target session has rows of its own). The
+        embedding of hidden entries is per row too (``mask_input: learned``).
         """
-        return self.encoder.embed.parameters()
+        yield from self.encoder.embed.parameters()
+        if self.encoder.mask_embed is not None:
+            yield from self.encoder.mask_embed.parameters()
 
     def core_parameters(self) -> Iterator[nn.Parameter]:
         """Encoder parameters except the read-in (frozen in 'frozen' finetuning)."""
