@@ -50,3 +50,16 @@ def test_peak_rss_counts_live_allocations():
 
     assert peak_rss_increase(two_live) >= 78 << 20
     assert peak_rss_increase(one_at_a_time) < 60 << 20
+
+
+def test_bench_units_cli(tmp_path, capsys):
+    out = tmp_path / "units.json"
+    rc = main(["bench", "units", "--units", "64", "--sizes", "tiny", "--batch", "2",
+               "--window", "8", "--repeats", "1", "--json", str(out)])
+    assert rc == 0
+    assert cpu_model() in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert [(r["size"], r["objective"]) for r in data["rows"]] == [("tiny", "finetune"),
+                                                                  ("tiny", "pretrain")]
+    for r in data["rows"]:
+        assert set(r["cpu_ms_min"]) == {"50", "64"} and r["time_ratio"] > 0

@@ -14,6 +14,7 @@ checked by a test:
   rpnt bench ingest      ingest of a large simulated session vs. the h5py read floor
   rpnt bench ingest --cli  the rpnt ingest command (fresh process) vs. the same floor
   rpnt bench attention   context attention vs. PyTorch SDPA and a grouped-conv2d version
+  rpnt bench units       an RPNT training step reading every unit (200 per site) vs 50 slots
 """
 
 
@@ -55,6 +56,22 @@ def _attention_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the figures (with provenance) to this JSON file")
 
 
+def _units_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--units", type=int, default=200,
+                        help="unit slots per site to compare with 50 (default 200)")
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"],
+                        choices=["tiny", "small", "medium", "large"],
+                        help="size presets (default tiny small)")
+    parser.add_argument("--batch", type=int, default=32, help="windows per batch (default 32)")
+    parser.add_argument("--sites", type=int, default=2, help="sites per window (default 2)")
+    parser.add_argument("--window", type=int, default=50, help="bins per window (default 50)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="interleaved rounds of every variant (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of model and inputs")
+    parser.add_argument("--json", default=None, metavar="OUT",
+                        help="also write the figures (with provenance) to this JSON file")
+
+
 #: benchmark name -> (module with run(args) -> int, help, argument declarations).
 #: Arguments are declared here, not in the modules, so that building the parser for
 #: any rpnt command never imports torch or h5py.
@@ -64,6 +81,9 @@ TARGETS = {
                _ingest_arguments),
     "attention": ("rpnt.model.bench",
                   "context attention vs. SDPA and grouped conv2d", _attention_arguments),
+    "units": ("rpnt.model.bench_units",
+              "an RPNT training step with every unit (--units per site) vs 50 slots",
+              _units_arguments),
 }
 
 

@@ -1,0 +1,89 @@
+"""``rpnt bench units``: what reading every unit costs, against the released 50 slots.
+
+One training step of the whole model - forward + backward of the finetuning loss
+(velocity MSE) and of the pretraining loss (masked reconstruction + site contrast) - at
+``--units`` unit slots per site (every unit of a large array) and at 50 (the released
+code's slot limit), for each size preset, interleaved in one process as in
+:mod:`rpnt.model.bench`: process CPU time with one thread, minimum / median over the
+rounds and the ratio of minima; peak RSS increase of one step (median of 3), measured
+apart from the timing (:func:`rpnt.model.bench.peak_rss_increase`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Callable
+
+import torch
+
+from rpnt.model.bench import peak_rss_increase, time_variants
+from rpnt.model.config import RPNTConfig
+from rpnt.model.rpnt import RPNT
+
+
+def step(size: str, n_units: int, batch: int, sites: int, window: int, objective: str,
+         seed: int) -> Callable[[], None]:
+    """One forward + backward of ``objective`` ("finetune" | "pretrain") on random counts."""
+    torch.manual_seed(seed)
+    cfg = RPNTConfig.preset(size, n_units=n_units, window=window, readin="session",
+                            n_readins=sites, coords=("subject", "date", "task"))
+    model = RPNT(cfg).train()
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.poisson(torch.rand(batch, sites, window, n_units, generator=g) * 0.4)
+    unit_mask = torch.ones(batch, sites, n_units, dtype=torch.bool)
+    coords = {c: torch.full((batch, sites), 1.0) for c in cfg.coords}
+    readin = torch.arange(sites).expand(batch, sites)
+    target = torch.randn(batch, window, cfg.n_axis, generator=g)
+
+    def run() -> None:
+        model.zero_grad(set_to_none=True)
+        if objective == "finetune":
+            pred = model.velocity(counts, unit_mask, coords, readin=readin)
+            loss = torch.nn.functional.mse_loss(pred, target)
+        else:
+            loss = model.pretrain_loss(counts, unit_mask, coords, readin=readin,
+                                       generator=torch.Generator().manual_seed(seed))["loss"]
+        loss.backward()
+    return run
+
+
+def run(args: argparse.Namespace) -> int:
+    from rpnt.atomic import write_json
+    from rpnt.errors import RpntError
+    from rpnt.machine import machine_summary
+    from rpnt.provenance import provenance
+
+    if args.units < 1 or args.batch < 1 or args.sites < 1:
+        raise RpntError("bench units: --units, --batch and --sites must be >= 1")
+    torch.set_num_threads(1)
+    machine = machine_summary()
+    print(f"machine: {machine}; torch {torch.__version__}; 1 thread")
+    print(f"one training step (forward + backward), B={args.batch} windows of "
+          f"{args.window} bins x {args.sites} sites; {args.units} vs 50 unit slots per site")
+    rows = []
+    for size in args.sizes:
+        for objective in ("finetune", "pretrain"):
+            fns = {n: step(size, n, args.batch, args.sites, args.window, objective, args.seed)
+                   for n in (50, args.units)}
+            times = time_variants(fns, args.repeats)
+            mem = {n: peak_rss_increase(fn, repeats=3) for n, fn in fns.items()}
+            cpu = {n: times[n][0] for n in fns}
+            row = {"size": size, "objective": objective,
+                   "cpu_ms_min": {n: 1e3 * min(v) for n, v in cpu.items()},
+                   "cpu_ms_median": {n: 1e3 * statistics.median(v) for n, v in cpu.items()},
+                   "peak_rss_mb": {n: None if m is None else m / 1e6 for n, m in mem.items()}}
+            row["time_ratio"] = row["cpu_ms_min"][args.units] / row["cpu_ms_min"][50]
+            rows.append(row)
+            mb = row["peak_rss_mb"]
+            print(f"{size:6s} {objective:8s} CPU ms min/median: 50 slots "
+                  f"{row['cpu_ms_min'][50]:.1f}/{row['cpu_ms_median'][50]:.1f}, "
+                  f"{args.units} slots {row['cpu_ms_min'][args.units]:.1f}/"
+                  f"{row['cpu_ms_median'][args.units]:.1f} -> x{row['time_ratio']:.2f}; "
+                  f"peak RSS increase MB: {mb[50]} vs {mb[args.units]}")
+    if args.json:
+        settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+        write_json(args.json, {"rows": rows, "machine": machine,
+                               "provenance": provenance(settings, machine=machine)})
+        print(f"wrote {args.json}")
+    return 0
