@@ -200,11 +200,16 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
 @pytest.mark.timeout(RUN_TIMEOUT_S + 300)
 def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluster, tmp_path,
                                                                           capsys):
-    """A finetuning job with a 1-minute limit and far more steps than fit in it: SLURM's
-    SIGTERM (profile: --signal, here 20 s before the limit) makes it save its checkpoint
+    """A finetuning job with a 2-minute limit and far more steps than fit in it: SLURM's
+    SIGTERM (profile: --signal, here 10 s before the limit) makes it save its checkpoint
     at step N and exit; the retry (attempt 2) resumes from step N. Attempt 2 is cut the
     same way (the steps never fit), so the run ends failed after its one retry, with the
-    log of each attempt kept."""
+    log of each attempt kept.
+
+    SLURM may send the warning signal up to 60 s earlier than asked (sbatch(1), --signal:
+    "resolution of event handling"), so the limit leaves at least 50 s for the job to start
+    Snakemake and rpnt before the signal can come; a 1-minute limit let the signal arrive
+    before rpnt had started (seen under load)."""
     wd = make_workdir(tmp_path / "wf")
     long = {"steps": 1_000_000, "batch_size": 8, "eval_every": 1_000_000,
             "checkpoint_every": 1_000_000, "patience": 0}
@@ -219,7 +224,7 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
     prof = yaml.safe_load((profile / "config.yaml").read_text())
     assert "--signal=TERM@" in prof["default-resources"]["slurm_extra"]
     prof["retries"] = 1
-    prof["set-resources"]["finetune"].update(runtime=1, slurm_extra="'--signal=TERM@20'")
+    prof["set-resources"]["finetune"].update(runtime=2, slurm_extra="'--signal=TERM@10'")
     (profile / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
 
     target = f"results/timelimit/models/cross_session/rpnt_scratch/{SESSION}/seed0"
@@ -228,8 +233,8 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
     calls = [c for cs in _sbatch_calls(out).values() for c in cs]
     assert len(calls) == 2, out[-4000:]  # the first attempt and its retry
     for line in calls:
-        assert "--gpus=1" in line and "--signal=TERM@20" in line, line
-        assert re.search(r"-t '?1'?\s", line), line
+        assert "--gpus=1" in line and "--signal=TERM@10" in line, line
+        assert re.search(r"-t '?2'?\s", line), line
     assert rc != 0  # attempt 2 was cut by its limit too: the steps never fit
     assert not (wd / target).exists()
 
