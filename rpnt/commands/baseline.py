@@ -21,8 +21,12 @@ plus DIR/metrics.jsonl and DIR/curves.png for trained models):
           with a warning) and the benchmark table shows "not installed"
 
 Hyperparameters come from the config section baselines.<model> (unknown keys are an
-error; see rpnt.train.peers). Velocity (and count) normalisation uses training bins only
-and is stored inside the decoder. Rolling resume checkpoints go to --checkpoint-dir
+error; see rpnt.train.peers). With --budget K it trains on K labelled training trials
+(drawn with the seed, stratified by condition: the same trials as every other decoder);
+the config's labels.selection says whether the valid trials may select the model (valid)
+or not (none: a fixed schedule, the Wiener penalty by cross-validation within the
+budget). Velocity (and count) normalisation uses the labelled bins only and is stored
+inside the decoder. Rolling resume checkpoints go to --checkpoint-dir
 (default: <out>.ckpt next to DIR); rerunning the same command resumes.
 
 Example:
@@ -41,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="session store to train on (its training/valid trials)")
     parser.add_argument("--scenario", metavar="NAME",
                         help="apply this scenario's unit-level selection (needs --config)")
+    parser.add_argument("--budget", default="all", metavar="K|all",
+                        help="labelled training trials: a number (drawn with the seed, "
+                             "stratified, as for every decoder), or all (default)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="decoder directory to write (atomically)")
@@ -52,5 +59,6 @@ def run(args: argparse.Namespace) -> int:
     from rpnt.train.runs import run_baseline  # here: rpnt --help must not import torch
 
     run_baseline(args.model, args.store, args.seed, args.out, config=args.config,
-                 scenario=args.scenario, checkpoint_dir=args.checkpoint_dir)
+                 scenario=args.scenario, budget=args.budget,
+                 checkpoint_dir=args.checkpoint_dir)
     return 0

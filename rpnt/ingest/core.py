@@ -220,6 +220,11 @@ def build_store(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",
             "units": "s", "order": "grouped by unit (spike_unit), in time order within a unit"}),
         "spike_unit": Var(("spike",), spike_unit, {"description": "index along unit"}),
     }
+    if tr.condition is not None:
+        data["trial_condition"] = Var(("trial", "condition"), tr.condition.astype(np.int16), {
+            "description": "condition labels of each trial, -1 = none (center-out: the "
+                           "target id; random target: the direction octant of each "
+                           "attempted reach, octant k centred on k x 45 degrees)"})
     if pos is not None:
         p = binning.bin_behaviour(pos.t, pos.data, edges, _max_gap(pos, cfg))
         if p.shape[1] == n_axis:
