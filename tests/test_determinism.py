@@ -1,9 +1,10 @@
 """Every job type gives the same bytes when run twice in separate processes.
 
-Each job (pretrain ssl / joint; finetune scratch / frozen / full / staged / labelfree, at a
-label budget; baseline wiener / gru / ndt / poyo; evaluate) runs as the real ``rpnt`` command in two fresh processes with
-different ``PYTHONHASHSEED`` values (and torch's default generator is seeded from the
-OS in every process), each in its own working directory with the same relative paths.
+Each job (pretrain ssl / joint; finetune scratch / frozen / full / staged / labelfree, at
+a label budget; baseline wiener / gru / ndt / poyo; evaluate) runs as the real ``rpnt``
+command in two fresh processes with different ``PYTHONHASHSEED`` values (and torch's
+default generator is seeded from the OS in every process), each in its own working
+directory with the same relative paths.
 Saved weights are compared byte for byte (safetensors), the training log byte for byte,
 and meta.json / metrics JSON after removing only the wall-clock fields listed in
 :data:`TIMING_KEYS`.
