@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from rpnt.configfile import model_section
 from rpnt.errors import RpntError
 from rpnt.fields import check_fields, setting
 from rpnt.model import RPNTConfig
@@ -150,38 +151,11 @@ def labels_config(cfg: dict[str, Any], source: str = "config") -> LabelsConfig:
         raise RpntError(f"{source}: {exc}") from exc
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(
-            out.get(k), dict) else v
-    return out
-
-
-def model_section(cfg: dict[str, Any], source: str = "config",
-                  variant: str | None = None) -> dict[str, Any]:
-    """The ``model`` mapping, with the model overrides of ``variants.<variant>`` merged in
-    (nested mappings key by key) when a variant is named."""
-    d = cfg.get("model") or {}
-    if not isinstance(d, dict):
-        raise RpntError(f"{source}: model must be a mapping")
-    if variant is None:
-        return dict(d)
-    variants = cfg.get("variants") or {}
-    if variant not in variants:
-        raise RpntError(f"{source}: variants: no variant named {variant!r}; known: "
-                        f"{sorted(variants)}")
-    over = (variants[variant] or {}).get("model") or {}
-    if not isinstance(over, dict):
-        raise RpntError(f"{source}: variants.{variant}.model must be a mapping")
-    return _deep_merge(dict(d), over)
-
-
 def model_config(cfg: dict[str, Any], source: str = "config", variant: str | None = None,
                  **fixed: Any) -> RPNTConfig:
     """The RPNTConfig of the ``model`` section (``size`` preset + field overrides), with a
     variant's model overrides when ``variant`` names one."""
-    d = model_section(cfg, source, variant)
+    d = model_section(cfg, variant, source)
     size = d.pop("size", "small")
     d.update(fixed)
     where = f"{source} (variant {variant})" if variant else source

@@ -52,12 +52,12 @@ from rpnt.errors import RpntError
 from rpnt.model import RPNTConfig
 from rpnt.scoring.stitch import evaluate_session, scored_mask
 from rpnt.train.config import FinetuneConfig
+from rpnt.train.rows import MODES
 from rpnt.train.stages import Stage, fit_stages
 from rpnt.train.trainer import FitResult
 
 log = logging.getLogger(__name__)
 
-MODES = ("scratch", "frozen", "full", "staged", "labelfree")
 SELECTIONS = ("valid", "none")
 
 

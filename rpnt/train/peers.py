@@ -49,12 +49,11 @@ from rpnt.fields import check_fields, setting
 from rpnt.linear import fit_lagged_ridge
 from rpnt.scoring.stitch import evaluate_session, scored_mask
 from rpnt.train import config as train_cfg
+from rpnt.train.rows import BASELINE_MODELS
 from rpnt.train.trainer import TrainConfig, fit
 
 log = logging.getLogger(__name__)
 
-#: Baseline models ``rpnt baseline --model`` knows.
-BASELINE_MODELS = ("wiener", "gru", "ndt", "poyo")
 
 #: Default optimisation settings per trainable baseline (overridden by ``train:``).
 DEFAULT_TRAIN: dict[str, dict[str, Any]] = {

@@ -40,6 +40,7 @@ from rpnt.errors import RpntError
 from rpnt.model import RPNTConfig
 from rpnt.store import load_session
 from rpnt.train.config import PretrainConfig
+from rpnt.train.rows import OBJECTIVES
 from rpnt.train.trainer import FitResult, fit
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,6 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
     return pretraining_sessions(loaded, scenario)
 
 
-OBJECTIVES = ("ssl", "joint")
 
 
 def _val_batches(windows: Sequence[SessionWindows], n_windows: int, seed: int,

@@ -1,4 +1,5 @@
-"""The rows of a benchmark table and what trains each.
+"""The rows of a benchmark table and what trains each (imports nothing heavy: the workflow
+plans with it).
 
 A row is a peer (``wiener``, ``gru``, ``ndt``, ``poyo``), RPNT from scratch
 (``rpnt_scratch``), or RPNT pretrained with an objective and adapted to the target session
@@ -12,11 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rpnt.errors import RpntError
-from rpnt.train.finetune import MODES
-from rpnt.train.peers import BASELINE_MODELS
-from rpnt.train.pretrain import OBJECTIVES
+__all__ = ["ALL", "BASELINE_MODELS", "BUILTIN_ROWS", "MODES", "OBJECTIVES", "Row",
+           "parse_row", "row_order"]
 
+from rpnt.data.budget import ALL
+from rpnt.errors import RpntError
+
+#: The peers ``rpnt baseline --model`` trains.
+BASELINE_MODELS = ("wiener", "gru", "ndt", "poyo")
+#: ``rpnt finetune --mode``: scratch, then the modes that start from pretraining.
+MODES = ("scratch", "frozen", "full", "staged", "labelfree")
+#: ``rpnt pretrain --objective``.
+OBJECTIVES = ("ssl", "joint")
 SCRATCH = "rpnt_scratch"
 PRETRAINED_MODES = tuple(m for m in MODES if m != "scratch")
 #: Built-in rows in table order (peers, scratch, then objective x mode).
