@@ -113,6 +113,7 @@ def test_budgets_paired_differences_and_probe(tmp_path):
     t = write_table(_write(tmp_path, recs), out, cfg, pretrained=[pre])
     assert t.budgets == ["5", "all"]
     models, columns, cells = read_table_csv(out / "table.csv")
+    assert models == ["gru", "rpnt_scratch", "rpnt_joint_frozen"]
     assert columns == ["cross_session@5", "cross_session@all"]
     assert cells["gru"]["cross_session@5"]["mean"] == pytest.approx(0.4)
     assert cells["rpnt_scratch"]["cross_session@all"]["note"] == "no results"
