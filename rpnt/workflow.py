@@ -177,6 +177,12 @@ def check_config(cfg: Mapping[str, Any], source: str = "config") -> None:
                         f"the valid trials' labels, more than a budget of "
                         f"{min(int(b) for b in budgets if b != ALL)} trials; set "
                         "labels.selection: none (a fixed schedule)")
+    for m, bs in (cfg.get("model_budgets") or {}).items():
+        if m not in models:
+            raise RpntError(f"{source}: model_budgets.{m}: not one of models {models}")
+        extra = sorted({str(b) for b in bs} - set(budgets))
+        if extra:
+            raise RpntError(f"{source}: model_budgets.{m}: {extra} not in budgets {budgets}")
     _check_variants(cfg, source)
     for m in models:
         if m not in (cfg.get("variants") or {}):
@@ -267,9 +273,10 @@ def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str
     job's ``params`` and hands the resolved config file to the command by path (a
     ``params``, not an input: the file changes with any config value), so a config change
     reruns exactly the jobs whose part changed (Snakemake's ``params`` rerun trigger) plus
-    what depends on their outputs; ``seeds``, ``budgets``, ``models``, ``dataset`` and
-    ``bin_ms`` decide which jobs and paths exist instead. Keep this in step with what the
-    commands read (``rpnt pretrain|finetune|baseline|evaluate|table|figures --config``).
+    what depends on their outputs; ``seeds``, ``budgets``, ``model_budgets``, ``models``,
+    ``dataset`` and ``bin_ms`` decide which jobs and paths exist instead. Keep this in
+    step with what the commands read (``rpnt pretrain|finetune|baseline|evaluate|table|
+    figures --config``).
     """
     cfg = _plain(cfg)
     if rule in ("pretrain", "finetune", "baseline", "evaluate"):
@@ -295,10 +302,10 @@ def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str
         part = scen  # the target's unit selection (area, site)
     elif rule == "table":
         part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios",
-                                        "budgets")}
+                                        "budgets", "model_budgets")}
     elif rule == "figures":
         part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios",
-                                        "budgets", "figures")}
+                                        "budgets", "model_budgets", "figures")}
     else:
         raise RpntError(f"internal error: no config part declared for rule {rule!r}")
     return _drop_progress(part)
@@ -508,6 +515,8 @@ class Plan:
     models: list[str]
     seeds: list[int]
     budgets: list[str] = field(default_factory=lambda: [ALL])
+    #: rows trained at some budgets only (row -> budgets, in ``budgets`` order)
+    model_budgets: dict[str, list[str]] = field(default_factory=dict)
     rows: dict[str, RpntRow] = field(default_factory=dict)  #: the RPNT rows
     ceiling: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -529,7 +538,7 @@ class Plan:
             for scen, targets in self.targets.items()
             for model in self.models
             for sess in targets
-            for budget in self.budgets
+            for budget in self.model_budgets.get(model, self.budgets)
             for seed in self.seeds
         ]
 
@@ -556,6 +565,7 @@ def make_plan(
         raise RpntError(f"{source}: dataset {cfg['dataset']}: no sessions to plan from "
                         f"(registry {cfg['registry']})")
     models = active_models(cfg)
+    budgets = [str(b) for b in cfg.get("budgets", [ALL])]
     return Plan(
         benchmark=cfg["benchmark"],
         dataset=cfg["dataset"],
@@ -563,7 +573,9 @@ def make_plan(
         targets=target_sessions(cfg, sessions, source),
         models=models,
         seeds=[int(s) for s in cfg["seeds"]],
-        budgets=[str(b) for b in cfg.get("budgets", [ALL])],
+        budgets=budgets,
+        model_budgets={m: [b for b in budgets if b in {str(x) for x in bs}]
+                       for m, bs in (cfg.get("model_budgets") or {}).items()},
         rows={m: rpnt_row(cfg, m) for m in models if m not in BASELINES},
         ceiling=bool(cfg.get("ceiling", True)) and simulated,
     )

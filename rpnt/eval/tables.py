@@ -180,7 +180,9 @@ def build_table(records: Sequence[dict[str, Any]],
     """Rows: the models present in the records or expected by ``config`` (its ``models``
     list, plus ``ceiling`` when ``ceiling: true``), in :func:`rpnt.train.rows.row_order`.
     Columns: the config's scenarios in order, else the scenarios of the records (sorted).
-    Budgets: the config's ``budgets`` and those of the records (numbers, then all)."""
+    Budgets: the config's ``budgets`` and those of the records (numbers, then all); a
+    row the config's ``model_budgets`` trains at some budgets only says "not run" at the
+    others."""
     cells = summarise(records)
     present = {m for m, _, _ in cells}
     expected: set[str] = set()
@@ -202,6 +204,12 @@ def build_table(records: Sequence[dict[str, Any]],
         if m == "ceiling":  # shown in every budget column
             for other in budgets:
                 cells.setdefault((m, sc, other), c)
+    for m, bs in ((config or {}).get("model_budgets") or {}).items():
+        planned = {str(b) for b in bs}
+        for sc in scenarios:
+            for b in budgets:
+                if b not in planned:  # the config trains this row at other budgets only
+                    cells.setdefault((m, sc, b), Cell(skipped="not run"))
     notes: dict[str, str] = {}
     for m in models:
         if m in present:
