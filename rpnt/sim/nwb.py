@@ -63,13 +63,17 @@ def write_nwb(sim: SimSession, path: str | Path, *, waveforms_per_unit: int | No
     spec, subj = sim.spec, sim.subject
     start = dt.datetime(int(spec.date[:4]), int(spec.date[4:6]), int(spec.date[6:]), 10, 0,
                         tzinfo=_CHICAGO)
+    # Every field is derived from preset, seed and session (no fresh uuid, no "now"), so
+    # regenerating a benchmark gives byte-identical files and the same source checksums.
     nwb = NWBFile(
         session_description=(
             f"simulated {spec.task_name.replace('_', '-')} reaching session "
             f"(rpnt simulator, preset {sim.preset}, seed {sim.seed})"
         ),
-        identifier=str(uuid.uuid5(uuid.NAMESPACE_URL, f"rpnt-sim/{sim.seed}/{spec.session_id}")),
+        identifier=str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                  f"rpnt-sim/{sim.preset}/{sim.seed}/{spec.session_id}")),
         session_start_time=start,
+        file_create_date=start,
         session_id=spec.session_id,
         experimenter=["Simulator, Rpnt"],
         lab="simulated (layout of the Miller lab, DANDI 000688)",
