@@ -236,10 +236,11 @@ def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str
     whose part changed (Snakemake's ``params`` rerun trigger) plus what depends on their
     outputs; ``seeds``, ``models``, ``dataset`` and ``bin_ms`` decide which jobs and paths
     exist instead. Keep this in step with what the commands read
-    (``rpnt pretrain|finetune|baseline|evaluate|table|figures --config``).
+    (``rpnt pretrain|finetune|baseline|table|figures --config``; the training jobs' own
+    evaluation reads the scenario, which their part holds).
     """
     cfg = _plain(cfg)
-    if rule in ("pretrain", "finetune", "baseline", "evaluate"):
+    if rule in ("pretrain", "finetune", "baseline"):
         scen = {"scenario": cfg["scenarios"][wildcards["scenario"]]}
     if rule == "pretrain":
         part = {"model": cfg["model"], "pretrain": cfg["pretrain"], **scen}
@@ -250,8 +251,6 @@ def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str
         part = {"model": cfg["model"], "finetune": fine, **scen}
     elif rule == "baseline":
         part = {"baseline": (cfg.get("baselines") or {}).get(wildcards["baseline"]), **scen}
-    elif rule == "evaluate":
-        part = scen  # the target's unit selection (area, site)
     elif rule == "table":
         part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios")}
     elif rule == "figures":
@@ -362,7 +361,7 @@ def target_sessions(
 ) -> dict[str, list[str]]:
     """Scenario name -> target session ids (table order), planned from session records.
 
-    The scenarios are resolved by :func:`rpnt.train.scenarios.scenario_from_config`, the
+    The scenarios are resolved by :func:`rpnt.data.scenarios.scenario_from_config`, the
     same code the training commands run on the manifest, over a session table built from
     the records (session-level keys only: units are not known before ingest).
     """

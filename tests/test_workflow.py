@@ -153,10 +153,18 @@ def test_tiny_dry_run_plans_every_stage(workdir):
     assert n["pretrain"] == 2  # 2 scenarios x 1 seed
     assert n["finetune"] == 4 * targets
     assert n["baseline"] == _n_baselines() * targets
-    assert n["evaluate"] == n["finetune"] + n["baseline"]
-    assert n["ceiling"] == targets
+    assert "evaluate" not in n  # each training job scores the model it trained
+    assert n["ceiling"] == 1  # every target session's ceiling in one job
     assert n["table"] == n["figures"] == 1
     assert "download" not in n  # simulated: nothing to download
+    jobs = _job_blocks(proc.stdout)
+    for rule, model in (("finetune", "rpnt_full"), ("baseline", "gru")):
+        (block,) = [b for b in jobs[rule] if f"/{model}/sub-T_ses-CO-20130819/" in b]
+        for kind, ext in (("models", ""), ("metrics", ".json"), ("predictions", ".npz")):
+            path = f"results/tiny/{kind}/cross_subject/{model}/sub-T_ses-CO-20130819/seed0{ext}"
+            assert re.search(rf"output: .*{re.escape(path)}(,|$)", block, re.M), (path, block)
+    (ceiling,) = jobs["ceiling"]
+    assert ceiling.count("/ceiling/") == 2 * targets  # its outputs and the --run arguments
 
 
 def test_default_dry_run(workdir):
@@ -167,7 +175,8 @@ def test_default_dry_run(workdir):
     assert n["ingest"] == 12 and n["pretrain"] == 4 * 2
     assert n["finetune"] == 4 * 7 * 2
     assert n["baseline"] == _n_baselines() * 7 * 2
-    assert n["ceiling"] == 7
+    assert n["ceiling"] == 1
+    assert sum(n.values()) == 1 + 12 + 1 + 8 + (4 + _n_baselines()) * 7 * 2 + 1 + 3
 
 
 def test_multisite_dry_run(workdir):
@@ -192,8 +201,9 @@ def test_paper_dry_run_builds_the_whole_dag_offline(workdir):
     assert n["pretrain"] == 3 * 3
     targets = 2 + 6 + 6
     assert n["finetune"] == 4 * targets * 3
-    assert n["evaluate"] == (4 + _n_baselines()) * targets * 3
+    assert n["baseline"] == _n_baselines() * targets * 3
     assert "list_assets" not in n and "simulate" not in n and "ceiling" not in n
+    assert "evaluate" not in n  # each training job scores the model it trained
     out = proc.stdout
     assert "resources/raw/perich_miller_2018/sub-M/sub-M_ses-RT-20140114_behavior+ecephys.nwb" \
         in out
@@ -272,7 +282,7 @@ def test_slurm_profiles_request_gpus_only_when_asked(workdir):
     assert stripped == cpu  # the GPU profile differs by its GPU lines only
     extra = cpu["default-resources"]["slurm_extra"]
     assert re.fullmatch(r"'--signal=TERM@\d+'", extra), extra  # no B: the job step gets it
-    assert cpu["group-components"] == {"ceiling": 1000}
+    assert "group-components" not in cpu and "evaluate" not in cpu["set-resources"]
     for text in ((REPO / "slurm/config.yaml").read_text(),
                  (REPO / "slurm/gpu/config.yaml").read_text()):
         body = text.split("executor:")[1]  # no site's partition or account is hard-coded
@@ -283,8 +293,8 @@ def test_slurm_profiles_request_gpus_only_when_asked(workdir):
     assert "gpu" not in out
     pre = _job_blocks(out)["pretrain"][0]
     assert "mem_mb=32000" in pre and "runtime=240" in pre and "--signal=TERM@" in pre
-    # a training job and its evaluation are one submission; the ceilings are one more
-    assert out.count("Group job fit") == 24 and out.count("Group job ceiling") == 1
+    # one submission per job: training jobs score their models, one job has the ceilings
+    assert "Group job" not in out and "group:" not in out
 
     out = run_snakemake(workdir, "-n", "--profile", "slurm/gpu", "--configfile",
                         "config/tiny.yaml").stdout
@@ -373,7 +383,6 @@ def test_rule_digests_follow_the_config_each_rule_reads():
     jobs = {"pretrain": {"scenario": "cross_session", "seed": "0"},
             "finetune": {"scenario": "cross_session", "mode": "scratch", "seed": "0"},
             "baseline": {"scenario": "cross_session", "baseline": "gru", "seed": "0"},
-            "evaluate": {"scenario": "cross_session", "model": "gru", "seed": "0"},
             "table": {}, "figures": {}}
 
     def changed(change: dict) -> set[str]:

@@ -1,22 +1,23 @@
 # Velocity decoding with RPNT on a target session: one job per scenario x mode x
 # session x seed. scratch trains from random weights; frozen, fewshot and full start
-# from the scenario's pretrained encoder of the same seed. On a cluster, the job and the
-# evaluation of its output run as one submission (group "fit", see evaluate.smk).
+# from the scenario's pretrained encoder of the same seed. The job then scores the model
+# it trained on the session's test trials (`rpnt finetune --metrics`, the code of
+# `rpnt evaluate`): no evaluation job, no second process importing torch.
 
 
 rule finetune:
-    """Finetune (or train from scratch) RPNT on one target session."""
+    """Finetune (or train from scratch) RPNT on one target session and score it."""
     input:
         store=store,
         init=pretrained,
     output:
-        directory(MODEL.replace("{model}", "rpnt_{mode}")),
+        model=directory(MODEL.replace("{model}", "rpnt_{mode}")),
+        metrics=METRICS.replace("{model}", "rpnt_{mode}"),
+        predictions=PREDICTIONS.replace("{model}", "rpnt_{mode}"),
     log:
         f"{LOGS}/finetune/{{scenario}}/{{mode}}/{{session}}/seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/finetune/{{scenario}}/{{mode}}/{{session}}/seed{{seed}}.tsv"
-    group:
-        "fit"
     params:
         reads=reads("finetune"),
         config=RESOLVED,
@@ -26,5 +27,6 @@ rule finetune:
         logged(
             "rpnt finetune --config {params.config} --mode {wildcards.mode} {params.flags} "
             "--store {input.store} --scenario {wildcards.scenario} --seed {wildcards.seed} "
-            "--out {output} --checkpoint-dir {params.ckpt}"
+            "--out {output.model} --checkpoint-dir {params.ckpt} "
+            "--metrics {output.metrics} --predictions {output.predictions}"
         )

@@ -1,5 +1,5 @@
 # Self-supervised pretraining: one encoder per scenario and seed, on every session the
-# scenario's holdout allows (rpnt.train.scenarios decides from the manifest).
+# scenario's holdout allows (rpnt.data.scenarios decides from the manifest).
 
 
 rule pretrain:
@@ -13,6 +13,10 @@ rule pretrain:
         f"{LOGS}/pretrain/{{scenario}}/seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/pretrain/{{scenario}}/seed{{seed}}.tsv"
+    # Before the peers and RPNT from scratch, which need only a store: pretrainings are
+    # the longest jobs and three of the four finetuning modes wait for them, so started
+    # first they do not leave those finetunings (and one idle core) for the end.
+    priority: 10
     params:
         reads=reads("pretrain"),
         config=RESOLVED,
