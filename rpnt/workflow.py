@@ -27,9 +27,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import pandas as pd
 import yaml
+from snakemake.utils import validate
 
+import rpnt
+from rpnt.acquire.registry import get_dataset, load_registry
+from rpnt.acquire.registry import planned_sessions as registry_sessions
+from rpnt.atomic import write_text
 from rpnt.configfile import load_yaml
+from rpnt.data.scenarios import scenario_from_config
 from rpnt.errors import RpntError
 from rpnt.provenance import config_hash, poyo_available
 
@@ -70,8 +78,6 @@ def check_checkout(workflow_dir: str | Path) -> None:
     if not (pkg / "__init__.py").is_file():
         raise RpntError(f"{here}: this workflow folder has no rpnt package; run the "
                         "workflow from a clone of the rpnt repository")
-    import rpnt
-
     mine = Path(rpnt.__file__).resolve().parent
     if mine != pkg.resolve():
         raise RpntError(f"snakemake imports rpnt from {mine}, not from this checkout "
@@ -144,9 +150,6 @@ def resolve_config(
     inconsistent settings raise :class:`RpntError` naming the key path, e.g.
     ``config: pretrain.stepz: unknown key (allowed: ...)``.
     """
-    import jsonschema
-    from snakemake.utils import validate
-
     schema_path = Path(schema) if schema else SCHEMA_PATH
     cfg = copy.deepcopy(dict(config))
     sch = load_yaml(schema_path)
@@ -193,8 +196,6 @@ def write_resolved_config(cfg: Mapping[str, Any], out: str | Path) -> bool:
     Only when its content changes (returns whether it wrote): the workflow writes it
     before its first job, and an unchanged config must leave the file as it was.
     """
-    from rpnt.atomic import write_text
-
     text = (
         "# Resolved rpnt workflow config: every default filled in. Written by the\n"
         "# workflow before its first job; edit config/*.yaml instead.\n"
@@ -301,8 +302,6 @@ def active_models(cfg: Mapping[str, Any]) -> list[str]:
 
 def dataset_entry(cfg: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
     """The registry entry of the configured dataset (errors name the config key)."""
-    from rpnt.acquire.registry import get_dataset
-
     try:
         return get_dataset(cfg["dataset"], cfg["registry"])
     except RpntError as exc:
@@ -311,8 +310,6 @@ def dataset_entry(cfg: Mapping[str, Any], source: str = "config") -> dict[str, A
 
 def dataset_names(registry: str | Path, source: str) -> list[str]:
     """Names of the registry's datasets of one ``source`` (dandi | simulated | local)."""
-    from rpnt.acquire.registry import load_registry
-
     return sorted(n for n, e in load_registry(registry).items() if source_type(e) == source)
 
 
@@ -343,16 +340,12 @@ def planned_sessions(entry: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     ``None`` means the dataset has no committed asset manifest: the workflow then lists
     its assets at run time (checkpoint ``list_assets``) and plans from that TSV.
     """
-    from rpnt.acquire.registry import planned_sessions as registry_sessions
-
     sessions = registry_sessions(entry)
     return None if sessions is None else [dict(s) for s in sessions]
 
 
 def sessions_from_asset_tsv(entry: Mapping[str, Any], path: str | Path) -> list[dict[str, Any]]:
     """Session records from an asset list written at run time (checkpoint list_assets)."""
-    from rpnt.acquire.registry import planned_sessions as registry_sessions
-
     return [dict(s) for s in registry_sessions(dict(entry), manifest=path) or []]
 
 
@@ -365,10 +358,6 @@ def target_sessions(
     same code the training commands run on the manifest, over a session table built from
     the records (session-level keys only: units are not known before ingest).
     """
-    import pandas as pd
-
-    from rpnt.data.scenarios import scenario_from_config
-
     table = pd.DataFrame(
         [{"dataset": cfg["dataset"], "session": s["session"], "subject": s.get("subject"),
           "task": s.get("task"), "date": s.get("date")} for s in sessions],

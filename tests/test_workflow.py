@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shutil
@@ -77,43 +76,6 @@ def test_scenario_selecting_nothing_is_an_error():
     sessions = W.planned_sessions(W.dataset_entry(cfg))
     with pytest.raises(RpntError, match=r"none\.target"):
         W.make_plan(cfg, sessions, simulated=True)
-
-
-def _props(node: dict) -> set[str]:
-    if "$ref" in node:
-        node = SCHEMA["$defs"][node["$ref"].split("/")[-1]]
-    return set(node.get("properties", {}))
-
-
-def _fields(cls) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
-
-
-def test_schema_sections_match_the_training_dataclasses():
-    """Every key the schema accepts is a field the commands read, and vice versa."""
-    from rpnt.decoders.gru import GRUParams
-    from rpnt.decoders.ndt import NDTParams
-    from rpnt.decoders.poyo import POYOParams
-    from rpnt.model.config import RPNTConfig
-    from rpnt.train.config import FinetuneConfig, PretrainConfig
-    from rpnt.train.peers import WienerConfig
-    from rpnt.train.trainer import TrainConfig
-
-    top = SCHEMA["properties"]
-    train = _fields(TrainConfig) - {"seed"}  # the seed comes from --seed
-    assert _props(SCHEMA["$defs"]["train"]) == train
-    assert _props(top["model"]) == _fields(RPNTConfig) | {"size"}
-    assert _props(top["pretrain"]) == _fields(PretrainConfig)
-    assert _props(top["finetune"]) == _fields(FinetuneConfig)
-    base = top["baselines"]["properties"]
-    assert _props(base["wiener"]) == _fields(WienerConfig)
-    assert _props(base["gru"]) == _fields(GRUParams) | {"train"}
-    assert _props(base["ndt"]) == _fields(NDTParams) | {"train", "pretrain", "mask_ratio"}
-    assert _props(base["poyo"]) == _fields(POYOParams) | {"train"}
-    assert _props(SCHEMA["$defs"]["ndt_pretrain"]) == train | {"mask_ratio"}
-    # Defaults the schema fills must equal the dataclass defaults.
-    assert top["finetune"]["properties"]["fewshot_fraction"]["default"] == \
-        FinetuneConfig().fewshot_fraction
 
 
 def test_resolved_config_is_what_the_commands_read(tmp_path):
@@ -191,6 +153,7 @@ def test_multisite_dry_run(workdir):
         in proc.stdout
 
 
+@pytest.mark.slow  # > 3 s: a 908-job DAG
 def test_paper_dry_run_builds_the_whole_dag_offline(workdir):
     """From the committed asset manifest of DANDI 000688: one download and one ingest per
     asset, the paper's held-out sessions as targets; no network (unroutable API URL)."""
@@ -266,6 +229,7 @@ def _job_blocks(output: str) -> dict[str, list[str]]:
     return blocks
 
 
+@pytest.mark.slow  # > 3 s: two dry runs
 def test_slurm_profiles_request_gpus_only_when_asked(workdir):
     """`--profile slurm` (CPU) requests no GPU for any job; `--profile slurm/gpu` is the
     same file plus one GPU for each pretraining and finetuning job. Runtime and memory

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rpnt.ingest import nwbwrite
+from rpnt.ingest.nwbwrite import N_WAVEFORM_SAMPLES
 from rpnt.sim.session import SimSession
 
 BEHAVIOUR_STEP = 2  #: fine-grid samples per behaviour sample (DT 5 ms -> 100 Hz)
@@ -45,8 +47,6 @@ _RT_COLUMNS = {
 
 
 def _waveform_template(rng: np.random.Generator) -> np.ndarray:
-    from rpnt.ingest.nwbwrite import N_WAVEFORM_SAMPLES
-
     t = np.arange(N_WAVEFORM_SAMPLES)
     trough = -rng.uniform(40, 120) * np.exp(-0.5 * ((t - 14) / rng.uniform(1.5, 3)) ** 2)
     peak = rng.uniform(10, 40) * np.exp(-0.5 * ((t - 22) / rng.uniform(3, 6)) ** 2)
@@ -55,10 +55,8 @@ def _waveform_template(rng: np.random.Generator) -> np.ndarray:
 
 def write_nwb(sim: SimSession, path: str | Path, *, waveforms_per_unit: int | None) -> None:
     """Write ``sim`` to ``path`` (an .nwb file; the caller makes the write atomic)."""
-    from pynwb import NWBFile
+    from pynwb import NWBFile  # here: a slow import, needed only to write a file
     from pynwb.file import Subject
-
-    from rpnt.ingest import nwbwrite
 
     spec, subj = sim.spec, sim.subject
     start = dt.datetime(int(spec.date[:4]), int(spec.date[4:6]), int(spec.date[6:]), 10, 0,
