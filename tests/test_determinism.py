@@ -1,9 +1,10 @@
 """Every job type gives the same bytes when run twice in separate processes.
 
 Each job (pretrain; finetune scratch / frozen / fewshot / full; baseline wiener / gru /
-ndt / poyo; evaluate) runs as the real ``rpnt`` command in two fresh processes with
-different ``PYTHONHASHSEED`` values (and torch's default generator is seeded from the
-OS in every process), each in its own working directory with the same relative paths.
+ndt / poyo; evaluate, separately and inside the training process) runs as the real
+``rpnt`` command in two fresh processes with different ``PYTHONHASHSEED`` values (and
+torch's default generator is seeded from the OS in every process), each in its own
+working directory with the same relative paths.
 Saved weights are compared byte for byte (safetensors), the training log byte for byte,
 and meta.json / metrics JSON after removing only the wall-clock fields listed in
 :data:`TIMING_KEYS`.
@@ -117,15 +118,21 @@ def test_pretrain_and_finetune_modes(data):
     assert_same_run(data, "pre")
     for mode in ("scratch", "frozen", "fewshot", "full"):
         init = [] if mode == "scratch" else ["--init", "pre"]
+        # fewshot also scores its model in the training process, as the workflow does
+        score = (["--metrics", "fit_fewshot.json", "--predictions", "fit_fewshot.npz"]
+                 if mode == "fewshot" else [])
         rpnt_twice(data, "finetune", "--config", "data/cfg.yaml", "--mode", mode, *init,
                    "--store", f"data/{TARGET}.zarr", "--scenario", "cross_session",
-                   "--seed", "3", "--out", f"ft_{mode}")
+                   "--seed", "3", "--out", f"ft_{mode}", *score)
         assert_same_run(data, f"ft_{mode}")
     rpnt_twice(data, "evaluate", "--model", "ft_fewshot", "--store", f"data/{TARGET}.zarr",
                "--config", "data/cfg.yaml", "--scenario", "cross_session",
                "--predictions", "fewshot.npz", "--out", "fewshot.json")
     for name in ("fewshot.json", "fewshot.npz"):
         assert (data["a"] / name).read_bytes() == (data["b"] / name).read_bytes(), name
+        # scored after training, in the process that trained: the same bytes
+        assert (data["a"] / f"fit_{name}").read_bytes() == (data["a"] / name).read_bytes()
+        assert (data["b"] / f"fit_{name}").read_bytes() == (data["a"] / name).read_bytes()
 
 
 @pytest.mark.parametrize("model", ["wiener", "gru", "ndt", "poyo"])
