@@ -19,6 +19,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,9 +28,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import pandas as pd
 import yaml
+from snakemake.utils import validate
 
+import rpnt
+from rpnt.acquire.registry import get_dataset, load_registry
+from rpnt.acquire.registry import planned_sessions as registry_sessions
+from rpnt.atomic import write_text
 from rpnt.configfile import load_yaml, merge, model_section
+from rpnt.data.scenarios import scenario_from_config
 from rpnt.errors import RpntError
 from rpnt.provenance import config_hash, poyo_available
 from rpnt.train.rows import ALL, BASELINE_MODELS, BUILTIN_ROWS, parse_row
@@ -69,8 +78,6 @@ def check_checkout(workflow_dir: str | Path) -> None:
     if not (pkg / "__init__.py").is_file():
         raise RpntError(f"{here}: this workflow folder has no rpnt package; run the "
                         "workflow from a clone of the rpnt repository")
-    import rpnt
-
     mine = Path(rpnt.__file__).resolve().parent
     if mine != pkg.resolve():
         raise RpntError(f"snakemake imports rpnt from {mine}, not from this checkout "
@@ -132,9 +139,6 @@ def resolve_config(
     inconsistent settings raise :class:`RpntError` naming the key path, e.g.
     ``config: pretrain.stepz: unknown key (allowed: ...)``.
     """
-    import jsonschema
-    from snakemake.utils import validate
-
     schema_path = Path(schema) if schema else SCHEMA_PATH
     cfg = copy.deepcopy(dict(config))
     sch = load_yaml(schema_path)
@@ -195,8 +199,6 @@ def check_config(cfg: Mapping[str, Any], source: str = "config") -> None:
 def _check_variants(cfg: Mapping[str, Any], source: str) -> None:
     """Each variant names a built-in RPNT row and valid model settings (the model's
     cross-field checks run when a command builds it)."""
-    import jsonschema
-
     model_schema = load_yaml(SCHEMA_PATH)["properties"]["model"]
     for name, var in (cfg.get("variants") or {}).items():
         where = f"{source}: variants.{name}"
@@ -226,8 +228,6 @@ def write_resolved_config(cfg: Mapping[str, Any], out: str | Path) -> bool:
     Only when its content changes (returns whether it wrote): the workflow writes it
     before its first job, and an unchanged config must leave the file as it was.
     """
-    from rpnt.atomic import write_text
-
     text = (
         "# Resolved rpnt workflow config: every default filled in. Written by the\n"
         "# workflow before its first job; edit config/*.yaml instead.\n"
@@ -275,11 +275,12 @@ def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str
     reruns exactly the jobs whose part changed (Snakemake's ``params`` rerun trigger) plus
     what depends on their outputs; ``seeds``, ``budgets``, ``model_budgets``, ``models``,
     ``dataset`` and ``bin_ms`` decide which jobs and paths exist instead. Keep this in
-    step with what the commands read (``rpnt pretrain|finetune|baseline|evaluate|table|
-    figures --config``).
+    step with what the commands read (``rpnt pretrain|finetune|baseline|table|figures
+    --config``; the training jobs' own evaluation reads the scenario, which their part
+    holds).
     """
     cfg = _plain(cfg)
-    if rule in ("pretrain", "finetune", "baseline", "evaluate"):
+    if rule in ("pretrain", "finetune", "baseline"):
         scen = {"scenario": cfg["scenarios"][wildcards["scenario"]]}
     if rule in ("finetune", "baseline"):
         labels = dict(cfg.get("labels") or {})
@@ -298,8 +299,6 @@ def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str
                 **scen}
     elif rule == "baseline":
         part = {"baseline": (cfg.get("baselines") or {}).get(wildcards["baseline"]), **scen}
-    elif rule == "evaluate":
-        part = scen  # the target's unit selection (area, site)
     elif rule == "table":
         part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios",
                                         "budgets", "model_budgets")}
@@ -396,10 +395,38 @@ def pretraining_spec(cfg: Mapping[str, Any], key: str) -> tuple[str, str | None]
     return objective, variant or None
 
 
+def rpnt_rows(cfg: Mapping[str, Any]) -> list[str]:
+    """The configured RPNT rows (every model that is not a peer), config order."""
+    return [m for m in cfg["models"] if m not in BASELINES]
+
+
+def names_pattern(names: Sequence[str]) -> str:
+    """A wildcard constraint that matches exactly ``names`` (none: matches nothing)."""
+    return "|".join(re.escape(n) for n in names) or r"(?!x)x"
+
+
+def finetune_flags(cfg: Mapping[str, Any], model: str, init: str | None) -> str:
+    """The ``rpnt finetune`` flags that make row ``model``: its mode, the pretrained
+    encoder it starts from (``init``, none for scratch) and its variant."""
+    row = rpnt_row(cfg, model)
+    flags = [f"--mode {row.mode}"]
+    if row.pretraining is not None:
+        if not init:
+            raise RpntError(f"internal error: row {model} needs a pretrained encoder")
+        flags.append(f"--init {init}")
+    if row.variant is not None:
+        flags.append(f"--variant {row.variant}")
+    return " ".join(flags)
+
+
+def pretrain_flags(cfg: Mapping[str, Any], key: str) -> str:
+    """The ``rpnt pretrain`` flags of the pretraining named ``key`` (:func:`rpnt_row`)."""
+    objective, variant = pretraining_spec(cfg, key)
+    return f"--objective {objective}" + (f" --variant {variant}" if variant else "")
+
+
 def dataset_entry(cfg: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
     """The registry entry of the configured dataset (errors name the config key)."""
-    from rpnt.acquire.registry import get_dataset
-
     try:
         return get_dataset(cfg["dataset"], cfg["registry"])
     except RpntError as exc:
@@ -408,8 +435,6 @@ def dataset_entry(cfg: Mapping[str, Any], source: str = "config") -> dict[str, A
 
 def dataset_names(registry: str | Path, source: str) -> list[str]:
     """Names of the registry's datasets of one ``source`` (dandi | simulated | local)."""
-    from rpnt.acquire.registry import load_registry
-
     return sorted(n for n, e in load_registry(registry).items() if source_type(e) == source)
 
 
@@ -440,16 +465,12 @@ def planned_sessions(entry: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     ``None`` means the dataset has no committed asset manifest: the workflow then lists
     its assets at run time (checkpoint ``list_assets``) and plans from that TSV.
     """
-    from rpnt.acquire.registry import planned_sessions as registry_sessions
-
     sessions = registry_sessions(entry)
     return None if sessions is None else [dict(s) for s in sessions]
 
 
 def sessions_from_asset_tsv(entry: Mapping[str, Any], path: str | Path) -> list[dict[str, Any]]:
     """Session records from an asset list written at run time (checkpoint list_assets)."""
-    from rpnt.acquire.registry import planned_sessions as registry_sessions
-
     return [dict(s) for s in registry_sessions(dict(entry), manifest=path) or []]
 
 
@@ -458,14 +479,10 @@ def target_sessions(
 ) -> dict[str, list[str]]:
     """Scenario name -> target session ids (table order), planned from session records.
 
-    The scenarios are resolved by :func:`rpnt.train.scenarios.scenario_from_config`, the
+    The scenarios are resolved by :func:`rpnt.data.scenarios.scenario_from_config`, the
     same code the training commands run on the manifest, over a session table built from
     the records (session-level keys only: units are not known before ingest).
     """
-    import pandas as pd
-
-    from rpnt.data.scenarios import scenario_from_config
-
     table = pd.DataFrame(
         [{"dataset": cfg["dataset"], "session": s["session"], "subject": s.get("subject"),
           "task": s.get("task"), "date": s.get("date")} for s in sessions],

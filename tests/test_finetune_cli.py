@@ -125,9 +125,18 @@ def test_finetune_is_deterministic_and_selects_scenario_units(workspace):
     outs = []
     for k in range(2):
         out = workspace / f"pmd{k}"
+        # the first run also scores its model (--metrics), as `rpnt evaluate` would
+        score = ["--metrics", str(workspace / "pmd0.json")] if k == 0 else []
         assert main(["finetune", "--config", str(cfg), "--mode", "scratch", "--store",
-                     str(store), "--scenario", "pmd", "--seed", "3", "--out", str(out)]) == 0
+                     str(store), "--scenario", "pmd", "--seed", "3", "--out", str(out),
+                     *score]) == 0
         outs.append(load_decoder(out))
+    assert main(["evaluate", "--model", str(workspace / "pmd0"), "--store", str(store),
+                 "--scenario", "pmd", "--config", str(cfg), "--tag", "model=rpnt_scratch",
+                 "--tag", "seed=3", "--out", str(workspace / "pmd0_eval.json")]) == 0
+    scored = json.loads((workspace / "pmd0.json").read_text())
+    assert scored["model"] == "rpnt_scratch" and scored["seed"] == 3
+    assert scored == json.loads((workspace / "pmd0_eval.json").read_text())
     sa, sb = outs[0].state_dict(), outs[1].state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     h = [json.loads(x) for x in (workspace / "pmd0" / "metrics.jsonl").read_text().splitlines()]
@@ -148,6 +157,7 @@ def test_bad_invocations(workspace):
     base = ["finetune", "--config", cfg, "--store", store, "--seed", "0", "--out",
             str(workspace / "bad")]
     assert main([*base, "--mode", "full"]) == 2  # needs --init
+    assert main([*base, "--mode", "scratch", "--predictions", str(workspace / "p.npz")]) == 2
     assert main([*base, "--mode", "scratch", "--init", str(workspace / "pre")]) == 2
     bad_cfg = workspace / "bad.yaml"
     bad_cfg.write_text(yaml.safe_dump({**CONFIG, "finetune": {"trian": {}}}))

@@ -7,8 +7,8 @@ this one node has; squeue status checks). Two runs, each bounded by `timeout -s 
 
 1. The reduced tiny workflow (one scenario, models wiener and rpnt_full) through the CPU
    profile: every non-local job goes through sbatch with the profile's resources and
-   SIGTERM warning, no job asks for a GPU, each training job and its evaluation are one
-   submission, the ceilings one more; SLURM runs them all to completion.
+   SIGTERM warning, no job asks for a GPU, one submission per job (training jobs score
+   their models; one job has the ceilings); SLURM runs them all to completion.
 2. One RPNT training job through the GPU profile (--gpus=1 on the stand-in GPU) with a
    1-minute time limit: SLURM's warning signal makes it write its checkpoint, the retry
    (attempt 2) resumes from that step, and the log of each attempt is kept.
@@ -119,8 +119,7 @@ def slurm_jobs(cluster: SlurmCluster) -> list[list[str]]:
 
 
 def _sbatch_calls(output: str) -> dict[str, list[str]]:
-    """Rule (or group: "fit_evaluate_finetune") -> the sbatch command lines Snakemake's
-    SLURM executor ran."""
+    """Rule -> the sbatch command lines Snakemake's SLURM executor ran."""
     calls: dict[str, list[str]] = {}
     for line in output.splitlines():
         m = re.search(r"sbatch call: (sbatch .*)", line)
@@ -160,19 +159,16 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
         raise AssertionError(f"snakemake --profile exited {rc}\n{out[-6000:]}\n"
                              f"{failed_logs(wd)}\n{slurm_logs}\n{cluster.log_tail()}")
 
-    # Every non-local job went through sbatch, with the declared resources; a training
-    # job and the evaluation of its model are one submission, all ceilings one more.
-    expected = {"simulate", "ingest", "manifest", "pretrain", "fit_evaluate_finetune",
-                "fit_baseline_evaluate", "ceiling_ceiling", "table", "figures"}
+    # Every non-local job went through sbatch, one submission each, with the declared
+    # resources; a training job scores its model itself, one job has the ceilings.
+    expected = {"simulate", "ingest", "manifest", "pretrain", "finetune", "baseline",
+                "ceiling", "table", "figures"}
     assert set(calls) == expected, sorted(calls)
-    assert len(calls["ingest"]) == 5 and len(calls["ceiling_ceiling"]) == 1
-    assert len(calls["fit_evaluate_finetune"]) == len(calls["fit_baseline_evaluate"]) == 1
+    assert len(calls["ingest"]) == 5 and len(calls["ceiling"]) == 1
+    assert len(calls["finetune"]) == len(calls["baseline"]) == 1
     runtime = {rule: int(eval(str(res.get("runtime", src["default-resources"]["runtime"])),
                               {"attempt": 1}))
                for rule, res in derived["set-resources"].items()}
-    runtime["fit_evaluate_finetune"] = runtime["finetune"] + runtime["evaluate"]
-    runtime["fit_baseline_evaluate"] = runtime["baseline"] + runtime["evaluate"]
-    runtime["ceiling_ceiling"] = runtime["ceiling"]
     signal_flag = src["default-resources"]["slurm_extra"].strip("'")
     for rule, lines in calls.items():
         for line in lines:
@@ -186,9 +182,14 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
 
     # SLURM itself ran them: finished jobs stay visible to squeue (MinJobAge).
     jobs = slurm_jobs(cluster)
-    ours = [j for j in jobs if j[2].startswith(("rule_simulate", "rule_ingest", "rule_fit",
+    ours = [j for j in jobs if j[2].startswith(("rule_simulate", "rule_ingest",
+                                                 "rule_finetune", "rule_baseline",
                                                  "rule_pretrain", "rule_table"))]
     assert len(ours) >= len(calls["ingest"]) + 4
+    # each training job scored its model
+    for model in ("wiener", "rpnt_full"):
+        assert (wd / f"results/slurmtest/metrics/cross_session/{model}/{SESSION}/seed0.json"
+                ).exists(), model
     assert all(state == "COMPLETED" for _, state, _, _ in jobs), jobs
 
     # And the workflow's products exist.

@@ -23,14 +23,18 @@ trials) or none (a fixed schedule: no label outside the budget is read; required
 numeric --budget). With --scenario the scenario's unit-level target selection (e.g. only
 PMd units) is applied to the store, and an --init pretrained on this very session is
 refused (leak). The output directory is a saved decoder (weights.safetensors, meta.json)
-plus metrics.jsonl and curves.png, for 'rpnt evaluate'. Rolling resume checkpoints go to
+plus metrics.jsonl and curves.png, for 'rpnt evaluate'; --metrics (and --predictions)
+score it right away, as 'rpnt evaluate' would, in the same process (--tag adds fields to
+the record, e.g. the table row's name). Rolling resume checkpoints go to
 --checkpoint-dir (default <out>.ckpt); rerunning after a kill resumes exactly.
 
 example:
   rpnt finetune --config cfg.yaml --mode staged \\
       --init results/default/pretrain/cross_subject/joint/seed0 \\
       --store resources/stores/sim_default/sub-T_ses-CO-20130819.zarr --scenario cross_subject \\
-      --budget 10 --seed 0 --out results/default/models/cross_subject/rpnt_joint_staged/...
+      --budget 10 --seed 0 --out results/default/models/cross_subject/rpnt_joint_staged/10/... \
+      --metrics results/default/metrics/cross_subject/rpnt_joint_staged/10/... \
+      --tag model=rpnt_joint_staged
 """
 
 
@@ -55,12 +59,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output directory (the trained decoder)")
     parser.add_argument("--checkpoint-dir", metavar="DIR", default=None,
                         help="rolling resume checkpoints (default: <out>.ckpt)")
+    parser.add_argument("--metrics", metavar="METRICS.json",
+                        help="then score the trained decoder on the store's test trials, "
+                             "exactly as 'rpnt evaluate' does, and write its metrics JSON "
+                             "(the workflow scores every model in the job that trained it)")
+    parser.add_argument("--predictions", metavar="P.npz",
+                        help="with --metrics: also save true and predicted velocity on the "
+                             "test trials (as 'rpnt evaluate --predictions')")
+    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --metrics: extra field of the record, repeatable "
+                             "(e.g. --tag model=rpnt_joint_staged names the table row)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpnt.train.runs import run_finetune  # here: rpnt --help must not import torch
+    # imports here, not at the top: rpnt --help must not import torch
+    from rpnt.errors import RpntError
+    from rpnt.eval.evaluate import evaluate_to_files, parse_tags, summary
+    from rpnt.train.runs import run_finetune
 
+    if (args.predictions or args.tag) and not args.metrics:
+        raise RpntError("--predictions and --tag need --metrics METRICS.json")
     run_finetune(args.config, args.mode, args.store, args.seed, args.out, init=args.init,
                  scenario=args.scenario, budget=args.budget, variant=args.variant,
                  checkpoint_dir=args.checkpoint_dir)
+    if args.metrics:
+        print(summary(evaluate_to_files(
+            args.out, args.store, args.metrics, predictions=args.predictions,
+            scenario=args.scenario, config=args.config,
+            tags={"model": f"rpnt_{args.mode}", "seed": args.seed,
+                  **parse_tags(args.tag)})))
     return 0

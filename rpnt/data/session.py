@@ -1,4 +1,4 @@
-"""The in-memory form of one ingested session (one Zarr store, schema v1).
+"""The in-memory form of one ingested session (one Zarr store, schema v2).
 
 Sessions are small (minutes to an hour of 20 ms bins), so training and evaluation hold
 them in memory as plain numpy arrays: no per-step Zarr reads. ``rpnt.store.load_session``
