@@ -22,7 +22,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/baselines.smk"
-include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/ceiling.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
 

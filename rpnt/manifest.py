@@ -13,8 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
+from rpnt.atomic import write_text
 from rpnt.errors import RpntError
+from rpnt.store import as_str, open_store
 
 COLUMNS = ("dataset", "session", "subject", "task", "date", "areas", "sites", "n_units",
            "n_trials", "n_valid", "duration_s", "rate_mean_hz", "rate_median_hz", "store")
@@ -23,8 +26,6 @@ _STR = ("dataset", "session", "subject", "task", "date", "areas", "sites", "stor
 
 def manifest_row(path: str | Path) -> dict:
     """One manifest row for the store at ``path`` (reads counts, not raw spikes)."""
-    from rpnt.store import as_str, open_store
-
     ds = open_store(path)
     try:
         a = ds.attrs
@@ -52,8 +53,6 @@ def manifest_row(path: str | Path) -> dict:
 
 def build_manifest(paths: Iterable[str | Path]) -> pd.DataFrame:
     """A DataFrame with one row per store, sorted by dataset and session."""
-    from tqdm import tqdm
-
     paths = list(paths)
     rows = [manifest_row(p) for p in tqdm(paths, desc="manifest", unit="store",
                                            disable=len(paths) < 20)]
@@ -67,8 +66,6 @@ def build_manifest(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 def write_manifest(df: pd.DataFrame, out: str | Path) -> Path:
     """Write ``df`` as a TSV atomically."""
-    from rpnt.atomic import write_text
-
     return write_text(out, df.to_csv(sep="\t", index=False, lineterminator="\n"))
 
 

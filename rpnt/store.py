@@ -429,6 +429,8 @@ def load_session(path: str | Path) -> SessionData:
             trial_stop=ds["trial_stop"].values.astype(np.float64),
             trial_split=as_str(ds["trial_split"].values),
             position=(ds["position"].values.astype(np.float32) if "position" in ds else None),
+            trial_condition=(ds["trial_condition"].values.astype(np.int16)
+                             if "trial_condition" in ds else None),
             spike_times=spike_times,
             spike_unit=spike_unit,
             attrs=attrs,

@@ -19,6 +19,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,21 +28,28 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import pandas as pd
 import yaml
+from snakemake.utils import validate
 
-from rpnt.configfile import load_yaml
+import rpnt
+from rpnt.acquire.registry import get_dataset, load_registry
+from rpnt.acquire.registry import planned_sessions as registry_sessions
+from rpnt.atomic import write_text
+from rpnt.configfile import load_yaml, merge, model_section
+from rpnt.data.scenarios import scenario_from_config
 from rpnt.errors import RpntError
 from rpnt.provenance import config_hash, poyo_available
+from rpnt.train.rows import ALL, BASELINE_MODELS, BUILTIN_ROWS, parse_row
 
-__all__ = ["poyo_available"]  # re-exported: the workflow plans POYO jobs only when installed
+# re-exported: the workflow plans POYO jobs only when installed; merge for the Snakefile
+__all__ = ["merge", "poyo_available"]
 
 #: The workflow config's schema, shipped inside the package (importlib.resources).
 SCHEMA_PATH = Path(str(resources.files("rpnt") / "schemas" / "config.schema.yaml"))
 
-FINETUNE_MODES = ("scratch", "frozen", "fewshot", "full")
-BASELINES = ("wiener", "gru", "ndt", "poyo")
-#: Table rows, in table order: baselines, then the RPNT variants.
-MODELS = (*BASELINES, *(f"rpnt_{m}" for m in FINETUNE_MODES))
+BASELINES = BASELINE_MODELS
 
 
 # ---------------------------------------------------------------------------- errors
@@ -70,8 +78,6 @@ def check_checkout(workflow_dir: str | Path) -> None:
     if not (pkg / "__init__.py").is_file():
         raise RpntError(f"{here}: this workflow folder has no rpnt package; run the "
                         "workflow from a clone of the rpnt repository")
-    import rpnt
-
     mine = Path(rpnt.__file__).resolve().parent
     if mine != pkg.resolve():
         raise RpntError(f"snakemake imports rpnt from {mine}, not from this checkout "
@@ -111,17 +117,6 @@ def config_source(configfiles: Sequence[str | Path], overrides: Mapping[str, Any
 # ---------------------------------------------------------------------------- config
 
 
-def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep merge as Snakemake merges ``--configfile``s: mappings recursively, else replace."""
-    out = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def load_configs(paths: Sequence[str | Path]) -> dict[str, Any]:
     """Merge config files left to right (later files override earlier ones)."""
     cfg: dict[str, Any] = {}
@@ -144,9 +139,6 @@ def resolve_config(
     inconsistent settings raise :class:`RpntError` naming the key path, e.g.
     ``config: pretrain.stepz: unknown key (allowed: ...)``.
     """
-    import jsonschema
-    from snakemake.utils import validate
-
     schema_path = Path(schema) if schema else SCHEMA_PATH
     cfg = copy.deepcopy(dict(config))
     sch = load_yaml(schema_path)
@@ -180,6 +172,49 @@ def check_config(cfg: Mapping[str, Any], source: str = "config") -> None:
     models = list(cfg.get("models", []))
     if len(set(models)) != len(models):
         raise RpntError(f"{source}: models: {models} has duplicates")
+    budgets = [str(b) for b in cfg.get("budgets", [ALL])]
+    if len(set(budgets)) != len(budgets):
+        raise RpntError(f"{source}: budgets: {budgets} has duplicates")
+    if any(b != ALL for b in budgets) and (cfg.get("labels") or {}).get(
+            "selection", "valid") == "valid":
+        raise RpntError(f"{source}: labels.selection: valid would let decoders select on "
+                        f"the valid trials' labels, more than a budget of "
+                        f"{min(int(b) for b in budgets if b != ALL)} trials; set "
+                        "labels.selection: none (a fixed schedule)")
+    for m, bs in (cfg.get("model_budgets") or {}).items():
+        if m not in models:
+            raise RpntError(f"{source}: model_budgets.{m}: not one of models {models}")
+        extra = sorted({str(b) for b in bs} - set(budgets))
+        if extra:
+            raise RpntError(f"{source}: model_budgets.{m}: {extra} not in budgets {budgets}")
+    _check_variants(cfg, source)
+    for m in models:
+        if m not in (cfg.get("variants") or {}):
+            try:
+                parse_row(m)
+            except RpntError as exc:
+                raise RpntError(f"{source}: models: {exc}") from None
+
+
+def _check_variants(cfg: Mapping[str, Any], source: str) -> None:
+    """Each variant names a built-in RPNT row and valid model settings (the model's
+    cross-field checks run when a command builds it)."""
+    model_schema = load_yaml(SCHEMA_PATH)["properties"]["model"]
+    for name, var in (cfg.get("variants") or {}).items():
+        where = f"{source}: variants.{name}"
+        if name in BUILTIN_ROWS:
+            raise RpntError(f"{where}: a variant cannot take the name of a built-in row")
+        try:
+            row = parse_row(var["row"])
+        except RpntError as exc:
+            raise RpntError(f"{where}.row: {exc}") from None
+        if row.mode is None:
+            raise RpntError(f"{where}.row: {var['row']} is a peer; variants vary an RPNT "
+                            "row's model settings")
+        err = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(model_schema).iter_errors(var["model"]))
+        if err is not None:
+            raise RpntError(f"{where}.model: {_error_path(err)}: {err.message}")
 
 
 def config_json(cfg: Mapping[str, Any]) -> str:
@@ -193,8 +228,6 @@ def write_resolved_config(cfg: Mapping[str, Any], out: str | Path) -> bool:
     Only when its content changes (returns whether it wrote): the workflow writes it
     before its first job, and an unchanged config must leave the file as it was.
     """
-    from rpnt.atomic import write_text
-
     text = (
         "# Resolved rpnt workflow config: every default filled in. Written by the\n"
         "# workflow before its first job; edit config/*.yaml instead.\n"
@@ -226,37 +259,52 @@ def _drop_progress(obj: Any) -> Any:
     return obj
 
 
+#: finetune keys each mode reads besides train, subsets, unit_sampling and val_windows
+_MODE_KEYS = {"full": ("encoder_lr_scale",), "staged": ("stage1_fraction", "staged_lr_scale"),
+              "labelfree": ("labelfree_steps",)}
+_MODE_ONLY = {k for keys in _MODE_KEYS.values() for k in keys}
+
+
 def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str, Any]:
     """The part of the resolved config that the command of one ``rule`` job reads.
 
-    Besides this, a job depends on its wildcards (scenario, model, session, seed) and its
-    input files. The workflow puts :func:`rule_digest` of it in the job's ``params`` and
-    hands the resolved config file to the command by path (a ``params``, not an input:
-    the file changes with any config value), so a config change reruns exactly the jobs
-    whose part changed (Snakemake's ``params`` rerun trigger) plus what depends on their
-    outputs; ``seeds``, ``models``, ``dataset`` and ``bin_ms`` decide which jobs and paths
-    exist instead. Keep this in step with what the commands read
-    (``rpnt pretrain|finetune|baseline|evaluate|table|figures --config``).
+    Besides this, a job depends on its wildcards (scenario, model, pretraining, session,
+    budget, seed) and its input files. The workflow puts :func:`rule_digest` of it in the
+    job's ``params`` and hands the resolved config file to the command by path (a
+    ``params``, not an input: the file changes with any config value), so a config change
+    reruns exactly the jobs whose part changed (Snakemake's ``params`` rerun trigger) plus
+    what depends on their outputs; ``seeds``, ``budgets``, ``model_budgets``, ``models``,
+    ``dataset`` and ``bin_ms`` decide which jobs and paths exist instead. Keep this in
+    step with what the commands read (``rpnt pretrain|finetune|baseline|table|figures
+    --config``; the training jobs' own evaluation reads the scenario, which their part
+    holds).
     """
     cfg = _plain(cfg)
-    if rule in ("pretrain", "finetune", "baseline", "evaluate"):
+    if rule in ("pretrain", "finetune", "baseline"):
         scen = {"scenario": cfg["scenarios"][wildcards["scenario"]]}
+    if rule in ("finetune", "baseline"):
+        labels = dict(cfg.get("labels") or {})
+        if wildcards["budget"] == ALL:
+            labels.pop("min_bins", None)  # draws k trials; all needs no draw
+        scen["labels"] = labels
     if rule == "pretrain":
-        part = {"model": cfg["model"], "pretrain": cfg["pretrain"], **scen}
+        objective, variant = pretraining_spec(cfg, wildcards["pretraining"])
+        part = {"model": model_section(cfg, variant), "pretrain": cfg["pretrain"],
+                "objective": objective, **scen}
     elif rule == "finetune":
-        fine = dict(cfg["finetune"])
-        if wildcards["mode"] != "fewshot":
-            fine.pop("fewshot_fraction", None)  # read by --mode fewshot only
-        part = {"model": cfg["model"], "finetune": fine, **scen}
+        row = rpnt_row(cfg, wildcards["model"])
+        fine = {k: v for k, v in cfg["finetune"].items()
+                if k not in _MODE_ONLY or k in _MODE_KEYS.get(row.mode, ())}
+        part = {"model": model_section(cfg, row.variant), "finetune": fine, "mode": row.mode,
+                **scen}
     elif rule == "baseline":
         part = {"baseline": (cfg.get("baselines") or {}).get(wildcards["baseline"]), **scen}
-    elif rule == "evaluate":
-        part = scen  # the target's unit selection (area, site)
     elif rule == "table":
-        part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios")}
+        part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios",
+                                        "budgets", "model_budgets")}
     elif rule == "figures":
         part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios",
-                                        "figures")}
+                                        "budgets", "model_budgets", "figures")}
     else:
         raise RpntError(f"internal error: no config part declared for rule {rule!r}")
     return _drop_progress(part)
@@ -293,17 +341,92 @@ def store_tag(cfg: Mapping[str, Any]) -> str:
 
 
 def active_models(cfg: Mapping[str, Any]) -> list[str]:
-    """The configured models that will be trained here (POYO only with torch-brain)."""
-    models = [m for m in cfg["models"] if m in MODELS]
+    """The configured rows that will be trained here (POYO only with torch-brain)."""
+    models = list(cfg["models"])
     if "poyo" in models and not poyo_available():
         models.remove("poyo")  # the table marks the row "not installed"
     return models
 
 
+@dataclass(frozen=True)
+class RpntRow:
+    """What trains an RPNT row: finetune ``mode``, from the pretraining named
+    ``pretraining`` (None for scratch), with the model overrides of ``variant``."""
+
+    name: str
+    mode: str
+    objective: str | None
+    variant: str | None
+    pretraining: str | None
+
+
+def _overrides(cfg: Mapping[str, Any], variant: str | None) -> str:
+    over = ((cfg.get("variants") or {}).get(variant) or {}).get("model") or {} if variant \
+        else {}
+    return json.dumps(_plain(over), sort_keys=True)
+
+
+def rpnt_row(cfg: Mapping[str, Any], name: str) -> RpntRow:
+    """The RPNT row ``name``: a built-in row or a variant of one.
+
+    Pretrainings are shared: every row with the same objective and the same model
+    settings starts from one pretraining per scenario and seed, named by the objective
+    (``ssl``, ``joint``) or, with model overrides, ``<objective>-<variant>`` after the
+    first variant (config order) that has those overrides.
+    """
+    variants = cfg.get("variants") or {}
+    variant = name if name in variants else None
+    row = parse_row(variants[name]["row"] if variant else name)
+    if row.mode is None:
+        raise RpntError(f"internal error: {name} is not an RPNT row")
+    key = None
+    if row.objective is not None:
+        key = row.objective
+        mine = _overrides(cfg, variant)
+        if mine != _overrides(cfg, None):
+            first = next(v for v in variants if _overrides(cfg, v) == mine)
+            key = f"{row.objective}-{first}"
+    return RpntRow(name, row.mode, row.objective, variant, key)
+
+
+def pretraining_spec(cfg: Mapping[str, Any], key: str) -> tuple[str, str | None]:
+    """(objective, variant or None) of the pretraining named ``key`` (:func:`rpnt_row`)."""
+    objective, _, variant = key.partition("-")
+    return objective, variant or None
+
+
+def rpnt_rows(cfg: Mapping[str, Any]) -> list[str]:
+    """The configured RPNT rows (every model that is not a peer), config order."""
+    return [m for m in cfg["models"] if m not in BASELINES]
+
+
+def names_pattern(names: Sequence[str]) -> str:
+    """A wildcard constraint that matches exactly ``names`` (none: matches nothing)."""
+    return "|".join(re.escape(n) for n in names) or r"(?!x)x"
+
+
+def finetune_flags(cfg: Mapping[str, Any], model: str, init: str | None) -> str:
+    """The ``rpnt finetune`` flags that make row ``model``: its mode, the pretrained
+    encoder it starts from (``init``, none for scratch) and its variant."""
+    row = rpnt_row(cfg, model)
+    flags = [f"--mode {row.mode}"]
+    if row.pretraining is not None:
+        if not init:
+            raise RpntError(f"internal error: row {model} needs a pretrained encoder")
+        flags.append(f"--init {init}")
+    if row.variant is not None:
+        flags.append(f"--variant {row.variant}")
+    return " ".join(flags)
+
+
+def pretrain_flags(cfg: Mapping[str, Any], key: str) -> str:
+    """The ``rpnt pretrain`` flags of the pretraining named ``key`` (:func:`rpnt_row`)."""
+    objective, variant = pretraining_spec(cfg, key)
+    return f"--objective {objective}" + (f" --variant {variant}" if variant else "")
+
+
 def dataset_entry(cfg: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
     """The registry entry of the configured dataset (errors name the config key)."""
-    from rpnt.acquire.registry import get_dataset
-
     try:
         return get_dataset(cfg["dataset"], cfg["registry"])
     except RpntError as exc:
@@ -312,8 +435,6 @@ def dataset_entry(cfg: Mapping[str, Any], source: str = "config") -> dict[str, A
 
 def dataset_names(registry: str | Path, source: str) -> list[str]:
     """Names of the registry's datasets of one ``source`` (dandi | simulated | local)."""
-    from rpnt.acquire.registry import load_registry
-
     return sorted(n for n, e in load_registry(registry).items() if source_type(e) == source)
 
 
@@ -344,16 +465,12 @@ def planned_sessions(entry: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     ``None`` means the dataset has no committed asset manifest: the workflow then lists
     its assets at run time (checkpoint ``list_assets``) and plans from that TSV.
     """
-    from rpnt.acquire.registry import planned_sessions as registry_sessions
-
     sessions = registry_sessions(entry)
     return None if sessions is None else [dict(s) for s in sessions]
 
 
 def sessions_from_asset_tsv(entry: Mapping[str, Any], path: str | Path) -> list[dict[str, Any]]:
     """Session records from an asset list written at run time (checkpoint list_assets)."""
-    from rpnt.acquire.registry import planned_sessions as registry_sessions
-
     return [dict(s) for s in registry_sessions(dict(entry), manifest=path) or []]
 
 
@@ -362,14 +479,10 @@ def target_sessions(
 ) -> dict[str, list[str]]:
     """Scenario name -> target session ids (table order), planned from session records.
 
-    The scenarios are resolved by :func:`rpnt.train.scenarios.scenario_from_config`, the
+    The scenarios are resolved by :func:`rpnt.data.scenarios.scenario_from_config`, the
     same code the training commands run on the manifest, over a session table built from
     the records (session-level keys only: units are not known before ingest).
     """
-    import pandas as pd
-
-    from rpnt.data.scenarios import scenario_from_config
-
     table = pd.DataFrame(
         [{"dataset": cfg["dataset"], "session": s["session"], "subject": s.get("subject"),
           "task": s.get("task"), "date": s.get("date")} for s in sessions],
@@ -398,11 +511,13 @@ def _what_exists(cfg: Mapping[str, Any], table: Any) -> str:
 
 @dataclass(frozen=True)
 class Run:
-    """One trained decoder: ``model`` on ``session`` for ``scenario`` with ``seed``."""
+    """One trained decoder: ``model`` on ``session`` for ``scenario`` at label ``budget``
+    (``all`` or a number of trials) with ``seed``."""
 
     scenario: str
     model: str
     session: str
+    budget: str
     seed: int
 
 
@@ -416,6 +531,10 @@ class Plan:
     targets: dict[str, list[str]]
     models: list[str]
     seeds: list[int]
+    budgets: list[str] = field(default_factory=lambda: [ALL])
+    #: rows trained at some budgets only (row -> budgets, in ``budgets`` order)
+    model_budgets: dict[str, list[str]] = field(default_factory=dict)
+    rows: dict[str, RpntRow] = field(default_factory=dict)  #: the RPNT rows
     ceiling: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -430,20 +549,21 @@ class Plan:
         raise RpntError(f"session {session} is not a session of dataset {self.dataset}")
 
     def runs(self) -> list[Run]:
-        """Every (scenario, model, target session, seed), in a stable order."""
+        """Every (scenario, model, target session, budget, seed), in a stable order."""
         return [
-            Run(scen, model, sess, seed)
+            Run(scen, model, sess, budget, seed)
             for scen, targets in self.targets.items()
             for model in self.models
             for sess in targets
+            for budget in self.model_budgets.get(model, self.budgets)
             for seed in self.seeds
         ]
 
-    def pretrain_runs(self) -> list[tuple[str, int]]:
-        """(scenario, seed) pairs that need a pretrained encoder."""
-        if not any(m in self.models for m in ("rpnt_frozen", "rpnt_fewshot", "rpnt_full")):
-            return []
-        return [(scen, seed) for scen in self.targets for seed in self.seeds]
+    def pretrain_runs(self) -> list[tuple[str, str, int]]:
+        """(scenario, pretraining, seed) of every pretrained encoder the rows start from."""
+        keys = list(dict.fromkeys(r.pretraining for r in self.rows.values() if r.pretraining))
+        return [(scen, key, seed) for scen in self.targets for key in keys
+                for seed in self.seeds]
 
     def ceiling_runs(self) -> list[tuple[str, str]]:
         """(scenario, session) pairs with a noise-ceiling row (simulated data only)."""
@@ -461,12 +581,18 @@ def make_plan(
     if not sessions:
         raise RpntError(f"{source}: dataset {cfg['dataset']}: no sessions to plan from "
                         f"(registry {cfg['registry']})")
+    models = active_models(cfg)
+    budgets = [str(b) for b in cfg.get("budgets", [ALL])]
     return Plan(
         benchmark=cfg["benchmark"],
         dataset=cfg["dataset"],
         sessions=sessions,
         targets=target_sessions(cfg, sessions, source),
-        models=active_models(cfg),
+        models=models,
         seeds=[int(s) for s in cfg["seeds"]],
+        budgets=budgets,
+        model_budgets={m: [b for b in budgets if b in {str(x) for x in bs}]
+                       for m, bs in (cfg.get("model_budgets") or {}).items()},
+        rows={m: rpnt_row(cfg, m) for m in models if m not in BASELINES},
         ceiling=bool(cfg.get("ceiling", True)) and simulated,
     )

@@ -87,8 +87,12 @@ def test_cli_baseline_then_evaluate_with_scenario(tmp_path):
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "models" / "gru"
-    assert main(["baseline", "--config", str(cfg_path), "--model", "gru", "--store", store,
-                 "--scenario", "pmd", "--seed", "1", "--out", str(out)]) == 0
+    fit_metrics, fit_preds = tmp_path / "fit" / "m.json", tmp_path / "fit" / "p.npz"
+    argv = ["baseline", "--config", str(cfg_path), "--model", "gru", "--store", store,
+            "--scenario", "pmd", "--seed", "1", "--out", str(out)]
+    assert main([*argv, "--predictions", str(fit_preds)]) == 2  # needs --metrics
+    assert not out.exists()
+    assert main([*argv, "--metrics", str(fit_metrics), "--predictions", str(fit_preds)]) == 0
     assert {p.name for p in out.iterdir()} >= {"meta.json", "weights.safetensors",
                                                "metrics.jsonl", "curves.png"}
     meta = json.loads((out / "meta.json").read_text())
@@ -108,6 +112,12 @@ def test_cli_baseline_then_evaluate_with_scenario(tmp_path):
     with np.load(preds) as z:
         assert z["true"].shape == z["pred"].shape and z["scored"].sum() == rec["n_bins"]
         assert np.isfinite(z["pred"][z["scored"]]).all()
+    # --metrics: the training command scored its model as `rpnt evaluate` does
+    assert main(["evaluate", "--model", str(out), "--store", store, "--scenario", "pmd",
+                 "--config", str(cfg_path), "--tag", "model=gru", "--tag", "seed=1",
+                 "--predictions", str(preds), "--out", str(metrics)]) == 0
+    assert fit_metrics.read_bytes() == metrics.read_bytes()
+    assert fit_preds.read_bytes() == preds.read_bytes()
     # without --scenario the unit count differs: a clear error, not a crash
     assert main(["evaluate", "--model", str(out), "--store", store,
                  "--out", str(tmp_path / "m2.json")]) == 2

@@ -22,7 +22,8 @@ def test_skip_path_when_torch_brain_is_missing(tmp_path, monkeypatch, caplog):
     out = tmp_path / "poyo"
     with caplog.at_level("WARNING"):
         assert main(["baseline", "--model", "poyo", "--store", store, "--seed", "0",
-                     "--out", str(out)]) == 0
+                     "--out", str(out), "--metrics", str(tmp_path / "fit.json"),
+                     "--predictions", str(tmp_path / "fit.npz")]) == 0
     assert "POYO SKIPPED" in caplog.text
     skip = json.loads((out / "skip.json").read_text())
     assert skip["model"] == "poyo" and skip["skipped"] == "torch-brain not installed"
@@ -33,6 +34,10 @@ def test_skip_path_when_torch_brain_is_missing(tmp_path, monkeypatch, caplog):
                  "--out", str(metrics)]) == 0
     rec = json.loads(metrics.read_text())
     assert rec["model"] == "poyo" and rec["r2"] is None
+    fit = json.loads((tmp_path / "fit.json").read_text())  # scored by the training command
+    assert fit == {**rec, "scenario": None}  # (its only tags: model and seed)
+    with np.load(tmp_path / "fit.npz") as z:
+        assert str(z["skipped"]) == "torch-brain not installed"
     assert rec["skipped"] == "torch-brain not installed" and rec["session"] == s.session
     assert main(["table", str(metrics), "--out-dir", str(tmp_path / "t")]) == 0
     _, _, cells = read_table_csv(tmp_path / "t" / "table.csv")

@@ -1,9 +1,10 @@
 """Every job type gives the same bytes when run twice in separate processes.
 
-Each job (pretrain; finetune scratch / frozen / fewshot / full; baseline wiener / gru /
-ndt / poyo; evaluate) runs as the real ``rpnt`` command in two fresh processes with
-different ``PYTHONHASHSEED`` values (and torch's default generator is seeded from the
-OS in every process), each in its own working directory with the same relative paths.
+Each job (pretrain ssl / joint; finetune scratch / frozen / full / staged / labelfree, at
+a label budget; baseline wiener / gru / ndt / poyo; evaluate, separately and inside the
+training process) runs as the real ``rpnt`` command in two fresh processes with different
+``PYTHONHASHSEED`` values (and torch's default generator is seeded from the OS in every
+process), each in its own working directory with the same relative paths.
 Saved weights are compared byte for byte (safetensors), the training log byte for byte,
 and meta.json / metrics JSON after removing only the wall-clock fields listed in
 :data:`TIMING_KEYS`.
@@ -34,7 +35,8 @@ CONFIG = {
     "model": {"size": "tiny", "d_model": 16, "n_layers": 1, "n_spatial_layers": 1,
               "n_heads": 2, "n_units": 8, "window": 20},
     "pretrain": {"train": TRAIN, "subsets": 2, "val_windows": 8},
-    "finetune": {"train": TRAIN, "fewshot_fraction": 0.3},
+    "finetune": {"train": TRAIN, "labelfree_steps": 6},
+    "labels": {"selection": "none", "min_bins": 20},
     "baselines": {
         "wiener": {"lags": 3},
         "gru": {"hidden": 8, "window_bins": 20, "train": TRAIN},
@@ -111,21 +113,28 @@ def assert_same_run(runs: dict[str, Path], out: str) -> None:
 
 
 def test_pretrain_and_finetune_modes(data):
-    rpnt_twice(data, "pretrain", "--config", "data/cfg.yaml", "--manifest",
-               "data/manifest.tsv", "--scenario", "cross_session", "--seed", "3",
-               "--out", "pre")
-    assert_same_run(data, "pre")
-    for mode in ("scratch", "frozen", "fewshot", "full"):
-        init = [] if mode == "scratch" else ["--init", "pre"]
+    for objective in ("ssl", "joint"):
+        rpnt_twice(data, "pretrain", "--config", "data/cfg.yaml", "--manifest",
+                   "data/manifest.tsv", "--scenario", "cross_session", "--seed", "3",
+                   "--objective", objective, "--out", f"pre_{objective}")
+        assert_same_run(data, f"pre_{objective}")
+    for mode in ("scratch", "frozen", "full", "staged", "labelfree"):
+        init = [] if mode == "scratch" else ["--init", "pre_joint"]
+        # staged also scores its model in the training process, as the workflow does
+        score = (["--metrics", "fit_staged.json", "--predictions", "fit_staged.npz"]
+                 if mode == "staged" else [])
         rpnt_twice(data, "finetune", "--config", "data/cfg.yaml", "--mode", mode, *init,
                    "--store", f"data/{TARGET}.zarr", "--scenario", "cross_session",
-                   "--seed", "3", "--out", f"ft_{mode}")
+                   "--budget", "3", "--seed", "3", "--out", f"ft_{mode}", *score)
         assert_same_run(data, f"ft_{mode}")
-    rpnt_twice(data, "evaluate", "--model", "ft_fewshot", "--store", f"data/{TARGET}.zarr",
+    rpnt_twice(data, "evaluate", "--model", "ft_staged", "--store", f"data/{TARGET}.zarr",
                "--config", "data/cfg.yaml", "--scenario", "cross_session",
-               "--predictions", "fewshot.npz", "--out", "fewshot.json")
-    for name in ("fewshot.json", "fewshot.npz"):
+               "--predictions", "staged.npz", "--out", "staged.json")
+    for name in ("staged.json", "staged.npz"):
         assert (data["a"] / name).read_bytes() == (data["b"] / name).read_bytes(), name
+        # scored after training, in the process that trained: the same bytes
+        assert (data["a"] / f"fit_{name}").read_bytes() == (data["a"] / name).read_bytes()
+        assert (data["b"] / f"fit_{name}").read_bytes() == (data["a"] / name).read_bytes()
 
 
 @pytest.mark.parametrize("model", ["wiener", "gru", "ndt", "poyo"])

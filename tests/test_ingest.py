@@ -279,3 +279,32 @@ def test_bin_index_exact_at_edges():
         counts, _ = np.histogram(t, bins=edges)
         assert np.array_equal(np.bincount(bin_index(t, edges), minlength=edges.size - 1),
                               counts)
+
+
+def test_trial_conditions(files, tmp_path):
+    """Center-out: the target id; random target: the direction octant of each attempted
+    reach; a layout without conditions (NLB) has none (and such stores load with None)."""
+    import shutil
+
+    import h5py
+
+    path, _ = files["co"]
+    s = load_session(ingest_file(path, tmp_path / "co.zarr"))
+    n = s.trial_start.size
+    assert s.trial_condition.shape == (n, 1)
+    assert s.trial_condition[:, 0].tolist() == [k % 8 for k in range(n)]
+    rt = tmp_path / "rt.nwb"
+    shutil.copy(files["rt"][0], rt)
+    with h5py.File(rt, "r+") as f:
+        n = f["intervals/trials/start_time"].shape[0]
+        dirs = np.tile([0.0, np.pi / 2, -np.pi / 4, 3.0], (n, 1))
+        dirs[0, 3] = np.nan
+        f["intervals/trials/target_dir"] = dirs
+        f["intervals/trials/num_attempted"][1] = 2
+    s = load_session(ingest_file(rt, tmp_path / "rt.zarr"))
+    assert s.trial_condition.shape == (n, 4)
+    assert s.trial_condition[0].tolist() == [0, 2, 7, -1]
+    assert s.trial_condition[1].tolist() == [0, 2, -1, -1]  # two reaches attempted
+    assert s.trial_condition[2].tolist() == [0, 2, 7, 4]  # 3 rad: nearest 180 degrees
+    assert load_session(ingest_file(files["nlb"][0], tmp_path / "nlb.zarr")
+                        ).trial_condition is None

@@ -26,7 +26,8 @@ def test_shapes_and_api():
     v = model.velocity(counts, um, coords, sm)
     assert v.shape == (3, cfg.window, cfg.n_axis)
     losses = model.pretrain_loss(counts, um, coords, sm, generator=torch.Generator())
-    assert set(losses) == {"loss", "poisson", "contrastive", "time_ratio", "unit_ratio"}
+    assert set(losses) == {"loss", "poisson", "contrastive", "velocity", "time_ratio",
+                           "unit_ratio"}
     assert torch.isfinite(losses["loss"])
     n_enc = sum(p.numel() for p in model.encoder_parameters())
     n_head = sum(p.numel() for p in model.head_parameters())

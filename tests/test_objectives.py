@@ -151,3 +151,78 @@ def test_contrastive_none_and_weights():
     out = model.pretrain_loss(counts, um, coords, sm, generator=torch.Generator().manual_seed(0))
     assert float(out["contrastive"]) == 0.0
     torch.testing.assert_close(out["loss"].detach(), out["poisson"])
+
+
+def _copies_batch():
+    """2 windows x 2 copies x 2 sites: window A's sites at e1, window B's at e2 (each
+    window's representation the same in both copies and both sites)."""
+    e1, e2 = torch.eye(4)[0], torch.eye(4)[1]
+    z = torch.stack([e1, e1, e2, e2])[:, None, :].expand(4, 2, 4).clone()
+    return z, torch.tensor([0, 0, 1, 1])  # samples 0, 1 show window 0; 2, 3 window 1
+
+
+def test_site_invariance_never_counts_copies_or_own_sites_as_negatives():
+    """Hand-computed: with temperature 0.5 (positives at cos 1 -> logit 2, others at 0),
+    each anchor has one positive (its window's other site, in its own copy) and the four
+    rows of the other window as negatives; the other copy's two rows are neither."""
+    z, window = _copies_batch()
+    hand = math.log(1 + 4 * math.exp(-2))  # -log(e^2 / (e^2 + 4))
+    got = site_contrastive(z, None, "site_invariance", temperature=0.5, window=window)
+    assert float(got) == pytest.approx(hand, rel=1e-6)
+    # The released rule (no window ids): the copy's two rows are negatives at logit 2,
+    # and the floor rises towards log 3 as the temperature falls.
+    released = site_contrastive(z, None, "site_invariance", temperature=0.5)
+    assert float(released) == pytest.approx(math.log(3 + 4 * math.exp(-2)), rel=1e-6)
+    cold = site_contrastive(z, None, "site_invariance", temperature=0.01)
+    assert float(cold) == pytest.approx(math.log(3), rel=1e-6)
+    assert float(site_contrastive(z, None, "site_invariance", temperature=0.01,
+                                  window=window)) < 1e-6
+    # Without copies (one sample per window) the window ids change nothing.
+    single = z[[0, 2]]
+    torch.testing.assert_close(
+        site_contrastive(single, None, "site_invariance", window=torch.tensor([5, 9])),
+        site_contrastive(single, None, "site_invariance"))
+
+
+def test_site_discrimination_with_copies():
+    """Hand-computed: anchor (window A, copy 0, site 0); positives: site 0 of window B's
+    two copies (cos 0 here, logit 0); negatives: its own other site (logit 2: pushing
+    sites apart is this objective) and site 1 of window B's copies (logit 0); the other
+    copy of window A is left out. Every anchor alike: -log(1 / (e^2 + 4))."""
+    z, window = _copies_batch()
+    hand = math.log(math.exp(2) + 4)
+    got = site_contrastive(z, None, "site_discrimination", temperature=0.5, window=window)
+    assert float(got) == pytest.approx(hand, rel=1e-6)
+
+
+def test_joint_objective_decodes_the_unmasked_half():
+    """With velocity targets the last B // 2 windows reach the encoder whole and are
+    scored by the velocity head (MSE over finite targets); the others are masked and
+    reconstructed as in the ssl objective."""
+    cfg = tiny_config(fixed_mask_ratio=0.5)
+    model = build(cfg).eval()  # no dropout: the decoded half can be recomputed alone
+    counts, um, coords, sm = tiny_batch(cfg)
+    b = counts.shape[0]
+    vel = torch.randn(b, cfg.window, cfg.n_axis)
+    vel[-1, :3] = float("nan")  # unknown targets are left out
+    seen = {}
+    hook = model.encoder.embed.register_forward_hook(
+        lambda mod, inp, out: seen.__setitem__("x", inp[0].detach().clone()))
+    out = model.pretrain_loss(counts, um, coords, sm, generator=torch.Generator().manual_seed(1),
+                              velocity=vel, velocity_weight=2.0)
+    hook.remove()
+    half = b - b // 2
+    visible = um[half:, :, None, :].expand(-1, -1, cfg.window, -1)
+    torch.testing.assert_close(seen["x"][half:][visible], counts[half:][visible])
+    assert float(seen["x"][:half].abs().sum()) < float(counts[:half].abs().sum())
+    with torch.no_grad():
+        pred = model.velocity(counts[half:], um[half:],
+                              {k: v[half:] for k, v in coords.items()}, sm[half:])
+    known = torch.isfinite(vel[half:])
+    hand = ((pred - vel[half:].nan_to_num()) ** 2)[known].mean()
+    torch.testing.assert_close(out["velocity"], hand, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        out["loss"].detach(),
+        out["poisson"] + cfg.contrastive_weight * out["contrastive"] + 2.0 * out["velocity"])
+    ssl = model.pretrain_loss(counts, um, coords, sm, generator=torch.Generator().manual_seed(1))
+    assert float(ssl["velocity"]) == 0.0

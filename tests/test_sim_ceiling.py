@@ -103,6 +103,21 @@ def test_ceiling_command_on_ingested_store(tmp_path, capsys):
                  "--scenario", "cross_site", "--config", str(cfg)]) == 0
     rec2 = json.loads(out2.read_text())
     assert rec2["scenario"] == "cross_site" and 0 < rec2["n_units"] < rec["n_units"]
+    # --run: several ceilings in one process (the workflow's one job), each output the
+    # record the single form writes
+    runs = tmp_path / "runs"
+    assert main(["ceiling", "--run", str(store), str(truth), str(runs / "a.json"),
+                 "scenario=cross_task", "seed=3",
+                 "--run", str(store), str(truth), str(runs / "b.json"), "scenario=b"]) == 0
+    assert (runs / "a.json").read_text() == before
+    rec_b = json.loads((runs / "b.json").read_text())
+    assert rec_b["scenario"] == "b" and rec_b["r2"] == rec["r2"]
+    capsys.readouterr()
+    assert main(["ceiling", "--run", str(store), str(truth)]) == 2
+    assert "expected STORE.zarr TRUTH.npz OUT.json" in capsys.readouterr().err
+    assert main(["ceiling", "--run", str(store), str(truth), str(runs / "c.json"),
+                 "--out", str(out)]) == 2
+    assert not (runs / "c.json").exists()
     # the realism report measures the same folder through ingest (same ceiling)
     stats = tmp_path / "realism.json"
     assert main(["simulate", "--realism", str(tmp_path / "raw"), "--json", str(stats),

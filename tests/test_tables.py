@@ -83,3 +83,52 @@ def test_duplicates_and_bad_records_are_errors(tmp_path):
     with pytest.raises(RpntError, match=r"r2\.mean"):
         load_records([bad])
     assert not (tmp_path / "out").exists()
+
+
+def test_budgets_paired_differences_and_probe(tmp_path):
+    """With several budgets: one column per (scenario, budget); paired differences match
+    runs on (session, seed); the probe of pretrained models gets its own section."""
+    r2 = {  # (model, budget, session, seed) -> R²
+        ("gru", 5, "s1", 0): 0.30, ("gru", 5, "s1", 1): 0.40, ("gru", 5, "s2", 0): 0.50,
+        ("rpnt_scratch", 5, "s1", 0): 0.20, ("rpnt_scratch", 5, "s1", 1): 0.35,
+        ("rpnt_joint_frozen", 5, "s1", 0): 0.45, ("rpnt_joint_frozen", 5, "s1", 1): 0.40,
+        ("rpnt_joint_frozen", 5, "s2", 0): 0.70,
+        ("gru", "all", "s1", 0): 0.80, ("rpnt_joint_frozen", "all", "s1", 0): 0.79,
+    }
+    recs = []
+    for (m, b, sess, seed), v in r2.items():
+        recs.append({**_rec(m, "cross_session", sess, seed, v), "budget": b})
+    pre = tmp_path / "pre"
+    pre.mkdir()
+    (pre / "meta.json").write_text(json.dumps({
+        "scenario": "cross_session", "seed": 0,
+        "pretraining": {"objective": "joint", "variant": None},
+        "probe": {"sessions": [{"session": "p1", "pretrained": 0.7, "random": 0.2,
+                                "counts": 0.3},
+                               {"session": "p2", "pretrained": 0.5, "random": 0.1,
+                                "counts": 0.2}]}}))
+    cfg = {"models": ["gru", "rpnt_scratch", "rpnt_joint_frozen"], "budgets": [5, "all"],
+           "scenarios": {"cross_session": {}}}
+    out = tmp_path / "out"
+    t = write_table(_write(tmp_path, recs), out, cfg, pretrained=[pre])
+    assert t.budgets == ["5", "all"]
+    models, columns, cells = read_table_csv(out / "table.csv")
+    assert models == ["gru", "rpnt_scratch", "rpnt_joint_frozen"]
+    assert columns == ["cross_session@5", "cross_session@all"]
+    assert cells["gru"]["cross_session@5"]["mean"] == pytest.approx(0.4)
+    assert cells["rpnt_scratch"]["cross_session@all"]["note"] == "no results"
+    # frozen - scratch on the runs both have: (s1, 0) +0.25, (s1, 1) +0.05
+    d = t.difference("rpnt_joint_frozen", "rpnt_scratch", "cross_session", "5")
+    assert sorted(d.values) == pytest.approx([0.05, 0.25]) and d.n == 2
+    d = t.difference("rpnt_joint_frozen", "gru", "cross_session", "5")
+    assert sorted(d.values) == pytest.approx([0.0, 0.15, 0.2])
+    md = (out / "table.md").read_text()
+    assert "| rpnt_joint_frozen | 0.517 ± 0.161 (n=3) | 0.790 ± n/a (n=1) |" in md
+    assert "+0.150 ± 0.141 (n=2) / +0.117 ± 0.104 (n=3)" in md
+    assert "| cross_session | joint | 0.600 ± 0.141 (n=2) | 0.150 ± 0.071 (n=2) | " \
+           "0.250 ± 0.071 (n=2) | +0.450 ± 0.071 (n=2) |" in md
+    diffs = (out / "differences.csv").read_text().splitlines()
+    assert "cross_session,all,rpnt_joint_frozen,gru,-0.010000000000000009,,1" in diffs
+    probe = (out / "probe.csv").read_text().splitlines()
+    assert probe[0] == "scenario,pretraining,seed,session,pretrained,random,counts"
+    assert len(probe) == 3

@@ -13,8 +13,6 @@ from rpnt.data.batches import (
     eval_unit_choice,
     velocity_stats,
 )
-from rpnt.data.session import SPLIT_CODES
-from rpnt.train.finetune import fewshot_bins
 
 torch.set_num_threads(1)
 COORDS = ("subject", "date", "task", "site_x", "site_y", "site_z")
@@ -113,16 +111,20 @@ def test_sampler_is_deterministic_and_sessions_mix():
     assert shapes == {1, 2} and set(seen) == {s1.session, s2.session}
 
 
-def test_fewshot_bins_are_a_trial_subset():
-    s = make_session("sub-C_ses-CO-20140101", n_trials=40)
-    m, k = fewshot_bins(s, 0.25, seed=0)
-    n_train = int((s.trial_split == "train").sum())
-    assert k == round(0.25 * n_train)
-    assert m.sum() == k * 80  # whole trials of 80 bins
-    assert (s.split[m] == SPLIT_CODES["train"]).all()
-    m2, _ = fewshot_bins(s, 0.25, seed=1)
-    assert not np.array_equal(m, m2)
-    np.testing.assert_array_equal(m, fewshot_bins(s, 0.25, seed=0)[0])
+def test_fixed_unit_choice_draws_every_window_once():
+    """With a per-session read-in's fixed unit choice, ``subsets`` would only repeat each
+    window: every sample of a batch is its own window (no duplicates)."""
+    s = make_session("sub-A_ses-CO-20200101", n_trials=40)
+    sw = SessionWindows(s, Vocab.from_sessions([s]), ("subject",), 16, 20)
+    for fixed in (True, False):
+        sampler = BatchSampler([sw], 16, subsets=2, seed=0,
+                               unit_sampling="fixed" if fixed else "random")
+        b = sampler(np.random.default_rng(0))
+        assert b["counts"].shape[0] == 16
+        n_windows = len(torch.unique(b["window"]))
+        assert n_windows == (16 if fixed else 8)
+        if fixed:  # drawn with replacement: only chance repeats, never systematic ones
+            assert len(torch.unique(b["counts"].reshape(16, -1), dim=0)) >= 14
 
 
 @pytest.mark.parametrize("section,msg", [
@@ -130,7 +132,7 @@ def test_fewshot_bins_are_a_trial_subset():
     ({"finetune": {"train": {"stepz": 1}}}, "finetune.train: unknown keys"),
     ({"finetune": {"train": {"steps": 0}}}, "must be positive"),
     ({"finetune": {"unit_sampling": "all"}}, "unit_sampling"),
-    ({"finetune": {"fewshot_fraction": 1.5}}, "fewshot_fraction"),
+    ({"finetune": {"stage1_fraction": 1.0}}, "stage1_fraction"),
     ({"pretrain": {"subsets": 0}}, "pretrain.subsets"),
 ])
 def test_config_sections_reject_bad_keys(section, msg):
@@ -148,6 +150,6 @@ def test_config_sections_defaults_and_overrides():
     p = pretrain_config({"pretrain": {"train": {"steps": 7}, "subsets": 3}})
     assert p.train.steps == 7 and p.subsets == 3 and p.train.lr == 1e-3
     f = finetune_config({})
-    assert f.fewshot_fraction == 0.1 and f.unit_sampling == "fixed"
+    assert f.stage1_fraction == 0.5 and f.unit_sampling == "fixed"
     m = model_config({"model": {"size": "tiny", "n_units": 20}})
     assert (m.d_model, m.n_units) == (32, 20)

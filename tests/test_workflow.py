@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shutil
@@ -79,43 +78,6 @@ def test_scenario_selecting_nothing_is_an_error():
         W.make_plan(cfg, sessions, simulated=True)
 
 
-def _props(node: dict) -> set[str]:
-    if "$ref" in node:
-        node = SCHEMA["$defs"][node["$ref"].split("/")[-1]]
-    return set(node.get("properties", {}))
-
-
-def _fields(cls) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
-
-
-def test_schema_sections_match_the_training_dataclasses():
-    """Every key the schema accepts is a field the commands read, and vice versa."""
-    from rpnt.decoders.gru import GRUParams
-    from rpnt.decoders.ndt import NDTParams
-    from rpnt.decoders.poyo import POYOParams
-    from rpnt.model.config import RPNTConfig
-    from rpnt.train.config import FinetuneConfig, PretrainConfig
-    from rpnt.train.peers import WienerConfig
-    from rpnt.train.trainer import TrainConfig
-
-    top = SCHEMA["properties"]
-    train = _fields(TrainConfig) - {"seed"}  # the seed comes from --seed
-    assert _props(SCHEMA["$defs"]["train"]) == train
-    assert _props(top["model"]) == _fields(RPNTConfig) | {"size"}
-    assert _props(top["pretrain"]) == _fields(PretrainConfig)
-    assert _props(top["finetune"]) == _fields(FinetuneConfig)
-    base = top["baselines"]["properties"]
-    assert _props(base["wiener"]) == _fields(WienerConfig)
-    assert _props(base["gru"]) == _fields(GRUParams) | {"train"}
-    assert _props(base["ndt"]) == _fields(NDTParams) | {"train", "pretrain", "mask_ratio"}
-    assert _props(base["poyo"]) == _fields(POYOParams) | {"train"}
-    assert _props(SCHEMA["$defs"]["ndt_pretrain"]) == train | {"mask_ratio"}
-    # Defaults the schema fills must equal the dataclass defaults.
-    assert top["finetune"]["properties"]["fewshot_fraction"]["default"] == \
-        FinetuneConfig().fewshot_fraction
-
-
 def test_resolved_config_is_what_the_commands_read(tmp_path):
     """The workflow writes the validated config with defaults (before its first job, only
     when it changed); the training config readers accept it unchanged; `rpnt config
@@ -153,10 +115,18 @@ def test_tiny_dry_run_plans_every_stage(workdir):
     assert n["pretrain"] == 2  # 2 scenarios x 1 seed
     assert n["finetune"] == 4 * targets
     assert n["baseline"] == _n_baselines() * targets
-    assert n["evaluate"] == n["finetune"] + n["baseline"]
-    assert n["ceiling"] == targets
+    assert "evaluate" not in n  # each training job scores the model it trained
+    assert n["ceiling"] == 1  # every target session's ceiling in one job
     assert n["table"] == n["figures"] == 1
     assert "download" not in n  # simulated: nothing to download
+    jobs = _job_blocks(proc.stdout)
+    for rule, model in (("finetune", "rpnt_full"), ("baseline", "gru")):
+        (block,) = [b for b in jobs[rule] if f"/{model}/sub-T_ses-CO-20130819/" in b]
+        for kind, ext in (("models", ""), ("metrics", ".json"), ("predictions", ".npz")):
+            path = f"results/tiny/{kind}/cross_subject/{model}/sub-T_ses-CO-20130819/seed0{ext}"
+            assert re.search(rf"output: .*{re.escape(path)}(,|$)", block, re.M), (path, block)
+    (ceiling,) = jobs["ceiling"]
+    assert ceiling.count("/ceiling/") == 2 * targets  # its outputs and the --run arguments
 
 
 def test_default_dry_run(workdir):
@@ -167,7 +137,8 @@ def test_default_dry_run(workdir):
     assert n["ingest"] == 12 and n["pretrain"] == 4 * 2
     assert n["finetune"] == 4 * 7 * 2
     assert n["baseline"] == _n_baselines() * 7 * 2
-    assert n["ceiling"] == 7
+    assert n["ceiling"] == 1
+    assert sum(n.values()) == 1 + 12 + 1 + 8 + (4 + _n_baselines()) * 7 * 2 + 1 + 3
 
 
 def test_multisite_dry_run(workdir):
@@ -182,6 +153,7 @@ def test_multisite_dry_run(workdir):
         in proc.stdout
 
 
+@pytest.mark.slow  # > 3 s: a 908-job DAG
 def test_paper_dry_run_builds_the_whole_dag_offline(workdir):
     """From the committed asset manifest of DANDI 000688: one download and one ingest per
     asset, the paper's held-out sessions as targets; no network (unroutable API URL)."""
@@ -192,8 +164,9 @@ def test_paper_dry_run_builds_the_whole_dag_offline(workdir):
     assert n["pretrain"] == 3 * 3
     targets = 2 + 6 + 6
     assert n["finetune"] == 4 * targets * 3
-    assert n["evaluate"] == (4 + _n_baselines()) * targets * 3
+    assert n["baseline"] == _n_baselines() * targets * 3
     assert "list_assets" not in n and "simulate" not in n and "ceiling" not in n
+    assert "evaluate" not in n  # each training job scores the model it trained
     out = proc.stdout
     assert "resources/raw/perich_miller_2018/sub-M/sub-M_ses-RT-20140114_behavior+ecephys.nwb" \
         in out
@@ -256,6 +229,7 @@ def _job_blocks(output: str) -> dict[str, list[str]]:
     return blocks
 
 
+@pytest.mark.slow  # > 3 s: two dry runs
 def test_slurm_profiles_request_gpus_only_when_asked(workdir):
     """`--profile slurm` (CPU) requests no GPU for any job; `--profile slurm/gpu` is the
     same file plus one GPU for each pretraining and finetuning job. Runtime and memory
@@ -272,7 +246,7 @@ def test_slurm_profiles_request_gpus_only_when_asked(workdir):
     assert stripped == cpu  # the GPU profile differs by its GPU lines only
     extra = cpu["default-resources"]["slurm_extra"]
     assert re.fullmatch(r"'--signal=TERM@\d+'", extra), extra  # no B: the job step gets it
-    assert cpu["group-components"] == {"ceiling": 1000}
+    assert "group-components" not in cpu and "evaluate" not in cpu["set-resources"]
     for text in ((REPO / "slurm/config.yaml").read_text(),
                  (REPO / "slurm/gpu/config.yaml").read_text()):
         body = text.split("executor:")[1]  # no site's partition or account is hard-coded
@@ -283,8 +257,8 @@ def test_slurm_profiles_request_gpus_only_when_asked(workdir):
     assert "gpu" not in out
     pre = _job_blocks(out)["pretrain"][0]
     assert "mem_mb=32000" in pre and "runtime=240" in pre and "--signal=TERM@" in pre
-    # a training job and its evaluation are one submission; the ceilings are one more
-    assert out.count("Group job fit") == 24 and out.count("Group job ceiling") == 1
+    # one submission per job: training jobs score their models, one job has the ceilings
+    assert "Group job" not in out and "group:" not in out
 
     out = run_snakemake(workdir, "-n", "--profile", "slurm/gpu", "--configfile",
                         "config/tiny.yaml").stdout
@@ -373,7 +347,6 @@ def test_rule_digests_follow_the_config_each_rule_reads():
     jobs = {"pretrain": {"scenario": "cross_session", "seed": "0"},
             "finetune": {"scenario": "cross_session", "mode": "scratch", "seed": "0"},
             "baseline": {"scenario": "cross_session", "baseline": "gru", "seed": "0"},
-            "evaluate": {"scenario": "cross_session", "model": "gru", "seed": "0"},
             "table": {}, "figures": {}}
 
     def changed(change: dict) -> set[str]:

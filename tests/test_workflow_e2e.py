@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
 
 import pytest
 import xarray as xr
@@ -24,6 +25,7 @@ from tests.workflow_helpers import (
     head_commit,
     job_counts,
     make_workdir,
+    offline_env,
     run_snakemake,
     write_config,
 )
@@ -66,6 +68,26 @@ def test_tiny_benchmark_end_to_end(tiny):
         rec = json.loads(path.read_text())
         assert rec["split"] == "test" and rec["n_bins"] > 0
         assert -10 < rec["r2"]["mean"] <= 1
+
+    # Each training job scored its model (the log says so) exactly as a separate
+    # `rpnt evaluate` process scores it: the same metrics and predictions, byte for byte.
+    session = "sub-T_ses-CO-20130819"
+    for model, job in (("rpnt_full", "finetune/cross_subject/full"),
+                       ("gru", "baseline/cross_subject/gru")):
+        log = (wd / f"logs/tiny/{job}/{session}/seed0.log").read_text()
+        assert f"{model} on {session}: R² mean" in log, log[-2000:]
+        run = f"cross_subject/{model}/{session}/seed0"
+        subprocess.run(
+            ["rpnt", "evaluate", "--model", f"results/tiny/models/{run}",
+             "--store", f"resources/stores/sim_tiny/bin20ms/{session}.zarr",
+             "--scenario", "cross_subject", "--config", "results/tiny/config.resolved.yaml",
+             "--tag", f"model={model}", "--tag", "seed=0", "--out", "again.json",
+             "--predictions", "again.npz"],
+            cwd=wd, env=offline_env(wd), check=True, capture_output=True, timeout=300)
+        for made, again in ((f"metrics/{run}.json", "again.json"),
+                            (f"predictions/{run}.npz", "again.npz")):
+            assert (wd / "results/tiny" / made).read_bytes() == (wd / again).read_bytes(), made
+            (wd / again).unlink()
 
     figures = {p.name for p in (out / "figures").glob("*.png")}
     assert "r2.png" in figures
@@ -127,7 +149,6 @@ def test_adding_a_seed_plans_only_that_seeds_jobs(tiny):
     assert n.pop("pretrain") == 2
     assert n.pop("finetune") == 4 * TARGETS
     assert n.pop("baseline") == (len(models) - 4) * TARGETS
-    assert n.pop("evaluate") == len(models) * TARGETS
     assert n == {"table": 1, "figures": 1, "all": 1}
     for output in _planned_outputs(out):
         if "/seed" in output:
@@ -135,13 +156,13 @@ def test_adding_a_seed_plans_only_that_seeds_jobs(tiny):
 
 
 def test_pretraining_change_plans_pretraining_and_what_follows(tiny):
-    """pretrain.train.steps: both pretrainings, the three modes that start from them,
-    their evaluations, table and figures; no ingest, no peer, no RPNT from scratch."""
+    """pretrain.train.steps: both pretrainings, the three modes that start from them
+    (each scores its model), table and figures; no ingest, no peer, no RPNT from
+    scratch."""
     pre = W.load_yaml(tiny / "config/tiny.yaml")["pretrain"]
     pre["train"] = {**pre["train"], "steps": pre["train"]["steps"] + 10}
     n, out = _plan(tiny, "c_pretrain", pretrain=pre)
-    assert n == {"pretrain": 2, "finetune": 3 * TARGETS, "evaluate": 3 * TARGETS,
-                 "table": 1, "figures": 1, "all": 1}
+    assert n == {"pretrain": 2, "finetune": 3 * TARGETS, "table": 1, "figures": 1, "all": 1}
     assert "rpnt_scratch" not in " ".join(_planned_outputs(out))
 
 

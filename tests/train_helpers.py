@@ -76,6 +76,10 @@ def make_session(session_id: str, sites=(("M1", "M1"), ("PMd", "PMd")), units_pe
         unit_xyz=np.array(unit_xyz, float),
         trial_start=time[starts], trial_stop=time[starts] + trial_len * BIN_S,
         trial_split=trial_split, spike_times=spike_t[order], spike_unit=spike_u[order],
+        # center-out-like conditions: one of 8 targets per trial (a generator of its own,
+        # so the other arrays do not depend on it)
+        trial_condition=np.random.default_rng(seed + 99).integers(0, 8, (n_trials, 1))
+        .astype(np.int16),
         attrs={"dandiset_id": "000000", "dandiset_version": "draft"},
     )
 

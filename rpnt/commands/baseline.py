@@ -21,9 +21,15 @@ plus DIR/metrics.jsonl and DIR/curves.png for trained models):
           with a warning) and the benchmark table shows "not installed"
 
 Hyperparameters come from the config section baselines.<model> (unknown keys are an
-error; see rpnt.train.peers). Velocity (and count) normalisation uses training bins only
-and is stored inside the decoder. Rolling resume checkpoints go to --checkpoint-dir
-(default: <out>.ckpt next to DIR); rerunning the same command resumes.
+error; see rpnt.train.peers). With --budget K it trains on K labelled training trials
+(drawn with the seed, stratified by condition: the same trials as every other decoder);
+the config's labels.selection says whether the valid trials may select the model (valid)
+or not (none: a fixed schedule, the Wiener penalty by cross-validation within the
+budget). Velocity (and count) normalisation uses the labelled bins only and is stored
+inside the decoder. Rolling resume checkpoints go to --checkpoint-dir
+(default: <out>.ckpt next to DIR); rerunning the same command resumes. --metrics (and
+--predictions) then score the trained decoder as 'rpnt evaluate' would, in the same
+process (a skip record gives a skipped metrics record); --tag adds fields to that record.
 
 Example:
   rpnt baseline --config resolved.yaml --model gru --store STORE.zarr \\
@@ -41,16 +47,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="session store to train on (its training/valid trials)")
     parser.add_argument("--scenario", metavar="NAME",
                         help="apply this scenario's unit-level selection (needs --config)")
+    parser.add_argument("--budget", default="all", metavar="K|all",
+                        help="labelled training trials: a number (drawn with the seed, "
+                             "stratified, as for every decoder), or all (default)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="decoder directory to write (atomically)")
     parser.add_argument("--checkpoint-dir", metavar="DIR",
                         help="rolling resume checkpoints (default: <out>.ckpt)")
+    parser.add_argument("--metrics", metavar="METRICS.json",
+                        help="then score the trained decoder on the store's test trials, "
+                             "exactly as 'rpnt evaluate' does, and write its metrics JSON "
+                             "(the workflow scores every model in the job that trained it)")
+    parser.add_argument("--predictions", metavar="P.npz",
+                        help="with --metrics: also save true and predicted velocity on the "
+                             "test trials (as 'rpnt evaluate --predictions')")
+    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --metrics: extra field of the record, repeatable "
+                             "(e.g. --tag model=rpnt_joint_staged names the table row)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpnt.train.runs import run_baseline  # here: rpnt --help must not import torch
+    # imports here, not at the top: rpnt --help must not import torch
+    from rpnt.errors import RpntError
+    from rpnt.eval.evaluate import evaluate_to_files, parse_tags, summary
+    from rpnt.train.runs import run_baseline
 
+    if (args.predictions or args.tag) and not args.metrics:
+        raise RpntError("--predictions and --tag need --metrics METRICS.json")
     run_baseline(args.model, args.store, args.seed, args.out, config=args.config,
-                 scenario=args.scenario, checkpoint_dir=args.checkpoint_dir)
+                 scenario=args.scenario, budget=args.budget,
+                 checkpoint_dir=args.checkpoint_dir)
+    if args.metrics:
+        print(summary(evaluate_to_files(
+            args.out, args.store, args.metrics, predictions=args.predictions,
+            scenario=args.scenario, config=args.config,
+            tags={"model": args.model, "seed": args.seed,
+                  **parse_tags(args.tag)})))
     return 0

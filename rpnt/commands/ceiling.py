@@ -13,21 +13,29 @@ binned like the store) of the training bins, choose the ridge penalty on the val
 bins, and score velocity R² on the test trials' evaluation bins. Writes the metrics JSON
 of 'rpnt evaluate' with model "ceiling": the ceiling row of simulated benchmark tables.
 
-Example:
+--run computes several ceilings in one process (the workflow's one ceiling job).
+
+Examples:
   rpnt ceiling --store resources/stores/sim/sub-C_ses-CO-20131003.zarr \\
       --truth resources/raw/sim/derivatives/ground-truth/sub-C_ses-CO-20131003.npz \\
       --out results/ceiling/sub-C_ses-CO-20131003.json --tag scenario=cross_session
+  rpnt ceiling --run A.zarr A.npz x/A.json scenario=x --run A.zarr A.npz y/A.json scenario=y
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, metavar="STORE.zarr",
-                        help="ingested session store (schema v1)")
-    parser.add_argument("--truth", required=True, metavar="TRUTH.npz",
+    parser.add_argument("--store", metavar="STORE.zarr",
+                        help="ingested session store (schema v2)")
+    parser.add_argument("--truth", metavar="TRUTH.npz",
                         help="the session's ground truth: DIR/derivatives/ground-truth/<id>.npz")
-    parser.add_argument("--out", required=True, metavar="ceiling.json", help="metrics JSON")
+    parser.add_argument("--out", metavar="ceiling.json", help="metrics JSON")
     parser.add_argument("--tag", action="append", metavar="key=value",
                         help="extra fields for the record (repeatable), e.g. scenario=x seed=0")
+    parser.add_argument("--run", action="append", nargs="+", metavar="ARG",
+                        help="instead of --store/--truth/--out/--tag: one ceiling as "
+                             "STORE.zarr TRUTH.npz OUT.json [key=value ...]; repeat it to "
+                             "compute many in one process (a session's ceiling is computed "
+                             "once however many outputs name it)")
     parser.add_argument("--scenario", metavar="NAME",
                         help="apply this scenario's unit-level selection, as 'rpnt evaluate' "
                              "does (needs --config)")
@@ -36,6 +44,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lags", type=int, default=10,
                         help="bins of rate history of the decoder (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
+
+
+def _runs(args: argparse.Namespace) -> list[tuple[str, str, str, list[str]]]:
+    """(store, truth, out, tags) of every ceiling asked for."""
+    from rpnt.errors import RpntError
+
+    single = (args.store, args.truth, args.out)
+    if args.run:
+        if any(single) or args.tag:
+            raise RpntError("give either --run ... (repeatable) or --store, --truth, --out "
+                            "and --tag, not both")
+        bad = [r for r in args.run if len(r) < 3]
+        if bad:
+            raise RpntError(f"--run {' '.join(bad[0])}: expected STORE.zarr TRUTH.npz "
+                            "OUT.json [key=value ...]")
+        return [(r[0], r[1], r[2], r[3:]) for r in args.run]
+    if not all(single):
+        raise RpntError("rpnt ceiling needs --store, --truth and --out (or --run ...)")
+    return [(args.store, args.truth, args.out, args.tag or [])]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,29 +76,36 @@ def run(args: argparse.Namespace) -> int:
     from rpnt.sim.ceiling import noise_ceiling
     from rpnt.store import load_session
 
-    check_overwrite(args.out, args.force)
-    tags = parse_tags(args.tag)
+    runs = [(store, truth, out, parse_tags(tags)) for store, truth, out, tags in _runs(args)]
+    for _, _, out, _ in runs:  # refuse before computing anything
+        check_overwrite(out, args.force)
     config = None
     if args.scenario:
         if not args.config:
             raise RpntError("--scenario needs --config CFG.yaml (the scenarios section)")
         config = load_yaml(args.config)
-        tags["scenario"] = args.scenario
-    # The ceiling sees the same units as the scenario's decoders (e.g. PMd only).
-    session = apply_scenario_units(load_session(args.store), config, args.scenario)
-    res = noise_ceiling(session, args.truth, lags=args.lags)
-    record = {
-        "model": "ceiling", "scenario": tags.pop("scenario", None),
-        "session": session.session, "seed": tags.pop("seed", None),
-        "r2": res["r2"], "n_bins": res["n_bins"], "n_trials": res["n_trials"],
-        "n_units": session.n_unit,
-        "split": "test", "lambda": res["lambda"], "lags": res["lags"],
-    }
-    record.update({k: v for k, v in tags.items() if k not in record})
-    record["provenance"] = provenance(
-        {"lags": args.lags}, store=str(args.store), truth=str(args.truth),
-        truth_sha256=sha256_file(args.truth))
-    write_metrics(args.out, record)
-    print(f"{session.session}: ceiling R² {res['r2']['mean']:.3f} "
-          f"(vx {res['r2']['vx']:.3f}, vy {res['r2']['vy']:.3f}) -> {args.out}")
+    done: dict[tuple[str, str], tuple] = {}  # (store, truth) -> what the records need
+    for store, truth, out, tags in runs:
+        if args.scenario:
+            tags["scenario"] = args.scenario
+        if (store, truth) not in done:
+            # The ceiling sees the same units as the scenario's decoders (e.g. PMd only).
+            session = apply_scenario_units(load_session(store), config, args.scenario)
+            done[store, truth] = (session.session, session.n_unit,
+                                  noise_ceiling(session, truth, lags=args.lags),
+                                  sha256_file(truth))
+        session_id, n_units, res, truth_sha = done[store, truth]
+        record = {
+            "model": "ceiling", "scenario": tags.pop("scenario", None),
+            "session": session_id, "seed": tags.pop("seed", None),
+            "r2": res["r2"], "n_bins": res["n_bins"], "n_trials": res["n_trials"],
+            "n_units": n_units,
+            "split": "test", "lambda": res["lambda"], "lags": res["lags"],
+        }
+        record.update({k: v for k, v in tags.items() if k not in record})
+        record["provenance"] = provenance(
+            {"lags": args.lags}, store=str(store), truth=str(truth), truth_sha256=truth_sha)
+        write_metrics(out, record)
+        print(f"{session_id}: ceiling R² {res['r2']['mean']:.3f} "
+              f"(vx {res['r2']['vx']:.3f}, vy {res['r2']['vy']:.3f}) -> {out}")
     return 0

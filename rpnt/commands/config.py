@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 NAME = "config"
 HELP = "validate a workflow config, or write it resolved (every default filled)"
@@ -48,18 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    if args.action == "where":  # before the imports below: every workflow start runs it
+        import rpnt
 
+        print(Path(rpnt.__file__).resolve().parent)
+        return 0
+    # imports here, not at the top: rpnt --help must not load pandas or snakemake
     import yaml
 
     from rpnt import workflow as W
     from rpnt.errors import RpntError
 
-    if args.action == "where":
-        import rpnt
-
-        print(Path(rpnt.__file__).resolve().parent)
-        return 0
     if not args.files and args.json is None:
         raise RpntError("give at least one CONFIG.yaml or --json")
     cfg = W.load_configs(args.files)

@@ -49,44 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imports here, not at the top: rpnt --help must not load numpy, zarr or torch
-    import numpy as np
+    from rpnt.eval.evaluate import evaluate_to_files, parse_tags, summary
 
-    from rpnt.atomic import atomic_path
-    from rpnt.configfile import load_yaml
-    from rpnt.data.scenarios import apply_scenario_units
-    from rpnt.errors import RpntError
-    from rpnt.eval.evaluate import evaluate_model, parse_tags, save_predictions, write_metrics
-    from rpnt.seeding import seed_everything
-    from rpnt.store import load_session
-
-    tags = parse_tags(args.tag)
-    # Scoring draws nothing at random (the decoder's eval_seed fixes its unit choice);
-    # seeding from the run's seed keeps any draw of a library identical between runs.
-    seed_everything(tags["seed"] if isinstance(tags.get("seed"), int) else 0)
-    config = load_yaml(args.config) if args.config else None
-    if args.scenario and config is None:
-        raise RpntError("--scenario needs --config CFG.yaml (the scenarios section)")
-    session = apply_scenario_units(load_session(args.store), config, args.scenario)
-    record, score = evaluate_model(args.model, session, scenario=args.scenario, tags=tags,
-                                   config=config, split=args.split)
-    record["store_path"] = str(args.store)
-    if args.predictions:
-        if score is None:
-            # a skipped model has no predictions: write an empty, labelled file so the
-            # workflow's declared output exists and figures can tell it apart
-            with atomic_path(args.predictions) as tmp, open(tmp, "wb") as fh:
-                np.savez_compressed(fh, skipped=np.array(record["skipped"]),
-                                    session=np.array(session.session))
-        else:
-            save_predictions(args.predictions, session, score, split=args.split,
-                             model=record["model"], scenario=record["scenario"],
-                             seed=record["seed"])
-    write_metrics(args.out, record)
-    if score is None:
-        print(f"{record['model']}: skipped ({record['skipped']})")
-    else:
-        r2 = record["r2"]
-        print(f"{record['model']} on {session.session}: R² mean {r2['mean']:.4f} "
-              f"({', '.join(f'{k} {v:.4f}' for k, v in r2.items() if k != 'mean')}), "
-              f"{record['n_bins']} bins, {record['n_trials']} trials")
+    record = evaluate_to_files(args.model, args.store, args.out,
+                               predictions=args.predictions, scenario=args.scenario,
+                               config=args.config, tags=parse_tags(args.tag),
+                               split=args.split)
+    print(summary(record))
     return 0

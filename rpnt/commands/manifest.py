@@ -7,7 +7,7 @@ import argparse
 NAME = "manifest"
 HELP = "tabulate ingested stores: one row per session (subject, task, date, areas, units, ...)"
 DESCRIPTION = """\
-Reads the attributes and counts of each Zarr store (schema v1) and writes a tab-separated
+Reads the attributes and counts of each Zarr store (schema v2) and writes a tab-separated
 table with the columns dataset, session, subject, task, date, areas, sites, n_units,
 n_trials, n_valid, duration_s, rate_mean_hz, rate_median_hz, store. Scenarios select
 target and pretraining sessions from this table.

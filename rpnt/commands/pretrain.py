@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 
 NAME = "pretrain"
-HELP = "pretrain the RPNT encoder (masked Poisson reconstruction) on a scenario's sessions"
+HELP = "pretrain RPNT (masked reconstruction, or joint with velocity) on a scenario's sessions"
 DESCRIPTION = """\
-Self-supervised pretraining of RPNT: causal masked reconstruction of spike counts with a
-Poisson likelihood (mask ratios drawn per batch) plus the site-contrastive term, over
-every session of the manifest that the scenario allows. Held-out sessions (the
-scenario's target/holdout) are never loaded; held-out areas/sites are removed from every
-session; windows come from training trials only. The config's `model` and `pretrain`
-sections set the model and the optimisation.
+Pretraining of RPNT over every session of the manifest that the scenario allows:
+--objective ssl (the paper's: causal masked reconstruction of spike counts with a
+Poisson likelihood, mask ratios drawn per batch, plus the site-contrastive term) or joint
+(the same, plus velocity decoding of the pretraining sessions' training trials by the
+velocity head, on unmasked windows). Held-out sessions (the scenario's target/holdout)
+are never loaded; held-out areas/sites are removed from every session; windows come from
+training trials only. The config's `model` (with --variant: plus the model overrides of
+`variants.NAME`) and `pretrain` sections set the model and the optimisation. Afterwards a
+ridge probe of the frozen pooled features (pretrained, random encoder, raw counts) is
+scored on the test trials of a few pretraining sessions (`pretrain.probe_sessions`) and
+recorded in meta.json ("probe").
 
 The output directory is a saved decoder (weights.safetensors, meta.json) plus
 metrics.jsonl and curves.png; `rpnt finetune --init DIR` starts from it. Rolling resume
@@ -21,7 +26,8 @@ preemption) a checkpoint is written and rerunning the same command resumes exact
 
 example:
   rpnt pretrain --config cfg.yaml --manifest resources/manifests/sim_default.tsv \\
-      --scenario cross_subject --seed 0 --out results/default/pretrain/cross_subject/seed0
+      --scenario cross_subject --objective joint --seed 0 \\
+      --out results/default/pretrain/cross_subject/joint/seed0
 """
 
 
@@ -32,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="session manifest written by 'rpnt manifest' (store paths)")
     parser.add_argument("--scenario", required=True, metavar="NAME",
                         help="scenario of the config whose held-out data pretraining skips")
+    parser.add_argument("--objective", choices=["ssl", "joint"], default="ssl",
+                        help="ssl (the paper's, default) or joint (ssl + velocity)")
+    parser.add_argument("--variant", metavar="NAME", default=None,
+                        help="apply the model overrides of variants.NAME")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output directory (the pretrained decoder)")
@@ -43,5 +53,6 @@ def run(args: argparse.Namespace) -> int:
     from rpnt.train.runs import run_pretrain  # here: rpnt --help must not import torch
 
     run_pretrain(args.config, args.manifest, args.scenario, args.seed, args.out,
+                 objective=args.objective, variant=args.variant,
                  checkpoint_dir=args.checkpoint_dir)
     return 0

@@ -5,24 +5,30 @@ from __future__ import annotations
 import argparse
 
 NAME = "table"
-HELP = "tabulate metrics JSON files: mean ± std of R² per model and scenario"
+HELP = "tabulate metrics JSON files: mean ± std of R² per model, scenario and label budget"
 DESCRIPTION = """\
 Collect metrics records (written by 'rpnt evaluate' and 'rpnt ceiling') into
 
-  OUT_DIR/table.md    rows = models (wiener, gru, ndt, poyo, rpnt_scratch, rpnt_frozen,
-                      rpnt_fewshot, rpnt_full, ceiling), columns = scenarios, cells =
-                      mean ± std of R² over sessions and seeds (n), plus a provenance
-                      block (git commit, config hash, dandiset ids/versions, packages)
-  OUT_DIR/table.csv   the same numbers, machine-readable (<scenario>:mean/std/n/note)
+  OUT_DIR/table.md          rows = models (wiener, gru, ndt, poyo, rpnt_scratch,
+                            rpnt_<objective>_<mode>, variants, ceiling), columns =
+                            scenarios (one table per scenario with a column per label
+                            budget when there are several), cells = mean ± std of R² over
+                            sessions and seeds (n); then the paired differences against
+                            rpnt_scratch and gru (same sessions, seeds and labelled trials),
+                            the ridge probe of the pretrained models (--pretrained) and a
+                            provenance block (git commit, config hash, dandisets, packages)
+  OUT_DIR/table.csv         the table, machine-readable (<column>:mean/std/n/note)
+  OUT_DIR/differences.csv   the paired differences (scenario, budget, model, reference)
+  OUT_DIR/probe.csv         the probe R² per pretraining, seed and probe session
 
 A model without results shows the reason instead of numbers: the reason of its skip
 records (e.g. "torch-brain not installed"), "not installed" for POYO when torch-brain
 cannot be imported, else "no results". With --config, the rows include every model of
-the config's models list and the columns follow its scenarios section.
+the config's models list and the columns follow its scenarios and budgets.
 
 Example:
-  rpnt table results/default/metrics/*/*/*/*.json --out-dir results/benchmark/default \\
-      --config resolved.yaml
+  rpnt table results/default/metrics/*/*/*/*/*.json --out-dir results/benchmark/default \\
+      --config resolved.yaml --pretrained results/default/pretrain/*/*/seed*
 """
 
 
@@ -35,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="resolved workflow config (models, scenarios, config hash)")
     parser.add_argument("--name", help="benchmark name in the title (default: the "
                                        "config's benchmark)")
+    parser.add_argument("--pretrained", nargs="*", default=[], metavar="DIR",
+                        help="pretrained model directories whose probe is tabulated")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from rpnt.eval.tables import write_table
 
     config = load_yaml(args.config) if args.config else None
-    table = write_table(args.metrics, args.out_dir, config=config, name=args.name)
+    table = write_table(args.metrics, args.out_dir, config=config, name=args.name,
+                        pretrained=args.pretrained)
     print((Path(args.out_dir) / "table.md").read_text())
     print(f"{len(table.models)} models x {len(table.scenarios)} scenarios -> {args.out_dir}")
     return 0

@@ -7,7 +7,9 @@ A batch is a dict of CPU tensors (``B`` windows, ``S`` sites, ``T`` bins, ``N`` 
     site_mask  (B, S)       bool     True for real sites (sessions with fewer sites are padded)
     coords     {name: (B, S) float32} for the names of RPNTConfig.coords
     readin     (B, S)       int64    row of each site in the per-session read-in (Vocab.readins)
-    velocity   (B, T, n_axis) float32, normalised (finetuning batches only)
+    velocity   (B, T, n_axis) float32, normalised (finetuning and joint pretraining)
+    window     (B,)         int64    which drawn window each sample is a copy of
+                                     (BatchSampler batches only)
 
 Units: each site's units fill the ``N`` slots **in their session order** (so within a
 session slot i keeps meaning the same unit, and a decoder can learn unit tuning). With a
@@ -312,8 +314,10 @@ class BatchSampler:
 
     Each call picks one session (probability proportional to its number of valid window
     starts), ``batch_size // subsets`` windows in it, and ``subsets`` unit subsets of each
-    (``unit_sampling="random"``), or the fixed evaluation choice of units
-    (``"fixed"``, :func:`eval_unit_choice` with ``seed``).
+    (``unit_sampling="random"``), or ``batch_size`` windows with the fixed evaluation
+    choice of units (``"fixed"``, :func:`eval_unit_choice` with ``seed``; ``subsets`` is
+    moot there: every copy would be the same). The batch's ``window`` (B,) int64 names
+    the window each sample is a copy of (for the site contrast).
     Deterministic given the ``Generator`` passed in (the trainer checkpoints its state).
     ``observer`` (tests) is told every session, bins and unit slots that reach a batch.
     """
@@ -340,8 +344,10 @@ class BatchSampler:
     def __call__(self, rng: np.random.Generator) -> dict[str, Any]:
         k = int(rng.choice(len(self.windows), p=self.p)) if len(self.windows) > 1 else 0
         sw = self.windows[k]
-        n_win = self.batch_size // self.subsets
-        starts = np.repeat(sample_starts(rng, sw.starts, n_win), self.subsets)
+        # The fixed unit choice would make every copy of a window identical: one copy each.
+        copies = 1 if self.unit_sampling == "fixed" else self.subsets
+        n_win = self.batch_size // copies
+        starts = np.repeat(sample_starts(rng, sw.starts, n_win), copies)
         if self.unit_sampling == "fixed":
             units = eval_unit_choice(sw, starts.size, self.seed)
         else:
@@ -349,4 +355,6 @@ class BatchSampler:
         if self.observer is not None:
             bins = starts[:, None] + np.arange(sw.window)[None, :]
             self.observer(sw.session, bins, units)
-        return sw.make_batch(starts, units, with_velocity=self.with_velocity)
+        batch = sw.make_batch(starts, units, with_velocity=self.with_velocity)
+        batch["window"] = torch.from_numpy(np.repeat(np.arange(n_win), copies))
+        return batch

@@ -1,4 +1,4 @@
-"""The in-memory form of one ingested session (one Zarr store, schema v1).
+"""The in-memory form of one ingested session (one Zarr store, schema v2).
 
 Sessions are small (minutes to an hour of 20 ms bins), so training and evaluation hold
 them in memory as plain numpy arrays: no per-step Zarr reads. ``rpnt.store.load_session``
@@ -42,6 +42,9 @@ class SessionData:
     trial_stop: np.ndarray  #: (n_trial,) float64 s
     trial_split: np.ndarray  #: (n_trial,) str: train / valid / test / none
     position: np.ndarray | None = None  #: (n_time, n_axis) float32 or None
+    #: (n_trial, k) int16 condition labels (-1 = none), or None when the store has none
+    #: (stores ingested before it was kept; layouts without conditions)
+    trial_condition: np.ndarray | None = None
     spike_times: np.ndarray | None = None  #: (n_spike,) float64 s, sorted
     spike_unit: np.ndarray | None = None  #: (n_spike,) int32 unit index
     attrs: dict[str, Any] = field(default_factory=dict)  #: all store attributes

@@ -1,4 +1,6 @@
-"""``rpnt evaluate`` as a library: a saved decoder + a session -> one metrics record.
+"""``rpnt evaluate`` as a library: a saved decoder + a session -> one metrics record
+(:func:`evaluate_model`), or files in, metrics JSON and predictions out
+(:func:`evaluate_to_files`, also run by the training commands' ``--metrics``).
 
 Metrics record (docs/architecture.md "Metrics JSON")::
 
@@ -22,11 +24,15 @@ from typing import Any
 import numpy as np
 
 from rpnt.atomic import atomic_path, write_json
+from rpnt.configfile import load_yaml
+from rpnt.data.scenarios import apply_scenario_units
 from rpnt.data.session import SessionData
 from rpnt.decoders.base import load_decoder, read_meta, read_skip
 from rpnt.errors import RpntError
 from rpnt.provenance import provenance
 from rpnt.scoring.stitch import SessionScore, evaluate_session
+from rpnt.seeding import seed_everything
+from rpnt.store import load_session
 
 #: Store attributes copied into every metrics record (for the table's provenance block).
 STORE_ATTRS = ("dataset", "dandiset_id", "dandiset_version", "source_sha256", "adapter",
@@ -57,6 +63,8 @@ def _identity(meta: dict[str, Any], tags: dict[str, Any], scenario: str | None,
         "seed": tags.get("seed", meta.get("seed")),
         "store": {k: session.attrs[k] for k in STORE_ATTRS if k in session.attrs},
     }
+    if "budget" in meta:  # the label budget the decoder was trained at (a table column)
+        rec["budget"] = str(tags.get("budget", meta["budget"]))
     rec.update({k: v for k, v in tags.items() if k not in rec})
     return rec
 
@@ -123,3 +131,51 @@ def save_predictions(path: str | Path, session: SessionData, score: SessionScore
 def write_metrics(path: str | Path, record: dict[str, Any]) -> Path:
     """Atomically write one metrics record as JSON."""
     return write_json(path, record)
+
+
+def evaluate_to_files(model_dir: str | Path, store: str | Path, out: str | Path, *,
+                      predictions: str | Path | None = None, scenario: str | None = None,
+                      config: str | Path | None = None, tags: dict[str, Any] | None = None,
+                      split: str = "test") -> dict[str, Any]:
+    """``rpnt evaluate`` as one call: files in, the metrics JSON ``out`` (and the
+    ``predictions`` .npz) written atomically; returns the record.
+
+    The training commands call it on the decoder they have just written (``--metrics``),
+    so the workflow scores each model inside the job that trained it; the result is the
+    same as that of a separate ``rpnt evaluate`` process: the job's generators are
+    reseeded here and the decoder is read back from ``model_dir``.
+    """
+    tags = dict(tags or {})
+    # Scoring draws nothing at random (the decoder's eval_seed fixes its unit choice);
+    # seeding from the run's seed keeps any draw of a library identical between runs.
+    seed_everything(tags["seed"] if isinstance(tags.get("seed"), int) else 0)
+    cfg = load_yaml(config) if config else None
+    if scenario and cfg is None:
+        raise RpntError("--scenario needs --config CFG.yaml (the scenarios section)")
+    session = apply_scenario_units(load_session(store), cfg, scenario)
+    record, score = evaluate_model(model_dir, session, scenario=scenario, tags=tags,
+                                   config=cfg, split=split)
+    record["store_path"] = str(store)
+    if predictions:
+        if score is None:
+            # a skipped model has no predictions: write an empty, labelled file so the
+            # workflow's declared output exists and figures can tell it apart
+            with atomic_path(predictions) as tmp, open(tmp, "wb") as fh:
+                np.savez_compressed(fh, skipped=np.array(record["skipped"]),
+                                    session=np.array(session.session))
+        else:
+            save_predictions(predictions, session, score, split=split,
+                             model=record["model"], scenario=record["scenario"],
+                             seed=record["seed"])
+    write_metrics(out, record)
+    return record
+
+
+def summary(record: dict[str, Any]) -> str:
+    """One line for the job log: the model, its R² per axis, bins and trials scored."""
+    if record.get("r2") is None:
+        return f"{record['model']}: skipped ({record.get('skipped')})"
+    r2 = record["r2"]
+    return (f"{record['model']} on {record['session']}: R² mean {r2['mean']:.4f} "
+            f"({', '.join(f'{k} {v:.4f}' for k, v in r2.items() if k != 'mean')}), "
+            f"{record['n_bins']} bins, {record['n_trials']} trials")

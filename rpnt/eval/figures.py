@@ -4,6 +4,8 @@
   sessions and seeds, one dot per session and seed when the records are given, the
   noise ceiling as a marker; from ``table.csv`` or an in-memory
   :class:`rpnt.eval.tables.Table`.
+- :func:`plot_label_efficiency`: R² against the number of labelled target trials, one
+  panel per scenario, one line per model (the label-efficiency benchmark).
 - :func:`plot_predictions`: predicted vs true vx, vy over one test trial (``--predictions``
   npz of ``rpnt evaluate``); scored bins shaded.
 - :func:`plot_curves`: training curves of many runs, one line per scenario (mean over its
@@ -33,8 +35,9 @@ from rpnt.data.scenarios import apply_scenario_units
 from rpnt.data.windows import covering_starts
 from rpnt.decoders.base import load_decoder
 from rpnt.errors import RpntError
-from rpnt.eval.tables import build_table, load_records
+from rpnt.eval.tables import Table, build_table, load_records
 from rpnt.store import load_session
+from rpnt.train.rows import row_order
 from rpnt.train.runlog import read_history
 
 #: The table row drawn as a marker on the R² chart rather than as a bar.
@@ -106,6 +109,53 @@ def plot_r2_bars(models: Sequence[str], scenarios: Sequence[str],
     order = sorted(range(len(labels)), key=lambda i: labels[i] not in shown)  # bars first
     fig.legend([handles[i] for i in order], [labels[i] for i in order],
                loc="outside right upper", fontsize=8, frameon=False)
+    return _save(fig, out)
+
+
+def plot_label_efficiency(table: Table, out: str | Path,
+                          title: str = "R² against labelled trials") -> Path:
+    """R² (mean ± std over sessions x seeds) against the number of labelled training
+    trials of the target session, one panel per scenario, one line per model: pretrained
+    RPNT rows solid, RPNT from scratch dashed black, the peers thin; the noise ceiling
+    as a dotted line. Budgets sit at equal spacing (``all`` last)."""
+    budgets = table.budgets
+    x = np.arange(len(budgets))
+    models = [m for m in table.models if m != CEILING]
+    n = len(table.scenarios)
+    cols = min(n, 2)
+    rows = -(-n // cols)
+    fig = _figure(4.6 * cols + 2.2, 3.4 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, scen in zip(axes, table.scenarios, strict=False):
+        for i, m in enumerate(models):
+            cells = [table.cell(m, scen, b) for b in budgets]
+            mean = np.array([c.mean for c in cells])
+            if not np.isfinite(mean).any():
+                continue
+            std = np.nan_to_num(np.array([c.std for c in cells]))
+            style = ({"color": "k", "ls": "--", "lw": 1.6} if m == "rpnt_scratch" else
+                     {"color": f"C{i % 10}", "ls": "-", "lw": 1.8} if m.startswith("rpnt")
+                     else {"color": f"C{i % 10}", "ls": "-", "lw": 0.9, "alpha": 0.8})
+            ax.errorbar(x, mean, yerr=std, marker="o", ms=3.5, capsize=2, label=m, **style)
+        ceil = table.cell(CEILING, scen, budgets[-1])
+        if ceil.values:
+            ax.axhline(ceil.mean, color="k", ls=":", lw=1, label="noise ceiling")
+        ax.set_xticks(x, [str(b) for b in budgets])
+        ax.set_title(scen, fontsize=10)
+        ax.set_xlabel("labelled training trials of the target session")
+        ax.set_ylabel("test R² (mean of vx, vy)")
+        ax.grid(alpha=0.3)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    handles, labels = {}, []
+    for ax in axes[:n]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in handles:
+                handles[lab] = h
+                labels.append(lab)
+    fig.legend([handles[lab] for lab in labels], labels, loc="outside right upper",
+               fontsize=8, frameon=False)
+    fig.suptitle(f"{title} (error bars: std over sessions × seeds)", fontsize=10)
     return _save(fig, out)
 
 
@@ -283,6 +333,18 @@ def curve_group(run: str | Path) -> str:
     return str(meta.get("scenario") or (run.name if run.is_dir() else run.parent.name))
 
 
+def example_model(cfg: dict[str, Any], models: Sequence[str | None]) -> str | None:
+    """The model drawn in the predictions and attention figures: ``figures.example_model``,
+    else the last RPNT row (table order) among ``models``, else the first of them."""
+    wanted = (cfg.get("figures") or {}).get("example_model")
+    names = [m for m in dict.fromkeys(models) if m]
+    if wanted or not names:
+        return wanted
+    rpnt = [m for m in row_order(names, list(cfg.get("models") or []))
+            if m.startswith("rpnt") and not m.endswith("pretrain")]
+    return rpnt[-1] if rpnt else names[0]
+
+
 def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
                       metrics: Sequence[str | Path] = (),
                       predictions: Sequence[str | Path] = (),
@@ -290,7 +352,7 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
     """Every benchmark figure into ``out_dir`` (written as one directory, atomically).
 
     ``r2.png`` from the metrics; ``predictions_<scenario>.png`` for the config's
-    ``figures.example_model`` (default rpnt_full; else the first model with predictions);
+    :func:`example_model`; ``label_efficiency.png`` when there are several label budgets;
     ``curves_<model>.png`` per model over its runs; ``attention_<scenario>.png`` for RPNT
     runs of the example model with spatial attention (multi-site data), on the store
     named in meta.json or in the run's metrics record (``store_path``).
@@ -306,9 +368,16 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
                   r["store_path"] for r in records if r.get("store_path")}
         if metrics:
             table = build_table(records, config)
+            budget = "" if table.budgets == ["all"] else f", {table.budgets[-1]} trials"
             plot_r2_bars(table.models, table.scenarios, _table_cells(table), tmp / "r2.png",
-                         title=f"R² per scenario and model ({cfg.get('benchmark', '')})")
+                         title=f"R² per scenario and model ({cfg.get('benchmark', '')}"
+                               f"{budget})")
             written.append("r2.png")
+            if len(table.budgets) > 1:
+                plot_label_efficiency(table, tmp / "label_efficiency.png",
+                                      title=f"R² against labelled trials "
+                                            f"({cfg.get('benchmark', '')})")
+                written.append("label_efficiency.png")
         preds = []
         for p in sorted(map(str, predictions)):
             with np.load(p) as z:
@@ -316,16 +385,6 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
                     continue
                 meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
             preds.append((p, meta))
-        wanted = (cfg.get("figures") or {}).get("example_model", "rpnt_full")
-        if preds and not any(m.get("model") == wanted for _, m in preds):
-            wanted = preds[0][1].get("model")
-        done: set[str] = set()
-        for p, meta in preds:
-            scen = str(meta.get("scenario"))
-            if meta.get("model") == wanted and scen not in done:
-                plot_predictions(p, tmp / f"predictions_{scen}.png")
-                written.append(f"predictions_{scen}.png")
-                done.add(scen)
         groups: dict[str, list[tuple[Path, str]]] = {}  # model -> (run, its scenario)
         for run in map(Path, runs):
             if not (run / "metrics.jsonl").is_file() and not run.is_file():
@@ -334,6 +393,14 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
             meta = _run_meta(run) if run.is_dir() else {}
             model = str(meta.get("model") or "pretrain")
             groups.setdefault(model, []).append((run, curve_group(run)))
+        wanted = example_model(cfg, [m.get("model") for _, m in preds] + list(groups))
+        done: set[str] = set()
+        for p, meta in preds:
+            scen = str(meta.get("scenario"))
+            if meta.get("model") == wanted and scen not in done:
+                plot_predictions(p, tmp / f"predictions_{scen}.png")
+                written.append(f"predictions_{scen}.png")
+                done.add(scen)
         for model, items in sorted(groups.items()):
             plot_curves([r for r, _ in items], tmp / f"curves_{model}.png",
                         groups=[g for _, g in items], title=f"training curves: {model}",

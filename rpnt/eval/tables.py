@@ -1,15 +1,25 @@
-"""The benchmark table: mean ± std of R² per model (rows) and scenario (columns).
+"""The benchmark table: mean ± std of R² per model, scenario and label budget, paired
+differences against RPNT from scratch and the GRU, and the ridge probe of pretraining.
 
-Each cell pools every metrics record of that model and scenario, over sessions and seeds:
-``mean ± std (n=...)`` of the records' ``r2.mean``, with the sample standard deviation
-(ddof = 1; shown as "n/a" for a single record). Records whose R² is undefined (NaN, a
-constant test target) are left out and counted in the cell's note. Rows for models without
-results say why: a skip record's reason (e.g. "torch-brain not installed"), "not
-installed" for POYO when torch-brain cannot be imported, otherwise "no results".
+Each cell pools every metrics record of one model, scenario and budget over sessions and
+seeds: ``mean ± std (n=...)`` of the records' ``r2.mean``, with the sample standard
+deviation (ddof = 1; shown as "n/a" for a single record). Records whose R² is undefined
+(NaN, a constant test target) are left out and counted in the cell's note. Rows for
+models without results say why: a skip record's reason (e.g. "torch-brain not
+installed"), "not installed" for POYO when torch-brain cannot be imported, otherwise "no
+results". A record without a ``budget`` counts as budget ``all``.
 
-Outputs: ``table.md`` (a markdown table + provenance block) and ``table.csv`` (one row
-per model; per scenario the columns ``<scenario>:mean``, ``<scenario>:std``,
-``<scenario>:n`` and ``<scenario>:note``), both written atomically.
+A paired difference compares two models on the same (session, seed) runs of a scenario
+and budget, i.e. on the same labelled trials and test trials: mean ± std of the
+per-run differences of R², over the runs both models have.
+
+Outputs (written atomically): ``table.md`` (the table: rows = models, columns = scenarios
+when the benchmark has one budget, else one table per scenario with a column per budget;
+then the paired differences, the probe and a provenance block); ``table.csv`` (one row per
+model; per column (``<scenario>``, or ``<scenario>@<budget>`` with several budgets) the
+columns ``:mean``, ``:std``, ``:n``, ``:note``); ``differences.csv`` (scenario, budget,
+model, reference, mean, std, n); ``probe.csv`` (one row per pretraining, seed and probe
+session).
 """
 
 from __future__ import annotations
@@ -27,21 +37,26 @@ import numpy as np
 
 from rpnt import provenance as prov
 from rpnt.atomic import write_text
+from rpnt.data.budget import ALL
 from rpnt.errors import RpntError
 from rpnt.provenance import config_hash, git_commit, package_versions
+from rpnt.train.rows import SCRATCH, row_order
 
-#: Row order of the benchmark table (other models follow, sorted).
-MODEL_ORDER = ("wiener", "gru", "ndt", "poyo", "rpnt_scratch", "rpnt_frozen",
-               "rpnt_fewshot", "rpnt_full", "ceiling")
+#: The rows every other row is compared with, run by run.
+REFERENCES = (SCRATCH, "gru")
+
+
+def budget_key(budget: Any) -> tuple[int, int]:
+    """Sort key of a budget: numbers ascending, then ``all``."""
+    return (1, 0) if str(budget) == ALL else (0, int(budget))
 
 
 @dataclass
 class Cell:
-    """Pooled R² (``r2.mean`` of each record) of one model in one scenario."""
+    """Pooled R² (``r2.mean`` of each record) of one model in one scenario and budget."""
 
     values: list[float] = field(default_factory=list)
-    sessions: set[str] = field(default_factory=set)
-    seeds: set[Any] = field(default_factory=set)
+    runs: dict[tuple[str, Any], float] = field(default_factory=dict)  #: (session, seed)
     undefined: int = 0  #: records with a NaN R²
     skipped: str | None = None  #: reason when every record was skipped
 
@@ -57,14 +72,15 @@ class Cell:
     def std(self) -> float:
         return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else math.nan
 
-    def text(self, digits: int = 3) -> str:
+    def text(self, digits: int = 3, sign: bool = False) -> str:
         if not self.values:
             if self.skipped:
                 return self.skipped
             return "R² undefined" if self.undefined else "no results"
         std = "n/a" if math.isnan(self.std) else f"{self.std:.{digits}f}"
         note = f", {self.undefined} undefined" if self.undefined else ""
-        return f"{self.mean:.{digits}f} ± {std} (n={self.n}{note})"
+        mean = f"{self.mean:+.{digits}f}" if sign else f"{self.mean:.{digits}f}"
+        return f"{mean} ± {std} (n={self.n}{note})"
 
 
 def load_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
@@ -89,22 +105,27 @@ def load_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     return out
 
 
-def summarise(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], Cell]:
-    """Pool records into cells keyed by (model, scenario).
+def _budget(rec: dict[str, Any]) -> str:
+    return str(rec.get("budget", ALL))
 
-    A (model, scenario, session, seed) seen twice is an error: it would be counted twice.
+
+def summarise(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], Cell]:
+    """Pool records into cells keyed by (model, scenario, budget).
+
+    A (model, scenario, budget, session, seed) seen twice is an error: it would be
+    counted twice.
     """
-    cells: dict[tuple[str, str], Cell] = {}
+    cells: dict[tuple[str, str, str], Cell] = {}
     seen: dict[tuple, str] = {}
     for rec in records:
-        model, scenario = str(rec["model"]), str(rec.get("scenario"))
-        key = (model, scenario, rec.get("session"), rec.get("seed"))
+        model, scenario, budget = str(rec["model"]), str(rec.get("scenario")), _budget(rec)
+        key = (model, scenario, budget, rec.get("session"), rec.get("seed"))
         if key in seen:
             raise RpntError(f"{rec['_path']}: duplicate of {seen[key]} (model {model}, "
-                            f"scenario {scenario}, session {key[2]}, seed {key[3]}); "
-                            "pass each metrics file once")
+                            f"scenario {scenario}, budget {budget}, session {key[3]}, "
+                            f"seed {key[4]}); pass each metrics file once")
         seen[key] = rec["_path"]
-        cell = cells.setdefault((model, scenario), Cell())
+        cell = cells.setdefault((model, scenario, budget), Cell())
         if rec.get("skipped") is not None:
             cell.skipped = str(rec["skipped"])
             continue
@@ -113,46 +134,82 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], Cell]:
             cell.undefined += 1
             continue
         cell.values.append(float(value))
-        cell.sessions.add(str(rec.get("session")))
-        cell.seeds.add(rec.get("seed"))
+        cell.runs[(str(rec.get("session")), rec.get("seed"))] = float(value)
     return cells
 
 
 @dataclass
 class Table:
-    """The assembled table: ordered rows and columns and the pooled cells."""
+    """The assembled table: ordered rows, columns and budgets, and the pooled cells."""
 
     models: list[str]
     scenarios: list[str]
-    cells: dict[tuple[str, str], Cell]
+    budgets: list[str]
+    cells: dict[tuple[str, str, str], Cell]
     row_notes: dict[str, str]  #: model -> reason when the model has no result at all
 
-    def cell(self, model: str, scenario: str) -> Cell:
-        c = self.cells.get((model, scenario))
+    def cell(self, model: str, scenario: str, budget: str | None = None) -> Cell:
+        """The cell of ``model`` in ``scenario`` at ``budget`` (default: the last budget,
+        ``all`` when the benchmark has it)."""
+        budget = self.budgets[-1] if budget is None else str(budget)
+        c = self.cells.get((model, scenario, budget))
         if c is None:
             c = Cell(skipped=self.row_notes.get(model))
         return c
 
+    def columns(self) -> list[tuple[str, str, str]]:
+        """(name, scenario, budget) of every column of table.csv: ``<scenario>`` with one
+        budget, else ``<scenario>@<budget>``."""
+        if len(self.budgets) == 1:
+            return [(s, s, self.budgets[0]) for s in self.scenarios]
+        return [(f"{s}@{b}", s, b) for s in self.scenarios for b in self.budgets]
+
+    def difference(self, model: str, reference: str, scenario: str, budget: str) -> Cell:
+        """Paired differences ``model - reference`` over the (session, seed) runs both
+        have in ``scenario`` at ``budget``."""
+        a, b = self.cell(model, scenario, budget), self.cell(reference, scenario, budget)
+        out = Cell()
+        for run in sorted(set(a.runs) & set(b.runs), key=str):
+            out.values.append(a.runs[run] - b.runs[run])
+            out.runs[run] = out.values[-1]
+        return out
+
 
 def build_table(records: Sequence[dict[str, Any]],
                 config: dict[str, Any] | None = None) -> Table:
-    """Rows: :data:`MODEL_ORDER` models present in the records or expected by ``config``
-    (its ``models`` list, plus ``ceiling`` when ``ceiling: true``). Columns: the config's
-    scenarios in order, else the scenarios of the records (sorted)."""
+    """Rows: the models present in the records or expected by ``config`` (its ``models``
+    list, plus ``ceiling`` when ``ceiling: true``), in :func:`rpnt.train.rows.row_order`.
+    Columns: the config's scenarios in order, else the scenarios of the records (sorted).
+    Budgets: the config's ``budgets`` and those of the records (numbers, then all); a
+    row the config's ``model_budgets`` trains at some budgets only says "not run" at the
+    others."""
     cells = summarise(records)
-    present = {m for m, _ in cells}
+    present = {m for m, _, _ in cells}
     expected: set[str] = set()
     if config is not None:
         expected |= set(config.get("models") or [])
         if config.get("ceiling"):
             expected.add("ceiling")
-    names = present | expected
-    models = [m for m in MODEL_ORDER if m in names] + sorted(names - set(MODEL_ORDER))
+    models = row_order(sorted(present | expected), list((config or {}).get("models") or []))
     if config is not None and config.get("scenarios"):
         scenarios = list(config["scenarios"])
-        scenarios += sorted({s for _, s in cells} - set(scenarios))
+        scenarios += sorted({s for _, s, _ in cells} - set(scenarios))
     else:
-        scenarios = sorted({s for _, s in cells})
+        scenarios = sorted({s for _, s, _ in cells})
+    # the noise ceiling has no budget: it is not trained
+    budgets = {str(b) for b in (config or {}).get("budgets") or []}
+    budgets |= {b for m, _, b in cells if m != "ceiling"}
+    budgets = sorted(budgets or {ALL}, key=budget_key)
+    for (m, sc, _b), c in list(cells.items()):
+        if m == "ceiling":  # shown in every budget column
+            for other in budgets:
+                cells.setdefault((m, sc, other), c)
+    for m, bs in ((config or {}).get("model_budgets") or {}).items():
+        planned = {str(b) for b in bs}
+        for sc in scenarios:
+            for b in budgets:
+                if b not in planned:  # the config trains this row at other budgets only
+                    cells.setdefault((m, sc, b), Cell(skipped="not run"))
     notes: dict[str, str] = {}
     for m in models:
         if m in present:
@@ -161,7 +218,8 @@ def build_table(records: Sequence[dict[str, Any]],
             notes[m] = "not installed"
         else:
             notes[m] = "no results"
-    return Table(models=models, scenarios=scenarios, cells=cells, row_notes=notes)
+    return Table(models=models, scenarios=scenarios, budgets=budgets, cells=cells,
+                 row_notes=notes)
 
 
 def provenance_block(records: Sequence[dict[str, Any]],
@@ -185,17 +243,119 @@ def provenance_block(records: Sequence[dict[str, Any]],
     }
 
 
-def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark") -> str:
+def _budget_name(budget: str) -> str:
+    return "all trials" if budget == ALL else f"{budget} trials"
+
+
+def _grid(rows: list[str], header: list[str], cell: Any) -> list[str]:
+    lines = ["| model | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+    lines += [f"| {m} | " + " | ".join(cell(m, i) for i in range(len(header))) + " |"
+              for m in rows]
+    return lines
+
+
+def _main_tables(table: Table) -> list[str]:
+    if len(table.budgets) == 1:
+        b = table.budgets[0]
+        head = [] if b == ALL else [f"Labelled trials per target session: {b}.", ""]
+        return head + _grid(table.models, table.scenarios,
+                            lambda m, i: table.cell(m, table.scenarios[i], b).text())
+    lines: list[str] = []
+    for s in table.scenarios:
+        lines += [f"### {s}", "", "R² by labelled training trials of the target session.",
+                  ""]
+        lines += _grid(table.models, [_budget_name(b) for b in table.budgets],
+                       lambda m, i, s=s: table.cell(m, s, table.budgets[i]).text())
+        lines.append("")
+    return lines
+
+
+def _difference_tables(table: Table) -> list[str]:
+    refs = [r for r in REFERENCES if r in table.models]
+    if not refs:
+        return []
+    rows = [m for m in table.models if m not in ("ceiling", *refs) or m == SCRATCH]
+    lines = ["## Paired differences", "",
+             "R² of the row minus R² of "
+             + " and of ".join(f"`{r}`" for r in refs)
+             + " on the same sessions, seeds and labelled trials: mean ± std over the "
+               "(session, seed) runs both have (n).", ""]
+
+    def text(m: str, s: str, b: str) -> str:
+        parts = [table.difference(m, r, s, b).text(sign=True) if m != r else "·"
+                 for r in refs]
+        return " / ".join(parts)
+
+    header = " / ".join(f"− {r}" for r in refs)
+    if len(table.budgets) == 1:
+        b = table.budgets[0]
+        lines += [f"Cells: {header}.", ""]
+        lines += _grid([m for m in rows if m in table.models], table.scenarios,
+                       lambda m, i: text(m, table.scenarios[i], b))
+        return [*lines, ""]
+    for s in table.scenarios:
+        lines += [f"### {s}: {header}", ""]
+        lines += _grid(rows, [_budget_name(b) for b in table.budgets],
+                       lambda m, i, s=s: text(m, s, table.budgets[i]))
+        lines.append("")
+    return lines
+
+
+def load_probes(pretrained: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """One row per probe session of every pretrained model directory (its meta.json's
+    ``probe``): scenario, pretraining, seed, session, pretrained, random, counts."""
+    rows = []
+    for d in pretrained:
+        path = Path(d) / "meta.json"
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RpntError(f"{path}: cannot read a pretrained model's meta.json ({exc}); "
+                            "pass directories written by rpnt pretrain") from exc
+        pre = meta.get("pretraining") or {}
+        name = str(pre.get("objective", "ssl")) + (
+            f" ({pre['variant']})" if pre.get("variant") else "")
+        for r in (meta.get("probe") or {}).get("sessions", []):
+            rows.append({"scenario": str(meta.get("scenario")), "pretraining": name,
+                         "seed": meta.get("seed"), **r})
+    return rows
+
+
+def _probe_lines(probes: Sequence[dict[str, Any]]) -> list[str]:
+    if not probes:
+        return []
+    lines = ["## Probe of the pretrained features", "",
+             "Test R² of a per-bin ridge map to velocity, fit on the training trials of "
+             "pretraining sessions (its penalty on their valid trials), from the pooled "
+             "features of the frozen pretrained encoder, of a randomly initialised encoder "
+             "of the same architecture, and from the raw spike counts: mean ± std over "
+             "seeds × probe sessions (n).", "",
+             "| scenario | pretraining | pretrained | random encoder | raw counts | "
+             "pretrained − random |", "|---|---|---|---|---|---|"]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in probes:
+        groups.setdefault((r["scenario"], r["pretraining"]), []).append(r)
+    for (scen, name), rows in sorted(groups.items()):
+        def text(values: list[float]) -> str:
+            return Cell(values=[v for v in values if math.isfinite(v)]).text()
+        cells = [text([r[k] for r in rows]) for k in ("pretrained", "random", "counts")]
+        cells.append(Cell(values=[r["pretrained"] - r["random"] for r in rows]).text(
+            sign=True))
+        lines.append(f"| {scen} | {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark",
+                probes: Sequence[dict[str, Any]] = ()) -> str:
     lines = [f"# Benchmark: {name}", "",
              "R² of velocity (mean of vx and vy), stitched predictions on held-out test "
              "trials (eval_mask bins), mean ± sample std over sessions and seeds (n = "
              "session × seed runs).", ""]
-    lines.append("| model | " + " | ".join(table.scenarios) + " |")
-    lines.append("|---|" + "---|" * len(table.scenarios))
-    for m in table.models:
-        row = [table.cell(m, s).text() for s in table.scenarios]
-        lines.append(f"| {m} | " + " | ".join(row) + " |")
-    lines += ["", "## Provenance", "",
+    lines += _main_tables(table)
+    lines.append("")
+    lines += _difference_tables(table)
+    lines += _probe_lines(probes)
+    lines += ["## Provenance", "",
               f"- table written at commit: `{prov['table_git_commit']}`",
               f"- metrics produced at commit(s): "
               f"{', '.join(f'`{c}`' for c in prov['metrics_git_commits']) or 'none'}",
@@ -209,33 +369,60 @@ def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark") -> 
     lines.append("- packages: " + ", ".join(f"{k} {v}" for k, v in
                                            sorted(prov["packages"].items())))
     lines.append(f"- metrics records: {prov['n_records']}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+def _csv(rows: Sequence[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerows(rows)
+    return buf.getvalue()
 
 
 def to_csv(table: Table) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
     header = ["model"]
-    for s in table.scenarios:
-        header += [f"{s}:mean", f"{s}:std", f"{s}:n", f"{s}:note"]
-    w.writerow(header)
+    for name, _, _ in table.columns():
+        header += [f"{name}:mean", f"{name}:std", f"{name}:n", f"{name}:note"]
+    rows: list[list[Any]] = [header]
     for m in table.models:
         row: list[Any] = [m]
-        for s in table.scenarios:
-            c = table.cell(m, s)
+        for _, s, b in table.columns():
+            c = table.cell(m, s, b)
             if not c.values:
                 note = c.text()  # the reason: skipped / not installed / no results
             else:
                 note = f"{c.undefined} undefined" if c.undefined else ""
             row += ["" if not c.values else repr(c.mean),
                     "" if math.isnan(c.std) else repr(c.std), c.n, note]
-        w.writerow(row)
-    return buf.getvalue()
+        rows.append(row)
+    return _csv(rows)
+
+
+def differences_csv(table: Table) -> str:
+    """Long format: scenario, budget, model, reference, mean, std, n."""
+    rows: list[list[Any]] = [["scenario", "budget", "model", "reference", "mean", "std", "n"]]
+    for s in table.scenarios:
+        for b in table.budgets:
+            for ref in REFERENCES:
+                for m in table.models:
+                    if m in (ref, "ceiling") or ref not in table.models:
+                        continue
+                    d = table.difference(m, ref, s, b)
+                    if d.n:
+                        rows.append([s, b, m, ref, repr(d.mean),
+                                     "" if math.isnan(d.std) else repr(d.std), d.n])
+    return _csv(rows)
+
+
+def probe_csv(probes: Sequence[dict[str, Any]]) -> str:
+    keys = ["scenario", "pretraining", "seed", "session", "pretrained", "random", "counts"]
+    return _csv([keys, *([r.get(k) for k in keys] for r in probes)])
 
 
 def read_table_csv(path: str | Path) -> tuple[list[str], list[str], dict[str, dict]]:
-    """Read ``table.csv`` back: (models, scenarios, {model: {scenario: {mean, std, n,
-    note}}}) with NaN for empty numbers."""
+    """Read ``table.csv`` back: (models, columns, {model: {column: {mean, std, n,
+    note}}}) with NaN for empty numbers; columns are scenarios (``<scenario>@<budget>``
+    with several budgets)."""
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     if not rows or rows[0][0] != "model":
@@ -253,13 +440,19 @@ def read_table_csv(path: str | Path) -> tuple[list[str], list[str], dict[str, di
 
 
 def write_table(metrics: Sequence[str | Path], out_dir: str | Path,
-                config: dict[str, Any] | None = None, name: str | None = None) -> Table:
-    """Build the table from metrics files and write ``table.md`` and ``table.csv``."""
+                config: dict[str, Any] | None = None, name: str | None = None,
+                pretrained: Sequence[str | Path] = ()) -> Table:
+    """Build the table from metrics files (and the probes of ``pretrained`` model
+    directories) and write ``table.md``, ``table.csv``, ``differences.csv`` and
+    ``probe.csv``."""
     records = load_records(metrics)
     table = build_table(records, config)
+    probes = load_probes(pretrained)
     prov = provenance_block(records, config)
     name = name or str((config or {}).get("benchmark", "benchmark"))
     out_dir = Path(out_dir)
-    write_text(out_dir / "table.md", to_markdown(table, prov, name))
+    write_text(out_dir / "table.md", to_markdown(table, prov, name, probes))
     write_text(out_dir / "table.csv", to_csv(table))
+    write_text(out_dir / "differences.csv", differences_csv(table))
+    write_text(out_dir / "probe.csv", probe_csv(probes))
     return table

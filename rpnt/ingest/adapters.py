@@ -53,6 +53,9 @@ class Trials:
     eval_start: np.ndarray  #: scored period start (s)
     eval_stop: np.ndarray  #: scored period end (s)
     file_split: np.ndarray | None = None  #: str train/valid/test/none from the file (NLB)
+    #: (n_trial, k) int condition labels, -1 = none (center-out: the target; random
+    #: target: the direction octant of each attempted reach); None when the layout has none
+    condition: np.ndarray | None = None
 
 
 @dataclass
@@ -125,6 +128,24 @@ def derive_velocity(pos: Series) -> Series:
     if pos.t.shape[0] < 2:
         raise RpntError(f"{pos.path}: too few samples to derive a velocity")
     return Series(pos.path, pos.t, np.gradient(pos.data, pos.t, axis=0))
+
+
+def direction_octant(angle: np.ndarray) -> np.ndarray:
+    """Directions (radians, any shape) -> octant 0..7, octant k centred on k x 45 degrees
+    (0 = rightwards, counter-clockwise); -1 where the angle is not finite."""
+    a = np.asarray(angle, dtype=np.float64)
+    out = np.full(a.shape, -1, dtype=np.int16)
+    ok = np.isfinite(a)
+    out[ok] = np.round(np.mod(a[ok], 2 * np.pi) / (np.pi / 4)).astype(np.int16) % 8
+    return out
+
+
+def condition_ids(values: np.ndarray) -> np.ndarray:
+    """A trial column of condition ids (n_trial,) or (n_trial, k) -> (n_trial, k) int16,
+    -1 where the value is not a finite non-negative number."""
+    v = np.asarray(values, dtype=np.float64).reshape(values.shape[0], -1)
+    ok = np.isfinite(v) & (v >= 0)
+    return np.where(ok, np.nan_to_num(v), -1).astype(np.int16)
 
 
 def _behaviour(f: h5py.File, vel_path: str | None, pos_path: str | None,
@@ -232,12 +253,23 @@ def perich_miller(f: h5py.File, meta: Meta, entry: dict) -> Source:
         valid = (result == "R") & (dur >= 2.0) & (dur <= 10.0)
         if "num_attempted" in cols:
             valid &= att == 4
+        cond = None
+        if "target_dir" in cols:
+            # one condition per attempted reach: the octant of its direction
+            dirs = nwbio.trial_col(f, "target_dir").astype(np.float64).reshape(n, -1)
+            attempted = np.arange(dirs.shape[1])[None, :] < np.where(
+                np.isfinite(att), att, dirs.shape[1])[:, None]
+            cond = np.where(attempted, direction_octant(dirs), -1)
         return Source(meta, task, units, vel, pos, vsrc,
-                      Trials(start, stop, go, result, valid, start.copy(), stop.copy()),
+                      Trials(start, stop, go, result, valid, start.copy(), stop.copy(),
+                             condition=cond),
                       "perich_miller", "trial", notes)
     valid = (result == "R") & (dur >= 0.5) & (dur <= 6.0)
+    cond = None
     if "target_id" in cols:
-        valid &= np.isfinite(nwbio.trial_col(f, "target_id").astype(np.float64))
+        target = nwbio.trial_col(f, "target_id").astype(np.float64)
+        valid &= np.isfinite(target)
+        cond = condition_ids(target)
     if "go_cue_time" in cols:
         go = nwbio.trial_col(f, "go_cue_time").astype(np.float64)
         valid &= np.isfinite(go)
@@ -245,7 +277,7 @@ def perich_miller(f: h5py.File, meta: Meta, entry: dict) -> Source:
     else:
         go, ev0, period = np.full(n, np.nan), start.copy(), _no_go_cue(fn, notes)
     return Source(meta, task, units, vel, pos, vsrc,
-                  Trials(start, stop, go, result, valid, ev0, stop.copy()),
+                  Trials(start, stop, go, result, valid, ev0, stop.copy(), condition=cond),
                   "perich_miller", period, notes)
 
 
@@ -326,8 +358,12 @@ def generic(f: h5py.File, meta: Meta, entry: dict) -> Source:
     period = f"{ev.get('start', 'start_time')}{off0:+g}s -> {ev.get('stop', 'stop_time')}{off1:+g}s"
     task = g.get("task") or entry.get("task") or nwbio.TASK_CODES.get(meta.task_code or "",
                                                                       "unknown")
+    cond = None
+    if g.get("condition"):
+        cond = condition_ids(_col(f, cols, g["condition"], n).astype(np.float64))
     return Source(meta, task, units, vel, pos, vsrc,
-                  Trials(start, stop, go, result, valid, ev0, ev1), "generic", period, notes)
+                  Trials(start, stop, go, result, valid, ev0, ev1, condition=cond),
+                  "generic", period, notes)
 
 
 def load_source(f: h5py.File, path, adapter: str, entry: dict | None) -> Source:

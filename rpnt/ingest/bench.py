@@ -29,6 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from rpnt.ingest import ingest_file
+from rpnt.ingest.bigfile import BigSpec, write_big_nwb
+from rpnt.machine import machine_summary, usable_cpus
+from rpnt.provenance import sha256_file
+
 FLOOR_DATASETS = (
     "units/spike_times", "units/spike_times_index", "units/id", "units/electrodes",
     "units/electrodes_index", "general/extracellular_ephys/electrodes/location",
@@ -125,9 +130,6 @@ def _run_cli(nwb: Path, out: Path, threads: int) -> tuple[float, int]:
 
 
 def _bench_cli(args: argparse.Namespace, tmp: Path, spec) -> int:
-    from rpnt.ingest.bigfile import write_big_nwb
-    from rpnt.provenance import sha256_file
-
     files = {"without waveforms": tmp / "bench.nwb", "with per-spike waveforms":
              tmp / "bench_wf.nwb"}
     write_big_nwb(files["with per-spike waveforms"], spec, waveforms_per_spike=True)
@@ -164,10 +166,6 @@ def _bench_cli(args: argparse.Namespace, tmp: Path, spec) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpnt.ingest import ingest_file
-    from rpnt.ingest.bigfile import BigSpec, write_big_nwb
-    from rpnt.machine import machine_summary, usable_cpus
-
     args.threads = args.threads or usable_cpus()
     print(f"machine: {machine_summary()}")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp_name:

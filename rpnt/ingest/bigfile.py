@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rpnt.ingest import nwbwrite
+
 
 @dataclass
 class BigSpec:
@@ -37,10 +39,8 @@ def write_big_nwb(path: str | Path, spec: BigSpec | None = None,
     ``waveforms_per_spike``: one 48-sample int16 waveform per spike (about 1 GB for 10 M
     spikes, as in DANDI 000688) instead of one per unit.
     """
-    from pynwb import NWBFile
+    from pynwb import NWBFile  # here: a slow import, needed only to write a file
     from pynwb.file import Subject
-
-    from rpnt.ingest import nwbwrite
 
     spec = spec or BigSpec()
     rng = np.random.default_rng(spec.seed)

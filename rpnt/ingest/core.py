@@ -20,11 +20,16 @@ from typing import Any
 
 import numpy as np
 
+import rpnt
+from rpnt.atomic import check_overwrite
 from rpnt.errors import RpntError
 from rpnt.ingest import binning, splits
 from rpnt.ingest.adapters import Source, load_source
+from rpnt.ingest.nwbio import open_nwb
+from rpnt.ingest.sources import find_asset, load_registry_entry
 from rpnt.ingest.splits import SplitConfig
-from rpnt.store import SCHEMA_VERSION, SPLIT_ATTRS, Runs, StoreData, Var
+from rpnt.provenance import git_commit, package_versions, sha256_file
+from rpnt.store import SCHEMA_VERSION, SPLIT_ATTRS, Runs, StoreData, Var, write_store
 
 log = logging.getLogger("rpnt.ingest")
 
@@ -220,6 +225,11 @@ def build_store(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",
             "units": "s", "order": "grouped by unit (spike_unit), in time order within a unit"}),
         "spike_unit": Var(("spike",), spike_unit, {"description": "index along unit"}),
     }
+    if tr.condition is not None:
+        data["trial_condition"] = Var(("trial", "condition"), tr.condition.astype(np.int16), {
+            "description": "condition labels of each trial, -1 = none (center-out: the "
+                           "target id; random target: the direction octant of each "
+                           "attempted reach, octant k centred on k x 45 degrees)"})
     if pos is not None:
         p = binning.bin_behaviour(pos.t, pos.data, edges, _max_gap(pos, cfg))
         if p.shape[1] == n_axis:
@@ -262,9 +272,6 @@ def _background(nwb: Path, sha256: Callable[[], str] | None) -> dict[str, Any]:
     """Work that overlaps the ingest in a second thread: the source's SHA-256 (hashlib
     releases the GIL; ``sha256`` waits for one started earlier), the code's provenance
     (git, package metadata) and the import of the store writer's codec."""
-    import rpnt
-    from rpnt.provenance import git_commit, package_versions, sha256_file
-
     out = {"source_sha256": sha256() if sha256 else sha256_file(nwb),
            "rpnt_version": rpnt.__version__, "git_commit": git_commit(),
            "packages": package_versions()}
@@ -288,11 +295,6 @@ def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = 
     Raises :class:`RpntError` (one line naming file and object) on bad input; nothing is
     left at ``out`` then. An existing ``out`` is an error unless ``force``.
     """
-    from rpnt.atomic import check_overwrite
-    from rpnt.ingest.nwbio import open_nwb
-    from rpnt.ingest.sources import find_asset, load_registry_entry
-    from rpnt.store import write_store
-
     cfg = cfg or IngestConfig()
     nwb, out = Path(nwb), Path(out)
     check_overwrite(out, force)

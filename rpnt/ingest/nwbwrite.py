@@ -20,6 +20,8 @@ the functions, so importing this module stays cheap.
 
 from __future__ import annotations
 
+import random
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -144,8 +146,23 @@ def add_cursor_kinematics(nwb, t: np.ndarray, pos: np.ndarray, vel: np.ndarray,
 
 
 def write(nwb, path: str | Path) -> None:
-    """Write ``nwb`` to ``path`` (the caller makes the write atomic if it must be)."""
+    """Write ``nwb`` to ``path`` (the caller makes the write atomic if it must be).
+
+    The same objects give the same bytes: hdmf gives every object a random uuid4
+    ``object_id``; here they are redrawn from a generator seeded with the file's
+    ``identifier`` (in the order of the object tree), and h5py records no object times.
+    A writer that also fixes ``identifier`` and ``file_create_date`` writes the same file
+    on every run.
+    """
+    from hdmf import container
     from pynwb import NWBHDF5IO
 
+    rng = random.Random(f"nwb-object-ids/{nwb.identifier}")  # str seeds: no hash salt
+    fresh = container.uuid4
+    container.uuid4 = lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
+    try:
+        nwb.generate_new_id()  # public hdmf API; draws every object's id from uuid4
+    finally:
+        container.uuid4 = fresh
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)

@@ -40,6 +40,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from rpnt.atomic import write_json
+from rpnt.errors import RpntError
+from rpnt.machine import PeakRSS, machine_summary
+from rpnt.model import ctx_attn
+from rpnt.model.attention import MultiHeadAttention
+from rpnt.model.ctx_attn import fused_context_attention
+from rpnt.provenance import provenance
+
 #: Ratios printed per length: (name, numerator variant, denominator variant).
 RATIOS = (
     ("context / sdpa", "context", "sdpa"),
@@ -87,9 +95,6 @@ def peak_rss_increase(fn: Callable[[], None], repeats: int = 1) -> int | None:
     OS cannot tell); the median of ``repeats`` calls (where the heap places a call's
     buffers moves the figure by a few MB). The context kernel's reusable scratch buffers
     are dropped first, so that their allocation counts too."""
-    from rpnt.machine import PeakRSS
-    from rpnt.model import ctx_attn
-
     found = []
     for _ in range(repeats):
         ctx_attn._SCRATCH.clear()
@@ -133,9 +138,6 @@ def _fwd_bwd(forward: Callable[[], torch.Tensor], leaves: list[torch.Tensor]) ->
 def variants(batch: int, heads: int, d_model: int, length: int, ksize: int,
              seed: int) -> dict[str, Callable[[], None]]:
     """The forward + backward closures of every variant, on seeded random inputs."""
-    from rpnt.model.attention import MultiHeadAttention
-    from rpnt.model.ctx_attn import fused_context_attention
-
     g = torch.Generator().manual_seed(seed)
     dh = d_model // heads
     q, k, v = (torch.randn(batch, heads, length, dh, generator=g).requires_grad_()
@@ -243,11 +245,6 @@ def _print_goals(ratios: list[dict]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpnt.atomic import write_json
-    from rpnt.errors import RpntError
-    from rpnt.machine import machine_summary
-    from rpnt.provenance import provenance
-
     if args.d_model % args.heads or (args.d_model // args.heads) % 2:
         raise RpntError(f"bench attention: --d-model {args.d_model} must split into "
                         f"--heads {args.heads} heads of even size")

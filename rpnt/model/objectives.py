@@ -64,7 +64,8 @@ def poisson_nll(rates: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor,
 
 
 def site_contrastive(z: torch.Tensor, site_mask: torch.Tensor | None, mode: str,
-                     temperature: float = 0.1) -> torch.Tensor:
+                     temperature: float = 0.1,
+                     window: torch.Tensor | None = None) -> torch.Tensor:
     """Supervised-contrastive loss over per-site representations.
 
     Args:
@@ -75,6 +76,14 @@ def site_contrastive(z: torch.Tensor, site_mask: torch.Tensor | None, mode: str,
             the same site in other samples, so sites are pushed apart) or
             ``"site_invariance"`` (paper: positives are the other sites of the same sample,
             i.e. the same time window seen from another site; they are pulled together).
+        window: (B,) int64 id of the time window each sample shows, or None (every sample
+            its own window). Samples sharing an id are copies of one window (other unit
+            subsets): an anchor never sees a copy of its own window, neither as a positive
+            nor as a negative, so copies cannot lift the loss floor (with copies counted
+            as negatives, a batch of two copies per window floors at log 3). A window's
+            own other sites are positives in ``site_invariance``; in
+            ``site_discrimination`` they are negatives, which is how that objective
+            pushes sites apart.
     Returns:
         scalar; 0 (still attached to ``z``) when no anchor has a positive, e.g. one site.
     """
@@ -84,14 +93,20 @@ def site_contrastive(z: torch.Tensor, site_mask: torch.Tensor | None, mode: str,
     valid = site_mask.reshape(-1)
     zn = F.normalize(z.reshape(b * s, d), dim=-1)
     sim = zn @ zn.T / temperature  # cosine similarities
-    sample = torch.arange(b, device=z.device).repeat_interleave(s)
+    own = torch.arange(b, device=z.device)
+    win = own if window is None else window.to(z.device).long()
+    sample = own.repeat_interleave(s)
+    win = win.repeat_interleave(s)  # window of each (sample, site) row
     site = torch.arange(s, device=z.device).repeat(b)
+    same_sample = sample[:, None] == sample[None, :]
+    same_site = site[:, None] == site[None, :]
+    copy = (win[:, None] == win[None, :]) & ~same_sample  # rows of another copy
     eye = torch.eye(b * s, dtype=torch.bool, device=z.device)
-    pair_ok = valid[:, None] & valid[None, :] & ~eye
+    pair_ok = valid[:, None] & valid[None, :] & ~eye & ~copy
     if mode == "site_discrimination":
-        pos = (site[:, None] == site[None, :]) & (sample[:, None] != sample[None, :])
+        pos = same_site & ~same_sample
     elif mode == "site_invariance":
-        pos = (sample[:, None] == sample[None, :]) & (site[:, None] != site[None, :])
+        pos = same_sample & ~same_site
     else:
         raise ValueError(f"unknown contrastive mode {mode!r}")
     pos = pos & pair_ok

@@ -79,22 +79,40 @@ class RPNT(nn.Module):
     def pretrain_loss(self, counts: torch.Tensor, unit_mask: torch.Tensor, coords: Coords | None,
                       site_mask: torch.Tensor | None = None,
                       generator: torch.Generator | None = None,
-                      readin: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Masked causal reconstruction (+ site contrast) on one batch.
+                      readin: torch.Tensor | None = None, *,
+                      window: torch.Tensor | None = None,
+                      velocity: torch.Tensor | None = None,
+                      velocity_weight: float = 0.0) -> dict[str, torch.Tensor]:
+        """Masked causal reconstruction (+ site contrast) (+ velocity) on one batch.
 
         Draws the two mask ratios and the unit mask with ``generator`` (CPU generator),
-        hides the masked inputs from the encoder, and scores the masked entries.
-        Returns ``{"loss", "poisson", "contrastive", "time_ratio", "unit_ratio"}``
-        (scalar tensors; ``loss = poisson + contrastive_weight * contrastive``).
+        hides the masked inputs from the encoder (``mask_input``), and scores the masked entries. ``window`` (B,) int64:
+        samples with the same id are copies of one window (unit subsets), never
+        negatives of each other in the site contrast.
+
+        Joint objective (``velocity`` (B, T, n_axis) normalised targets, NaN where
+        unknown, and ``velocity_weight`` > 0): the last ``B // 2`` windows of the batch
+        are left unmasked, the input finetuning and evaluation give, and decoded by the
+        velocity head (MSE over finite targets); the others are masked and
+        reconstructed. One forward pass either way. (Decoding masked windows instead does
+        not learn velocity: docs/model.md.)
+
+        Returns ``{"loss", "poisson", "contrastive", "velocity", "time_ratio",
+        "unit_ratio"}`` (scalar tensors; ``loss = poisson + contrastive_weight *
+        contrastive + velocity_weight * velocity``; ``velocity`` is 0 without targets).
         """
         cfg = self.cfg
-        t = counts.shape[2]
+        b, _, t, _ = counts.shape
         self.encoder.check_inputs(counts, unit_mask, coords, site_mask)
         unit_mask = unit_mask.bool()
         r_t, r_u = draw_mask_ratios(cfg, generator)
         tmask = time_block_mask(t, r_t, counts.device)  # (T,)
         umask = unit_drop_mask(unit_mask, r_u, generator)  # (B, S, N)
         hidden = tmask[None, None, :, None] | umask[:, :, None, :]  # (B, S, T, N)
+        n_vel = b // 2 if velocity is not None and velocity_weight > 0 else 0
+        if n_vel:
+            hidden = hidden.clone()
+            hidden[b - n_vel:] = False  # the decoded windows are seen whole
         real = unit_mask[:, :, None, :]
         if site_mask is not None:
             real = real & site_mask.bool()[:, :, None, None]
@@ -106,10 +124,19 @@ class RPNT(nn.Module):
         else:
             z = out.h.mean(dim=2)  # (B, S, d) per-site mean representation
             contrast = site_contrastive(z, site_mask, cfg.contrastive,
-                                        cfg.contrastive_temperature)
+                                        cfg.contrastive_temperature, window=window)
         loss = poisson + cfg.contrastive_weight * contrast
+        vel_loss = poisson.detach() * 0.0
+        if n_vel:
+            pred = self.velocity_head(out.pooled[b - n_vel:])  # (B/2, T, n_axis)
+            target = velocity[b - n_vel:].to(pred.dtype)
+            known = torch.isfinite(target)
+            err = (pred - torch.nan_to_num(target)).square() * known
+            vel_loss = err.sum() / known.sum().clamp(min=1)
+            loss = loss + velocity_weight * vel_loss
         as_t = lambda v: torch.tensor(v, dtype=poisson.dtype)  # noqa: E731
         return {"loss": loss, "poisson": poisson.detach(), "contrastive": contrast.detach(),
+                "velocity": vel_loss.detach(),
                 "time_ratio": as_t(float(tmask.float().mean())),
                 "unit_ratio": as_t(float(umask.sum() / unit_mask.sum().clamp(min=1)))}
 
@@ -169,6 +196,11 @@ class RPNT(nn.Module):
         """Encoder parameters except the read-in (frozen in 'frozen' finetuning)."""
         readin = {id(p) for p in self.readin_parameters()}
         return (p for p in self.encoder.parameters() if id(p) not in readin)
+
+    def readout_parameters(self) -> Iterator[nn.Parameter]:
+        """The per-session last layer of the reconstruction decoder (slots -> rates): with
+        the read-in, what label-free adaptation learns for a new session."""
+        return self.readout.parameters()
 
     def head_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of the velocity head (always trained in finetuning)."""

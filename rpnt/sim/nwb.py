@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rpnt.ingest import nwbwrite
+from rpnt.ingest.nwbwrite import N_WAVEFORM_SAMPLES
 from rpnt.sim.session import SimSession
 
 BEHAVIOUR_STEP = 2  #: fine-grid samples per behaviour sample (DT 5 ms -> 100 Hz)
@@ -45,8 +47,6 @@ _RT_COLUMNS = {
 
 
 def _waveform_template(rng: np.random.Generator) -> np.ndarray:
-    from rpnt.ingest.nwbwrite import N_WAVEFORM_SAMPLES
-
     t = np.arange(N_WAVEFORM_SAMPLES)
     trough = -rng.uniform(40, 120) * np.exp(-0.5 * ((t - 14) / rng.uniform(1.5, 3)) ** 2)
     peak = rng.uniform(10, 40) * np.exp(-0.5 * ((t - 22) / rng.uniform(3, 6)) ** 2)
@@ -55,21 +55,23 @@ def _waveform_template(rng: np.random.Generator) -> np.ndarray:
 
 def write_nwb(sim: SimSession, path: str | Path, *, waveforms_per_unit: int | None) -> None:
     """Write ``sim`` to ``path`` (an .nwb file; the caller makes the write atomic)."""
-    from pynwb import NWBFile
+    from pynwb import NWBFile  # here: a slow import, needed only to write a file
     from pynwb.file import Subject
-
-    from rpnt.ingest import nwbwrite
 
     spec, subj = sim.spec, sim.subject
     start = dt.datetime(int(spec.date[:4]), int(spec.date[4:6]), int(spec.date[6:]), 10, 0,
                         tzinfo=_CHICAGO)
+    # Every field is derived from preset, seed and session (no fresh uuid, no "now"), so
+    # regenerating a benchmark gives byte-identical files and the same source checksums.
     nwb = NWBFile(
         session_description=(
             f"simulated {spec.task_name.replace('_', '-')} reaching session "
             f"(rpnt simulator, preset {sim.preset}, seed {sim.seed})"
         ),
-        identifier=str(uuid.uuid5(uuid.NAMESPACE_URL, f"rpnt-sim/{sim.seed}/{spec.session_id}")),
+        identifier=str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                  f"rpnt-sim/{sim.preset}/{sim.seed}/{spec.session_id}")),
         session_start_time=start,
+        file_create_date=start,
         session_id=spec.session_id,
         experimenter=["Simulator, Rpnt"],
         lab="simulated (layout of the Miller lab, DANDI 000688)",

@@ -17,8 +17,10 @@ Example::
       ndt:    {d_model: 64, layers: 2, pretrain: {steps: 200}, train: {steps: 400}}
       poyo:   {dim: 64, depth: 1, train: {steps: 400}}
 
-Every model is fit on training-trial bins only; the Wiener ridge penalty and the early
-stopping of trainable models use the valid trials; test trials are never touched here.
+Every model is fit on labelled training-trial bins only (a label budget's, or all of
+them); with model selection ``valid`` the Wiener ridge penalty and the early stopping of
+trainable models use the valid trials, with ``none`` nothing outside the budget is read;
+test trials are never touched here.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 import torch
 
 from rpnt import provenance as prov
+from rpnt.data.budget import Budget, budget_bins
 from rpnt.data.session import SessionData
 from rpnt.data.windows import gather_windows, sample_starts, valid_window_starts
 from rpnt.decoders.base import Decoder
@@ -46,12 +49,11 @@ from rpnt.fields import check_fields, setting
 from rpnt.linear import fit_lagged_ridge
 from rpnt.scoring.stitch import evaluate_session, scored_mask
 from rpnt.train import config as train_cfg
+from rpnt.train.rows import BASELINE_MODELS
 from rpnt.train.trainer import TrainConfig, fit
 
 log = logging.getLogger(__name__)
 
-#: Baseline models ``rpnt baseline --model`` knows.
-BASELINE_MODELS = ("wiener", "gru", "ndt", "poyo")
 
 #: Default optimisation settings per trainable baseline (overridden by ``train:``).
 DEFAULT_TRAIN: dict[str, dict[str, Any]] = {
@@ -162,9 +164,9 @@ def _valid_loss_fn(dec: Decoder, session: SessionData, length: int) -> Callable 
 # --------------------------------------------------------------------------- binned nets
 def _train_binned(model: str, dec: Any, session: SessionData, train_section: dict,
                   seed: int, ckpt_dir: Path | None, log_dir: Path | None,
-                  pretrain_section: dict | None = None) -> dict[str, Any]:
+                  pretrain_section: dict | None, mask: np.ndarray,
+                  selection: str) -> dict[str, Any]:
     length = int(dec.hparams["window_bins"])
-    mask = session.split_bins("train")
     dec.set_normalisation(session, mask)
     starts = _fit_starts(session, mask, length, "training")
     info: dict[str, Any] = {"n_train_windows": int(starts.size)}
@@ -200,7 +202,8 @@ def _train_binned(model: str, dec: Any, session: SessionData, train_section: dic
         return torch.nn.functional.mse_loss(dec(batch["x"]), batch["y"])
 
     res = fit(dec, mse, sample, cfg, ckpt_dir=ckpt_dir, log_dir=log_dir,
-              val_fn=_valid_loss_fn(dec, session, length), title=f"{model} decoding")
+              val_fn=_valid_loss_fn(dec, session, length) if selection == "valid" else None,
+              title=f"{model} decoding")
     info.update(steps=res.steps_done, best_val=res.best_val, best_step=res.best_step,
                 final_loss=res.final_loss, seconds=res.seconds)
     return info
@@ -214,15 +217,24 @@ def train_baseline(
     seed: int,
     ckpt_dir: str | Path | None = None,
     log_dir: str | Path | None = None,
+    budget: Budget | None = None,
+    selection: str = "valid",
 ) -> tuple[Decoder, dict[str, Any]]:
-    """Fit baseline ``model`` on ``session``'s training trials.
+    """Fit baseline ``model`` on ``session``'s labelled training trials.
 
-    ``section`` is the config's ``baselines.<model>`` mapping (None: defaults). Returns
-    the decoder (in eval mode) and a JSON-ready record of the fit (windows, steps,
-    selected lambda, ...). Seeds torch and numpy from ``seed`` so reruns are identical.
+    ``section`` is the config's ``baselines.<model>`` mapping (None: defaults).
+    ``budget``: the labelled trials (default: every training trial); normalisation uses
+    its bins only. ``selection``: ``valid`` (early stopping, best step and the Wiener
+    penalty on the valid trials) or ``none`` (fixed schedule, last weights, the Wiener
+    penalty by cross-validation over the budget's trials). Returns the decoder (in eval
+    mode) and a JSON-ready record of the fit (windows, steps, selected lambda, ...).
+    Seeds torch and numpy from ``seed`` so reruns are identical.
     """
     if model not in BASELINE_MODELS:
         raise RpntError(f"unknown baseline {model!r}; choose one of {', '.join(BASELINE_MODELS)}")
+    if selection not in ("valid", "none"):
+        raise RpntError(f"model selection {selection!r} is not 'valid' or 'none'")
+    budget = budget or budget_bins(session, "all", seed, 1)
     torch.manual_seed(seed)
     ckpt_dir = None if ckpt_dir is None else Path(ckpt_dir)
     log_dir = None if log_dir is None else Path(log_dir)
@@ -230,34 +242,41 @@ def train_baseline(
     base = {"n_unit": session.n_unit, "n_axis": n_axis}
     if model == "wiener":
         dec, info = fit_wiener(session, _make_dataclass(WienerConfig, dict(section or {}),
-                                                        "baselines.wiener"))
+                                                        "baselines.wiener"),
+                               budget.bins, selection)
     elif model in ("gru", "ndt"):
         cls, pcls = (GRUDecoder, GRUParams) if model == "gru" else (NDTDecoder, NDTParams)
         params, train, pretrain = split_section(model, section, pcls)
         dec = cls({**base, **dataclasses.asdict(params)})
-        info = _train_binned(model, dec, session, train, seed, ckpt_dir, log_dir, pretrain)
+        info = _train_binned(model, dec, session, train, seed, ckpt_dir, log_dir, pretrain,
+                             budget.bins, selection)
     else:
-        dec, info = train_poyo(session, section, seed, ckpt_dir, log_dir)
+        dec, info = train_poyo(session, section, seed, ckpt_dir, log_dir, budget.bins,
+                               selection)
     dec.eval()
     return dec, info
 
 
 # --------------------------------------------------------------------------- wiener
-def fit_wiener(session: SessionData,
-               cfg: WienerConfig) -> tuple[WienerDecoder, dict[str, Any]]:
-    """Fit the Wiener filter on ``session``'s training trials; penalty by valid R².
+def fit_wiener(session: SessionData, cfg: WienerConfig, train: np.ndarray | None = None,
+               selection: str = "valid") -> tuple[WienerDecoder, dict[str, Any]]:
+    """Fit the Wiener filter on ``train`` bins (default: every training bin).
 
-    The penalty is chosen on the valid trials' bins inside ``eval_mask`` (the bins the
-    benchmark scores), or on all valid-trial bins when none is in ``eval_mask``.
+    The penalty: with ``selection`` ``valid``, the best R² on the valid trials' bins
+    inside ``eval_mask`` (the bins the benchmark scores; all valid-trial bins when none
+    is); with ``none``, :func:`cv_penalty` within ``train`` (no label outside it).
     """
     lags, window_bins = cfg.lags, cfg.window_bins
-    train = session.split_bins("train")
+    train = session.split_bins("train") if train is None else train
     valid = session.split_bins("valid", finite_velocity=False)
     if (valid & session.eval_mask).sum() >= 2:
         valid = valid & session.eval_mask
+    lambdas = list(cfg.lambdas)
+    if selection == "none":
+        lambdas, valid = [cv_penalty(session, train, int(lags), lambdas)], None
     try:
         ridge = fit_lagged_ridge(session.spike_counts, session.velocity, train, valid,
-                                 lags=int(lags), lambdas=list(cfg.lambdas))
+                                 lags=int(lags), lambdas=lambdas)
     except ValueError as exc:
         raise RpntError(f"session {session.session}: Wiener fit failed: {exc}") from exc
     dec = WienerDecoder({"n_unit": session.n_unit, "n_axis": int(session.velocity.shape[1]),
@@ -272,10 +291,40 @@ def fit_wiener(session: SessionData,
     return dec, info
 
 
+def cv_penalty(session: SessionData, train: np.ndarray, lags: int,
+               lambdas: list[float], folds: int = 5) -> float:
+    """The ridge penalty with the best mean R² over ``folds`` cross-validation folds of
+    the ``train`` bins: whole trials per fold (seeded order), or the two halves of the
+    bins when they come from one trial; each fold scored on its ``eval_mask`` bins (all
+    its bins when it has fewer than 2 of those)."""
+    if len(lambdas) == 1:
+        return float(lambdas[0])
+    trials = [i for i in np.flatnonzero(session.trial_split == "train")
+              if (train & session.bins_of_trials(np.array([i]))).any()]
+    if len(trials) >= 2:
+        order = np.random.default_rng(0).permutation(trials)
+        k = min(folds, len(trials))
+        held = [session.bins_of_trials(np.sort(order[f::k])) & train for f in range(k)]
+    else:
+        idx = np.flatnonzero(train)
+        half = np.zeros(session.n_time, bool)
+        half[idx[: idx.size // 2]] = True
+        held = [half & train, ~half & train]
+    scores = np.zeros(len(lambdas))
+    for h in held:
+        scored = h & session.eval_mask.astype(bool)
+        ridge = fit_lagged_ridge(session.spike_counts, session.velocity, train & ~h,
+                                 scored if scored.sum() >= 2 else h, lags=lags,
+                                 lambdas=lambdas)
+        scores += np.array([ridge.valid_r2[float(v)] for v in lambdas])
+    return float(lambdas[int(np.nanargmax(scores))])
+
+
 # --------------------------------------------------------------------------- poyo
 def train_poyo(session: SessionData, section: dict[str, Any] | None, seed: int,
-               ckpt_dir: Path | None, log_dir: Path | None) -> tuple[POYODecoder, dict]:
-    """Fit POYO on ``session``'s training windows (MSE on z-scored velocity per bin)."""
+               ckpt_dir: Path | None, log_dir: Path | None, mask: np.ndarray,
+               selection: str = "valid") -> tuple[POYODecoder, dict]:
+    """Fit POYO on windows of the labelled ``mask`` bins (MSE on z-scored velocity)."""
     if not prov.poyo_available():
         raise RpntError(f"POYO baseline unavailable: {SKIP_REASON}")
     params, train, _ = split_section("poyo", section, POYOParams)
@@ -285,7 +334,6 @@ def train_poyo(session: SessionData, section: dict[str, Any] | None, seed: int,
         "bin_size_s": float(session.bin_size_s), "session_id": session.session,
         "unit_ids": [str(u) for u in session.unit_id], **dataclasses.asdict(params),
     })
-    mask = session.split_bins("train")
     vel = session.velocity[mask].astype(np.float64)
     v_std = vel.std(0)
     dec.vel_mean.copy_(torch.as_tensor(vel.mean(0)))
@@ -304,7 +352,8 @@ def train_poyo(session: SessionData, section: dict[str, Any] | None, seed: int,
         return torch.nn.functional.mse_loss(dec(batch["tokens"]), batch["y"])
 
     res = fit(dec, mse, sample, cfg, ckpt_dir=ckpt_dir, log_dir=log_dir,
-              val_fn=_valid_loss_fn(dec, session, length), title="poyo decoding")
+              val_fn=_valid_loss_fn(dec, session, length) if selection == "valid" else None,
+              title="poyo decoding")
     info = {"n_train_windows": int(starts.size), "steps": res.steps_done,
             "best_val": res.best_val, "best_step": res.best_step,
             "final_loss": res.final_loss, "seconds": res.seconds}

@@ -1,11 +1,13 @@
-"""Self-supervised pretraining of RPNT over the pretraining sessions of a scenario.
+"""Pretraining of RPNT over the pretraining sessions of a scenario.
 
 Pipeline: :func:`load_pretraining_sessions` (manifest + scenario -> in-memory sessions,
 held-out sessions never loaded, held-out units removed) -> :func:`pretraining_sessions`
--> :func:`pretrain` (masked Poisson reconstruction + site contrast with the generic
-trainer) -> an :class:`rpnt.decoders.rpnt_decoder.RPNTDecoder` whose encoder finetuning
-starts from. Windows come from training bins only (``SessionData.split_bins("train")``),
-so even the paper's looser variant never sees a target session's valid or test trials.
+-> :func:`pretrain` with the generic trainer, objective ``ssl`` (the paper's masked
+Poisson reconstruction + site contrast) or ``joint`` (the same + velocity decoding of
+the pretraining sessions' training trials) -> an
+:class:`rpnt.decoders.rpnt_decoder.RPNTDecoder` whose encoder finetuning starts from.
+Windows come from training bins only (``SessionData.split_bins("train")``), so even the
+paper's looser variant never sees a target session's valid or test trials.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from rpnt.errors import RpntError
 from rpnt.model import RPNTConfig
 from rpnt.store import load_session
 from rpnt.train.config import PretrainConfig
+from rpnt.train.rows import OBJECTIVES
 from rpnt.train.trainer import FitResult, fit
 
 log = logging.getLogger(__name__)
@@ -94,8 +97,10 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
     return pretraining_sessions(loaded, scenario)
 
 
+
+
 def _val_batches(windows: Sequence[SessionWindows], n_windows: int, seed: int,
-                 observer: Observer | None) -> list[dict[str, Any]]:
+                 observer: Observer | None, with_velocity: bool) -> list[dict[str, Any]]:
     """Fixed validation batches: evenly spaced windows of each session's valid trials."""
     per = max(1, n_windows // max(1, len(windows)))
     out = []
@@ -108,20 +113,26 @@ def _val_batches(windows: Sequence[SessionWindows], n_windows: int, seed: int,
         units = eval_unit_choice(sw, starts.size, seed)
         if observer is not None:
             observer(s, starts[:, None] + np.arange(sw.window)[None, :], units)
-        out.append(sw.make_batch(starts, units, with_velocity=False))
+        out.append(sw.make_batch(starts, units, with_velocity=with_velocity))
     return out
 
 
 def pretrain(sessions: Sequence[SessionData], model_cfg: RPNTConfig, pcfg: PretrainConfig,
              seed: int, ckpt_dir: str | Path | None, log_dir: str | Path | None,
              val_sessions: Sequence[str] | None = None, observer: Observer | None = None,
-             run_key: str = "") -> tuple[RPNTDecoder, FitResult]:
+             run_key: str = "", objective: str = "ssl") -> tuple[RPNTDecoder, FitResult]:
     """Pretrain a fresh RPNT on ``sessions``; returns (RPNTDecoder, FitResult).
 
-    ``val_sessions``: ids whose *valid* trials give the validation curve (never target
-    sessions); None = all of ``sessions``. ``observer`` sees every window that reaches
-    pretraining (tests).
+    ``objective``: ``ssl`` (the paper's masked reconstruction + site contrast) or
+    ``joint`` (the same plus velocity decoding of the pretraining sessions' training
+    trials, velocity normalised per session, ``pcfg.velocity_weight``; the velocity head
+    is trained too). ``val_sessions``: ids whose *valid* trials give the validation curve
+    (never target sessions); None = all of ``sessions``. ``observer`` sees every window
+    that reaches pretraining (tests).
     """
+    if objective not in OBJECTIVES:
+        raise RpntError(f"pretraining objective {objective!r} is not one of {OBJECTIVES}")
+    joint = objective == "joint"
     vocab = Vocab.from_sessions(sessions)
     torch.manual_seed(seed)
     decoder = RPNTDecoder.build(model_cfg, vocab, eval_seed=seed)
@@ -129,41 +140,51 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: RPNTConfig, pcfg: Pretr
     masks = [s.split_bins("train") for s in sessions]
     mean, std = velocity_stats(sessions, masks)
     decoder.set_normalisation(mean, std)
-    windows = [SessionWindows(s, vocab, cfg.coords, cfg.n_units, cfg.window,
-                              allowed=s.split_bins("train", finite_velocity=False))
-               for s in sessions]
+    windows = []
+    for s, labelled in zip(sessions, masks, strict=True):
+        # joint: windows of labelled training bins, velocity normalised per session (the
+        # head learns one normalised space, as finetuning normalises per target)
+        vm, vs = velocity_stats([s], [labelled]) if joint else (None, None)
+        allowed = labelled if joint else s.split_bins("train", finite_velocity=False)
+        windows.append(SessionWindows(s, vocab, cfg.coords, cfg.n_units, cfg.window,
+                                      allowed=allowed, vel_mean=vm, vel_std=vs))
     tcfg = replace(pcfg.train, seed=seed)
     # A per-session read-in learns what each slot's unit does, so a slot must keep its
     # unit: the fixed unit choice of evaluation. A shared read-in gets random subsets.
-    sampler = BatchSampler(windows, tcfg.batch_size, pcfg.subsets, with_velocity=False,
+    sampler = BatchSampler(windows, tcfg.batch_size, pcfg.subsets, with_velocity=joint,
                            observer=observer, seed=seed,
                            unit_sampling="fixed" if cfg.readin == "session" else "random")
     model = decoder.model
+    weight = pcfg.velocity_weight if joint else 0.0
+
+    def losses(b: dict[str, Any], generator: torch.Generator | None = None
+               ) -> dict[str, torch.Tensor]:
+        return model.pretrain_loss(b["counts"], b["unit_mask"], b["coords"], b["site_mask"],
+                                   generator=generator, readin=b["readin"],
+                                   window=b.get("window"), velocity=b.get("velocity"),
+                                   velocity_weight=weight)
 
     def loss_fn(b: dict[str, Any]) -> dict[str, torch.Tensor]:
-        out = model.pretrain_loss(b["counts"], b["unit_mask"], b["coords"], b["site_mask"],
-                                  readin=b["readin"])
-        return {k: out[k] for k in ("loss", "poisson", "contrastive")}
+        out = losses(b)
+        keys = ("loss", "poisson", "contrastive", "velocity") if joint else (
+            "loss", "poisson", "contrastive")
+        return {k: out[k] for k in keys}
 
     val_ids = set(val_sessions) if val_sessions is not None else {s.session for s in sessions}
     vb = _val_batches([w for w in windows if w.session.session in val_ids], pcfg.val_windows,
-                      seed, observer)
+                      seed, observer, with_velocity=joint)
     val_fn = None
     if vb:
         def val_fn() -> float:
             # fixed masks: the same generator state for every evaluation
             g = torch.Generator().manual_seed(seed)
             dev = next(model.parameters()).device
-            tot = 0.0
-            for b in vb:
-                b = to_device(b, dev)
-                tot += float(model.pretrain_loss(b["counts"], b["unit_mask"], b["coords"],
-                                                 b["site_mask"], generator=g,
-                                                 readin=b["readin"])["loss"])
-            return tot / len(vb)
+            return sum(float(losses(to_device(b, dev), g)["loss"]) for b in vb) / len(vb)
 
     params = [*model.encoder_parameters(), *model.pretrain_head_parameters()]
+    if joint:
+        params += list(model.head_parameters())
     result = fit(decoder, loss_fn, sampler, tcfg, ckpt_dir=ckpt_dir, log_dir=log_dir,
-                 val_fn=val_fn, params=params, run_key=run_key, title="pretrain")
+                 val_fn=val_fn, params=params, run_key=run_key, title=f"pretrain {objective}")
     decoder.cpu().eval()
     return decoder, result

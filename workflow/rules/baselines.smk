@@ -1,26 +1,28 @@
 # The peers on the same target sessions, windows and splits: Wiener filter, GRU,
-# NDT-style transformer, POYO (torch-brain). Grouped with their evaluation ("fit").
+# NDT-style transformer, POYO (torch-brain). Each job scores the model it trained, as
+# the RPNT finetuning jobs do (`rpnt baseline --metrics`).
 
 
 rule baseline:
-    """Train one peer decoder on one target session."""
+    """Train one peer decoder on one target session and score it."""
     input:
         store=store,
     output:
-        directory(MODEL.replace("{model}", "{baseline}")),
+        model=directory(MODEL.replace("{model}", "{baseline}")),
+        metrics=METRICS.replace("{model}", "{baseline}"),
+        predictions=PREDICTIONS.replace("{model}", "{baseline}"),
     log:
-        f"{LOGS}/baseline/{{scenario}}/{{baseline}}/{{session}}/seed{{seed}}.log",
+        f"{LOGS}/baseline/{RUN.replace('{model}', '{baseline}')}.log",
     benchmark:
-        f"{BENCHMARKS}/baseline/{{scenario}}/{{baseline}}/{{session}}/seed{{seed}}.tsv"
-    group:
-        "fit"
+        f"{BENCHMARKS}/baseline/{RUN.replace('{model}', '{baseline}')}.tsv"
     params:
         reads=reads("baseline"),
         config=RESOLVED,
-        ckpt=f"{CKPT}/baseline/{{scenario}}/{{baseline}}/{{session}}/seed{{seed}}",
+        ckpt=f"{CKPT}/baseline/{RUN.replace('{model}', '{baseline}')}",
     shell:
         logged(
             "rpnt baseline --config {params.config} --model {wildcards.baseline} "
-            "--store {input.store} --scenario {wildcards.scenario} --seed {wildcards.seed} "
-            "--out {output} --checkpoint-dir {params.ckpt}"
+            "--store {input.store} --scenario {wildcards.scenario} "
+            "--budget {wildcards.budget} --seed {wildcards.seed} --out {output.model} --checkpoint-dir {params.ckpt} "
+            "--metrics {output.metrics} --predictions {output.predictions}"
         )

@@ -34,6 +34,8 @@ with W.stop_on_error():
     # None: the assets are listed at run time by checkpoint list_assets.
     PLANNED = W.planned_sessions(ENTRY)
     PLAN = None if PLANNED is None else W.make_plan(config, PLANNED, SIMULATED, SOURCE)
+    # the model wildcard of rule finetune: the configured RPNT rows
+    RPNT_ROWS = W.names_pattern(W.rpnt_rows(config))
 ASSET_MANIFEST = os.path.relpath(ENTRY["source"]["manifest"]) if ENTRY["source"].get(
     "manifest") else ""
 DANDI_DATASETS = W.dataset_names(REGISTRY, "dandi")
@@ -47,10 +49,13 @@ STORES = f"resources/stores/{DATASET}/{W.store_tag(config)}"
 STORE = f"{STORES}/{{session}}.zarr"
 MANIFEST = f"resources/manifests/{DATASET}/{W.store_tag(config)}.tsv"
 TRUTH = f"{RAW}/derivatives/ground-truth/{{session}}.npz"
-PRETRAIN = f"results/{BENCH}/pretrain/{{scenario}}/seed{{seed}}"
-MODEL = f"results/{BENCH}/models/{{scenario}}/{{model}}/{{session}}/seed{{seed}}"
-METRICS = f"results/{BENCH}/metrics/{{scenario}}/{{model}}/{{session}}/seed{{seed}}.json"
-PREDICTIONS = f"results/{BENCH}/predictions/{{scenario}}/{{model}}/{{session}}/seed{{seed}}.npz"
+# One pretraining per scenario, pretraining (objective, or objective-variant) and seed;
+# one decoder per scenario, table row, target session, label budget and seed.
+PRETRAIN = f"results/{BENCH}/pretrain/{{scenario}}/{{pretraining}}/seed{{seed}}"
+RUN = "{scenario}/{model}/{session}/{budget}trials/seed{seed}"
+MODEL = f"results/{BENCH}/models/{RUN}"
+METRICS = f"results/{BENCH}/metrics/{RUN}.json"
+PREDICTIONS = f"results/{BENCH}/predictions/{RUN}.npz"
 CEILING = f"results/{BENCH}/metrics/{{scenario}}/ceiling/{{session}}.json"
 TABLE_DIR = f"results/benchmark/{BENCH}"
 # Rolling resume checkpoints: never declared outputs, so a failed or preempted job's
@@ -64,9 +69,9 @@ wildcard_constraints:
     seed=r"\d+",
     scenario=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     session=r"[^/]+",
-    mode="|".join(W.FINETUNE_MODES),
+    budget=r"\d+|all",
+    pretraining=r"[a-z]+(-[A-Za-z0-9_.-]+)?",
     baseline="|".join(W.BASELINES),
-    model="|".join(W.MODELS),
 
 
 def logged(command):
@@ -137,41 +142,49 @@ def all_stores(wildcards):
 
 def all_metrics(wildcards):
     p = plan()
-    out = [METRICS.format(scenario=r.scenario, model=r.model, session=r.session, seed=r.seed)
-           for r in p.runs()]
+    out = [METRICS.format(**run_wildcards(r)) for r in p.runs()]
     out += [CEILING.format(scenario=sc, session=s) for sc, s in p.ceiling_runs()]
     return out
 
 
 def all_predictions(wildcards):
-    return [PREDICTIONS.format(scenario=r.scenario, model=r.model, session=r.session,
-                               seed=r.seed) for r in plan().runs()]
+    return [PREDICTIONS.format(**run_wildcards(r)) for r in plan().runs()]
 
 
 def all_curves(wildcards):
     """Training logs (metrics.jsonl) of every trained decoder and pretrained encoder."""
     p = plan()
-    out = [f"{MODEL.format(scenario=r.scenario, model=r.model, session=r.session, seed=r.seed)}"
-           for r in p.runs() if r.model != "wiener"]
-    out += [PRETRAIN.format(scenario=sc, seed=s) for sc, s in p.pretrain_runs()]
-    return out
+    out = [MODEL.format(**run_wildcards(r)) for r in p.runs() if r.model != "wiener"]
+    return out + all_pretrained(wildcards)
+
+
+def all_pretrained(wildcards):
+    """Every pretrained encoder the RPNT rows start from (their probes go in the table)."""
+    return [PRETRAIN.format(scenario=sc, pretraining=k, seed=s)
+            for sc, k, s in plan().pretrain_runs()]
+
+
+def run_wildcards(run):
+    return dict(scenario=run.scenario, model=run.model, session=run.session,
+                budget=run.budget, seed=run.seed)
 
 
 def pretrained(wildcards):
-    """The pretrained encoder a finetune mode starts from (none for scratch)."""
-    if wildcards.mode == "scratch":
+    """The pretrained encoder an RPNT row starts from (none for scratch)."""
+    key = W.rpnt_row(config, wildcards.model).pretraining
+    if key is None:
         return []
-    return PRETRAIN.format(scenario=wildcards.scenario, seed=wildcards.seed)
+    return PRETRAIN.format(scenario=wildcards.scenario, pretraining=key, seed=wildcards.seed)
 
 
 def finetune_flags(wildcards, input):
-    """--init for pretrained modes, --fraction for few-shot."""
-    flags = []
-    if wildcards.mode != "scratch":
-        flags.append(f"--init {input.init}")
-    if wildcards.mode == "fewshot":
-        flags.append(f"--fraction {config['finetune']['fewshot_fraction']}")
-    return " ".join(flags)
+    """--mode, --init (pretrained rows), --variant (variant rows) of an RPNT row."""
+    return W.finetune_flags(config, wildcards.model, input.get("init"))
+
+
+def pretrain_flags(wildcards):
+    """--objective (and --variant) of a pretraining."""
+    return W.pretrain_flags(config, wildcards.pretraining)
 
 
 def raw_root_of(wildcards, output):

@@ -1,5 +1,7 @@
-# Self-supervised pretraining: one encoder per scenario and seed, on every session the
-# scenario's holdout allows (rpnt.train.scenarios decides from the manifest).
+# Pretraining: one encoder per scenario, pretraining (objective ssl or joint, with a
+# variant's model settings) and seed, on every session the scenario's holdout allows
+# (rpnt.data.scenarios decides from the manifest). Every RPNT row of that objective and
+# model starts from it, at every label budget.
 
 
 rule pretrain:
@@ -10,16 +12,22 @@ rule pretrain:
     output:
         directory(PRETRAIN),
     log:
-        f"{LOGS}/pretrain/{{scenario}}/seed{{seed}}.log",
+        f"{LOGS}/pretrain/{{scenario}}/{{pretraining}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/pretrain/{{scenario}}/seed{{seed}}.tsv"
+        f"{BENCHMARKS}/pretrain/{{scenario}}/{{pretraining}}/seed{{seed}}.tsv"
+    # Before the peers and RPNT from scratch, which need only a store: pretrainings are
+    # the longest jobs and three of the four finetuning modes wait for them, so started
+    # first they do not leave those finetunings (and one idle core) for the end.
+    priority: 10
     params:
         reads=reads("pretrain"),
         config=RESOLVED,
-        ckpt=f"{CKPT}/pretrain/{{scenario}}/seed{{seed}}",
+        flags=pretrain_flags,
+        ckpt=f"{CKPT}/pretrain/{{scenario}}/{{pretraining}}/seed{{seed}}",
     shell:
         logged(
             "rpnt pretrain --config {params.config} --manifest {input.manifest} "
-            "--scenario {wildcards.scenario} --seed {wildcards.seed} --out {output} "
+            "--scenario {wildcards.scenario} {params.flags} --seed {wildcards.seed} "
+            "--out {output} "
             "--checkpoint-dir {params.ckpt}"
         )

@@ -6,6 +6,7 @@ rule table:
     """Collect every metrics JSON into results/benchmark/<name>/table.md and table.csv."""
     input:
         metrics=all_metrics,
+        pretrained=all_pretrained,
     output:
         md=report(
             f"{TABLE_DIR}/table.md",
@@ -19,6 +20,8 @@ rule table:
             category="Benchmark",
             labels={"table": "csv"},
         ),
+        differences=f"{TABLE_DIR}/differences.csv",
+        probe=f"{TABLE_DIR}/probe.csv",
     log:
         f"{LOGS}/table.log",
     params:
@@ -27,7 +30,8 @@ rule table:
         out_dir=lambda wildcards, output: os.path.dirname(output.md),
     shell:
         logged(
-            "rpnt table {input.metrics} --out-dir {params.out_dir} --config {params.config}"
+            "rpnt table {input.metrics} --out-dir {params.out_dir} --config {params.config} "
+            "--pretrained {input.pretrained}"
         )
 
 

@@ -1,0 +1,107 @@
+"""Ridge probe of frozen features: how much velocity an encoder's pooled features carry.
+
+After pretraining, :func:`probe_report` fits, on a few pretraining sessions, a per-bin
+ridge map (no lags) to velocity from three feature sets: the pooled features of the
+pretrained encoder (its own read-in rows for the session), of a randomly initialised
+encoder of the same architecture (the baseline any encoder reaches), and the raw spike
+counts. Features of overlapping windows (50 %) are averaged per bin, as stitched
+predictions are. The ridge is fit on the session's training trials, its penalty chosen on
+the valid trials' scored bins (all valid-trial bins when none is scored), and scored (R²,
+mean of the axes) on the test trials' scored bins, which pretraining never saw (it reads
+training bins only). A linear map of averaged features equals the average of its
+per-window predictions, so this is the score a frozen encoder + linear head would get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rpnt.data.batches import Vocab, eval_unit_choice
+from rpnt.data.session import SessionData
+from rpnt.data.windows import covering_starts
+from rpnt.decoders.rpnt_decoder import RPNTDecoder
+from rpnt.linear import fit_lagged_ridge
+from rpnt.scoring.metrics import AXIS_NAMES, r2_report
+from rpnt.scoring.stitch import scored_mask
+
+
+@torch.no_grad()
+def pooled_features(decoder: RPNTDecoder, session: SessionData, mask: np.ndarray,
+                    chunk: int = 256) -> np.ndarray:
+    """(n_time, d) pooled encoder features averaged over 50 %-overlapping windows that
+    cover ``mask`` (n_time,) bool; NaN where no window reached."""
+    decoder.eval()
+    length = decoder.config.window
+    sw = decoder.windows(session, length)
+    units = eval_unit_choice(sw, 1, seed=int(decoder.hparams.get("eval_seed", 0)))
+    starts = covering_starts(mask, length, max(1, length // 2))
+    d = decoder.config.d_model
+    total = np.zeros((session.n_time, d))
+    count = np.zeros(session.n_time)
+    for i in range(0, starts.size, chunk):
+        part = starts[i:i + chunk]
+        b = sw.make_batch(part, np.repeat(units, part.size, axis=0), with_velocity=False)
+        f = decoder.model.encode(b["counts"], b["unit_mask"], b["coords"], b["site_mask"],
+                                 readin=b["readin"]).pooled.double().numpy()
+        idx = (part[:, None] + np.arange(length)[None, :]).ravel()
+        np.add.at(total, idx, f.reshape(-1, d))
+        np.add.at(count, idx, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count[:, None]
+
+
+def probe_r2(features: np.ndarray, session: SessionData) -> float:
+    """Test R² (mean of the axes) of a per-bin ridge from ``features`` (n_time, F)."""
+    train = session.split_bins("train")
+    valid = scored_mask(session, "valid")
+    if valid.sum() < 2:  # no scored valid bin: select the penalty on all valid-trial bins
+        valid = session.split_bins("valid")
+    test = scored_mask(session, "test")
+    x = np.nan_to_num(features)
+    fit = fit_lagged_ridge(x, session.velocity, train, valid, lags=0)
+    pred = fit.predict(x)
+    return float(r2_report(session.velocity[test].astype(np.float64), pred[test],
+                           AXIS_NAMES)["mean"])
+
+
+def probe_sessions(sessions: Sequence[SessionData], n: int) -> list[SessionData]:
+    """Up to ``n`` sessions, evenly spread over ``sessions``, with training, valid and
+    test bins to fit, select and score on."""
+    usable = [s for s in sessions if s.split_bins("train").sum() >= 2
+              and s.split_bins("valid").sum() >= 2 and scored_mask(s, "test").sum() >= 2]
+    if n <= 0 or not usable:
+        return []
+    pick = np.unique(np.linspace(0, len(usable) - 1, min(n, len(usable))).round().astype(int))
+    return [usable[i] for i in pick]
+
+
+def probe_report(decoder: RPNTDecoder, sessions: Sequence[SessionData], n_sessions: int,
+                 seed: int) -> dict[str, Any]:
+    """Probe R² of the pretrained encoder, a random one and the raw counts on up to
+    ``n_sessions`` of the pretraining ``sessions``.
+
+    Returns ``{"sessions": [{"session", "pretrained", "random", "counts"}, ...],
+    "pretrained", "random", "counts"}`` (the last three: means over the sessions; empty
+    without a usable session).
+    """
+    chosen = probe_sessions(sessions, n_sessions)
+    if not chosen:
+        return {"sessions": []}
+    torch.manual_seed(seed + 1)  # the random encoder: another draw than the pretrained init
+    random = RPNTDecoder.build(decoder.config, Vocab.from_dict(decoder.hparams["vocab"]),
+                               eval_seed=seed)
+    rows = []
+    for s in chosen:
+        mask = s.split_bins("train") | s.split_bins("valid") | s.split_bins("test")
+        rows.append({"session": s.session,
+                     "pretrained": probe_r2(pooled_features(decoder, s, mask), s),
+                     "random": probe_r2(pooled_features(random, s, mask), s),
+                     "counts": probe_r2(s.spike_counts.astype(np.float64), s)})
+    out: dict[str, Any] = {"sessions": rows}
+    for k in ("pretrained", "random", "counts"):
+        out[k] = float(np.mean([r[k] for r in rows]))
+    return out
