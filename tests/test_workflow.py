@@ -52,7 +52,9 @@ def test_shipped_configs_resolve_with_defaults(path):
     for key in ("registry", "seeds", "bin_ms", "models", "model", "pretrain", "finetune",
                 "baselines", "figures"):
         assert key in cfg, key
-    assert cfg["finetune"]["fewshot_fraction"] > 0
+    assert cfg["labels"]["selection"] in ("valid", "none") and cfg["budgets"]
+    for m in cfg["models"]:  # every row is a peer, a built-in RPNT row or a variant
+        assert m in W.BASELINES or W.rpnt_row(cfg, m).mode
     for scen in cfg["scenarios"].values():
         assert scen["pretrain_on_target_train"] in (True, False)
 
@@ -92,7 +94,7 @@ def test_resolved_config_is_what_the_commands_read(tmp_path):
     assert written == expected
     assert written["seeds"] == [0] and written["registry"] == "config/datasets.yaml"
     assert pretrain_config(written).train.steps == 40
-    assert finetune_config(written).fewshot_fraction == 0.2
+    assert finetune_config(written).labelfree_steps == 10
     assert model_config(written).d_model == 32  # the tiny size preset
     stamp = out.stat().st_mtime_ns
     assert not W.write_resolved_config(expected, out)  # unchanged: not rewritten
@@ -111,20 +113,30 @@ def test_tiny_dry_run_plans_every_stage(workdir):
     proc = run_snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")
     n = job_counts(proc.stdout)
     targets = 3  # cross_session: C 2016-10-13; cross_subject: T's two sessions
+    budgets = 2  # 4 trials, all
     assert n["simulate"] == 1 and n["ingest"] == 5 and n["manifest"] == 1
-    assert n["pretrain"] == 2  # 2 scenarios x 1 seed
-    assert n["finetune"] == 4 * targets
-    assert n["baseline"] == _n_baselines() * targets
+    assert n["pretrain"] == 2 * 2  # 2 scenarios x 2 objectives (ssl, joint) x 1 seed
+    assert n["finetune"] == 5 * targets * budgets  # scratch + 4 pretrained rows
+    assert n["baseline"] == _n_baselines() * targets * budgets
     assert "evaluate" not in n  # each training job scores the model it trained
     assert n["ceiling"] == 1  # every target session's ceiling in one job
     assert n["table"] == n["figures"] == 1
     assert "download" not in n  # simulated: nothing to download
     jobs = _job_blocks(proc.stdout)
-    for rule, model in (("finetune", "rpnt_full"), ("baseline", "gru")):
-        (block,) = [b for b in jobs[rule] if f"/{model}/sub-T_ses-CO-20130819/" in b]
+    for rule, model in (("finetune", "rpnt_joint_full"), ("baseline", "gru")):
+        (block,) = [b for b in jobs[rule]
+                    if f"/{model}/sub-T_ses-CO-20130819/4trials/" in b]
         for kind, ext in (("models", ""), ("metrics", ".json"), ("predictions", ".npz")):
-            path = f"results/tiny/{kind}/cross_subject/{model}/sub-T_ses-CO-20130819/seed0{ext}"
+            path = (f"results/tiny/{kind}/cross_subject/{model}/sub-T_ses-CO-20130819/"
+                    f"4trials/seed0{ext}")
             assert re.search(rf"output: .*{re.escape(path)}(,|$)", block, re.M), (path, block)
+    (staged,) = [b for b in jobs["finetune"]
+                 if "/rpnt_joint_staged/sub-T_ses-RT-20130820/alltrials/" in b]
+    assert "results/tiny/pretrain/cross_subject/joint/seed0" in staged.split("output:")[0]
+    cfg = W.resolve_config(W.load_yaml(REPO / "config/tiny.yaml"))
+    assert W.finetune_flags(cfg, "rpnt_joint_staged", "P") == "--mode staged --init P"
+    assert W.finetune_flags(cfg, "rpnt_scratch", None) == "--mode scratch"
+    assert W.pretrain_flags(cfg, "joint") == "--objective joint"
     (ceiling,) = jobs["ceiling"]
     assert ceiling.count("/ceiling/") == 2 * targets  # its outputs and the --run arguments
 
@@ -134,11 +146,12 @@ def test_default_dry_run(workdir):
     n = job_counts(proc.stdout)
     # targets: cross_session 2 (C 2016), cross_subject 3 (T), cross_task 1, cross_site 1;
     # two seeds
-    assert n["ingest"] == 12 and n["pretrain"] == 4 * 2
-    assert n["finetune"] == 4 * 7 * 2
+    # rows: the peers, rpnt_scratch, rpnt_ssl_full, rpnt_joint_full (two pretrainings)
+    assert n["ingest"] == 12 and n["pretrain"] == 4 * 2 * 2
+    assert n["finetune"] == 3 * 7 * 2
     assert n["baseline"] == _n_baselines() * 7 * 2
     assert n["ceiling"] == 1
-    assert sum(n.values()) == 1 + 12 + 1 + 8 + (4 + _n_baselines()) * 7 * 2 + 1 + 3
+    assert sum(n.values()) == 1 + 12 + 1 + 16 + (3 + _n_baselines()) * 7 * 2 + 1 + 3
 
 
 def test_multisite_dry_run(workdir):
@@ -146,11 +159,16 @@ def test_multisite_dry_run(workdir):
     held-out probe site is the cross-site target."""
     proc = run_snakemake(workdir, "-n", "--configfile", "config/benchmarks/sim_multisite.yaml")
     n = job_counts(proc.stdout)
-    assert n["simulate"] == 1 and n["ingest"] == 3 and n["pretrain"] == 3 * 2
-    assert n["finetune"] == 4 * 3 * 2
+    # pretrainings: ssl, joint and one per ablation variant (its own model settings)
+    assert n["simulate"] == 1 and n["ingest"] == 3 and n["pretrain"] == 3 * 5 * 2
+    assert n["finetune"] == 7 * 3 * 2  # scratch, 3 built-in pretrained rows, 3 variants
     assert n["baseline"] == _n_baselines() * 3 * 2
-    assert "results/sim_multisite/models/cross_site/rpnt_full/sub-N_ses-CO-20160302/seed1" \
-        in proc.stdout
+    for path in ("results/sim_multisite/models/cross_site/rpnt_ssl_full/"
+                 "sub-N_ses-CO-20160302/alltrials/seed1",
+                 "results/sim_multisite/models/cross_site/rpnt_ssl_full_rope_time/"
+                 "sub-N_ses-CO-20160302/alltrials/seed1",
+                 "results/sim_multisite/pretrain/cross_site/ssl-rpnt_ssl_full_rope_time/seed1"):
+        assert path in proc.stdout, path
 
 
 @pytest.mark.slow  # > 3 s: a 908-job DAG
@@ -161,7 +179,7 @@ def test_paper_dry_run_builds_the_whole_dag_offline(workdir):
                          "config/benchmarks/perich_miller_2018.yaml")
     n = job_counts(proc.stdout)
     assert n["download"] == 111 and n["ingest"] == 111 and n["manifest"] == 1
-    assert n["pretrain"] == 3 * 3
+    assert n["pretrain"] == 3 * 2 * 3  # scenarios x objectives x seeds
     targets = 2 + 6 + 6
     assert n["finetune"] == 4 * targets * 3
     assert n["baseline"] == _n_baselines() * targets * 3
@@ -170,13 +188,15 @@ def test_paper_dry_run_builds_the_whole_dag_offline(workdir):
     out = proc.stdout
     assert "resources/raw/perich_miller_2018/sub-M/sub-M_ses-RT-20140114_behavior+ecephys.nwb" \
         in out
-    for path in ("results/perich_miller_2018/models/C-CO/rpnt_full/sub-C_ses-CO-20161021/seed2",
-                 "results/perich_miller_2018/models/T-RT/rpnt_fewshot/sub-T_ses-RT-20130910/"
-                 "seed0",
-                 "results/perich_miller_2018/pretrain/T-CO/seed1"):
+    for path in ("results/perich_miller_2018/models/C-CO/rpnt_ssl_full/"
+                 "sub-C_ses-CO-20161021/alltrials/seed2",
+                 "results/perich_miller_2018/models/T-RT/rpnt_ssl_frozen/"
+                 "sub-T_ses-RT-20130910/alltrials/seed0",
+                 "results/perich_miller_2018/pretrain/T-CO/ssl/seed1",
+                 "results/perich_miller_2018/pretrain/T-CO/joint/seed1"):
         assert path in out, path
     # Held-out sessions are targets, not pretraining data of their own scenario.
-    assert "models/T-CO/rpnt_full/sub-T_ses-RT-20130820" not in out
+    assert "models/T-CO/rpnt_ssl_full/sub-T_ses-RT-20130820" not in out
 
 
 def test_dataset_without_manifest_is_listed_by_a_checkpoint(workdir):
@@ -205,7 +225,7 @@ def test_adding_a_dataset_is_one_registry_entry(workdir):
                  scenarios={"new_subject": {"target": {"subject": ["B"]}}})
     proc = run_snakemake(workdir, "-n", "--configfile", "config/my_lab.yaml")
     n = job_counts(proc.stdout)
-    assert n["ingest"] == 3 and n["pretrain"] == 1 and n["finetune"] == 4
+    assert n["ingest"] == 3 and n["pretrain"] == 2 and n["finetune"] == 5 * 2
     assert "data/my_lab/sub-B/sub-B_ses-RT-20200105_behavior+ecephys.nwb" in proc.stdout
     assert "simulate" not in n and "download" not in n
 
@@ -304,7 +324,8 @@ def test_slurm_profile_without_sbatch_stops_before_submitting(tmp_path):
 
 @pytest.mark.parametrize("args, expected", [
     (["--config", "pretrain={stepz: 3}"],
-     ["config/tiny.yaml (with --config pretrain): pretrain:", "stepz", "allowed: subsets"]),
+     ["config/tiny.yaml (with --config pretrain): pretrain:", "stepz",
+      "allowed: probe_sessions, subsets"]),
     (["--config", "scenarios={x: {target: {subject: [Q]}}}"],
      ["config/tiny.yaml (with --config scenarios): scenarios.x.target: matches no session",
       "subjects: C, T;", "tasks: center_out, random_target;", "5 sessions"]),
@@ -344,9 +365,11 @@ def test_rpnt_of_another_checkout_stops_the_workflow(tmp_path):
 
 def test_rule_digests_follow_the_config_each_rule_reads():
     cfg = W.resolve_config(W.load_yaml(REPO / "config/tiny.yaml"))
-    jobs = {"pretrain": {"scenario": "cross_session", "seed": "0"},
-            "finetune": {"scenario": "cross_session", "mode": "scratch", "seed": "0"},
-            "baseline": {"scenario": "cross_session", "baseline": "gru", "seed": "0"},
+    jobs = {"pretrain": {"scenario": "cross_session", "pretraining": "ssl", "seed": "0"},
+            "finetune": {"scenario": "cross_session", "model": "rpnt_scratch",
+                         "budget": "all", "seed": "0"},
+            "baseline": {"scenario": "cross_session", "baseline": "gru", "budget": "all",
+                         "seed": "0"},
             "table": {}, "figures": {}}
 
     def changed(change: dict) -> set[str]:
@@ -359,7 +382,7 @@ def test_rule_digests_follow_the_config_each_rule_reads():
     assert changed({"models": ["gru"]}) == {"table", "figures"}
     assert changed({"pretrain": {"train": {"steps": 7}}}) == {"pretrain"}
     assert changed({"model": {"d_model": 48}}) == {"pretrain", "finetune"}
-    assert changed({"finetune": {"fewshot_fraction": 0.5}}) == set()  # scratch ignores it
+    assert changed({"finetune": {"staged_lr_scale": 0.5}}) == set()  # scratch ignores it
     assert changed({"baselines": {"ndt": {"layers": 2}}}) == set()  # not this job's peer
     assert changed({"baselines": {"gru": {"hidden": 8}}}) == {"baseline"}
     assert changed({"scenarios": {"cross_subject": {"target": {"subject": ["C"]}}}}) == \

@@ -34,7 +34,7 @@ with W.stop_on_error():
     # None: the assets are listed at run time by checkpoint list_assets.
     PLANNED = W.planned_sessions(ENTRY)
     PLAN = None if PLANNED is None else W.make_plan(config, PLANNED, SIMULATED, SOURCE)
-    # the model wildcard of rule finetune: the configured RPNT rows
+    # the RPNT rows configured: the {model} values the finetune rule makes
     RPNT_ROWS = W.names_pattern(W.rpnt_rows(config))
 ASSET_MANIFEST = os.path.relpath(ENTRY["source"]["manifest"]) if ENTRY["source"].get(
     "manifest") else ""
