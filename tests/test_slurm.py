@@ -5,7 +5,7 @@ installed with apt-get when missing) and derives test profiles from slurm/config
 and slurm/gpu/config.yaml (the same keys; the test partition; values capped to what
 this one node has; squeue status checks). Two runs, each bounded by `timeout -s INT`:
 
-1. The reduced tiny workflow (one scenario, models wiener and rpnt_full) through the CPU
+1. The reduced tiny workflow (one scenario, wiener and rpnt_joint_full) through the CPU
    profile: every non-local job goes through sbatch with the profile's resources and
    SIGTERM warning, no job asks for a GPU, one submission per job (training jobs score
    their models; one job has the ceilings); SLURM runs them all to completion.
@@ -135,7 +135,8 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     # Few training steps: this test is about submission and scheduling, not accuracy.
     short = {"steps": 6, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3}
     write_config(wd, "slurmtest", "config/tiny.yaml", benchmark="slurmtest",
-                 models=["wiener", "rpnt_full"], scenarios=SCENARIO,
+                 models=["wiener", "rpnt_joint_full"], scenarios=SCENARIO,
+                 budgets=["all"], model_budgets={},
                  pretrain={"train": short}, finetune={"train": short})
     profile = derive_test_profile(wd / "slurm" / "config.yaml", tmp_path / "profile", cluster)
     src = yaml.safe_load((wd / "slurm" / "config.yaml").read_text())
@@ -187,14 +188,14 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
                                                  "rule_pretrain", "rule_table"))]
     assert len(ours) >= len(calls["ingest"]) + 4
     # each training job scored its model
-    for model in ("wiener", "rpnt_full"):
-        assert (wd / f"results/slurmtest/metrics/cross_session/{model}/{SESSION}/seed0.json"
-                ).exists(), model
+    for model in ("wiener", "rpnt_joint_full"):
+        assert (wd / f"results/slurmtest/metrics/cross_session/{model}/{SESSION}/alltrials/"
+                     "seed0.json").exists(), model
     assert all(state == "COMPLETED" for _, state, _, _ in jobs), jobs
 
     # And the workflow's products exist.
     table = wd / "results/benchmark/slurmtest/table.md"
-    assert table.exists() and "rpnt_full" in table.read_text()
+    assert table.exists() and "rpnt_joint_full" in table.read_text()
     assert any((wd / "results/benchmark/slurmtest/figures").glob("*.png"))
 
 
@@ -215,7 +216,8 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
     long = {"steps": 1_000_000, "batch_size": 8, "eval_every": 1_000_000,
             "checkpoint_every": 1_000_000, "patience": 0}
     write_config(wd, "timelimit", "config/tiny.yaml", benchmark="timelimit",
-                 models=["rpnt_scratch"], scenarios=SCENARIO, finetune={"train": long})
+                 models=["rpnt_scratch"], scenarios=SCENARIO, finetune={"train": long},
+                 budgets=["all"], model_budgets={})
     # The store first, locally: this test is about the training job.
     run_snakemake(wd, f"resources/stores/sim_tiny/bin20ms/{SESSION}.zarr", "--cores", "2",
                   "--configfile", "config/timelimit.yaml", timeout=600)
@@ -228,7 +230,7 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
     prof["set-resources"]["finetune"].update(runtime=2, slurm_extra="'--signal=TERM@10'")
     (profile / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
 
-    target = f"results/timelimit/models/cross_session/rpnt_scratch/{SESSION}/seed0"
+    target = f"results/timelimit/models/cross_session/rpnt_scratch/{SESSION}/alltrials/seed0"
     rc, out = run_profile(wd, profile, cluster, tmp_path / "snakemake.log", target,
                           "--configfile", "config/timelimit.yaml")
     calls = [c for cs in _sbatch_calls(out).values() for c in cs]
@@ -241,7 +243,7 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
 
     # Each attempt's log is kept (logs/.../attempts/seed0.<time>.<SLURM job>.log); the
     # job's log is the last attempt's.
-    logs = wd / f"logs/timelimit/finetune/cross_session/scratch/{SESSION}"
+    logs = wd / f"logs/timelimit/finetune/cross_session/rpnt_scratch/{SESSION}/alltrials"
     attempts = sorted((logs / "attempts").glob("seed0.*.log"))
     assert len(attempts) == 2, sorted(map(str, logs.rglob("*")))
     first, second = (a.read_text(errors="replace") for a in attempts)
@@ -253,7 +255,8 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
     resumed = re.search(r"resumed from (\S+) at step (\d+)", second)
     assert resumed, second[-3000:]
     assert resumed[2] == saved[1] and int(saved[1]) > 0
-    ckpt = f"resources/checkpoints/timelimit/finetune/cross_session/scratch/{SESSION}/seed0"
+    ckpt = (f"resources/checkpoints/timelimit/finetune/cross_session/rpnt_scratch/{SESSION}/"
+            "alltrials/seed0")
     assert (wd / resumed[1]).resolve() == (wd / ckpt).resolve()
     again = re.search(r"SIGTERM received at step (\d+)", second)
     assert again and int(again[1]) > int(saved[1]), second[-3000:]

@@ -113,11 +113,11 @@ def test_tiny_dry_run_plans_every_stage(workdir):
     proc = run_snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")
     n = job_counts(proc.stdout)
     targets = 3  # cross_session: C 2016-10-13; cross_subject: T's two sessions
-    budgets = 2  # 4 trials, all
     assert n["simulate"] == 1 and n["ingest"] == 5 and n["manifest"] == 1
     assert n["pretrain"] == 2 * 2  # 2 scenarios x 2 objectives (ssl, joint) x 1 seed
-    assert n["finetune"] == 5 * targets * budgets  # scratch + 4 pretrained rows
-    assert n["baseline"] == _n_baselines() * targets * budgets
+    # every row at all; at 4 trials (model_budgets): gru, rpnt_scratch and the joint rows
+    assert n["finetune"] == (5 + 3) * targets  # scratch + 4 pretrained rows; 3 at 4 trials
+    assert n["baseline"] == (_n_baselines() + 1) * targets
     assert "evaluate" not in n  # each training job scores the model it trained
     assert n["ceiling"] == 1  # every target session's ceiling in one job
     assert n["table"] == n["figures"] == 1
@@ -225,7 +225,7 @@ def test_adding_a_dataset_is_one_registry_entry(workdir):
                  scenarios={"new_subject": {"target": {"subject": ["B"]}}})
     proc = run_snakemake(workdir, "-n", "--configfile", "config/my_lab.yaml")
     n = job_counts(proc.stdout)
-    assert n["ingest"] == 3 and n["pretrain"] == 2 and n["finetune"] == 5 * 2
+    assert n["ingest"] == 3 and n["pretrain"] == 2 and n["finetune"] == 5 + 3
     assert "data/my_lab/sub-B/sub-B_ses-RT-20200105_behavior+ecephys.nwb" in proc.stdout
     assert "simulate" not in n and "download" not in n
 

@@ -32,8 +32,6 @@ from tests.workflow_helpers import (
 
 pytestmark = [pytest.mark.slow]
 
-TARGETS = 3  # cross_session: C 2016-10-13; cross_subject: T's two sessions
-
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -45,6 +43,13 @@ def tiny(tmp_path_factory):
 
 def _models() -> list[str]:
     return W.active_models(W.resolve_config(W.load_yaml(REPO / "config/tiny.yaml")))
+
+
+def _runs(seed: int = 0) -> list[W.Run]:
+    """The decoders the tiny benchmark trains with ``seed`` (rows x targets x budgets)."""
+    cfg = W.resolve_config(W.load_yaml(REPO / "config/tiny.yaml"))
+    plan = W.make_plan(cfg, W.planned_sessions(W.dataset_entry(cfg)), simulated=True)
+    return [r for r in plan.runs() if r.seed == seed]
 
 
 @pytest.mark.timeout(1800)
@@ -61,22 +66,24 @@ def test_tiny_benchmark_end_to_end(tiny):
     rows = list(csv.DictReader(csv_path.open()))
     assert rows
 
-    # One metrics JSON per (scenario, model, target session, seed), each a real score.
+    # One metrics JSON per (scenario, model, target session, budget, seed), each a real
+    # score of a decoder trained on that budget's labelled trials.
     metrics = sorted((wd / "results/tiny/metrics").rglob("seed*.json"))
-    assert len(metrics) == len(models) * TARGETS
+    runs = _runs()
+    assert len(metrics) == len(runs) and {r.budget for r in runs} == {"4", "all"}
     for path in metrics:
         rec = json.loads(path.read_text())
         assert rec["split"] == "test" and rec["n_bins"] > 0
         assert -10 < rec["r2"]["mean"] <= 1
+        assert f"/{rec['model']}/" in str(path) and f"/{rec['budget']}trials/" in str(path)
 
     # Each training job scored its model (the log says so) exactly as a separate
     # `rpnt evaluate` process scores it: the same metrics and predictions, byte for byte.
     session = "sub-T_ses-CO-20130819"
-    for model, job in (("rpnt_full", "finetune/cross_subject/full"),
-                       ("gru", "baseline/cross_subject/gru")):
-        log = (wd / f"logs/tiny/{job}/{session}/seed0.log").read_text()
+    for model, job in (("rpnt_joint_staged", "finetune"), ("gru", "baseline")):
+        run = f"cross_subject/{model}/{session}/4trials/seed0"
+        log = (wd / f"logs/tiny/{job}/{run}.log").read_text()
         assert f"{model} on {session}: R² mean" in log, log[-2000:]
-        run = f"cross_subject/{model}/{session}/seed0"
         subprocess.run(
             ["rpnt", "evaluate", "--model", f"results/tiny/models/{run}",
              "--store", f"resources/stores/sim_tiny/bin20ms/{session}.zarr",
@@ -145,10 +152,10 @@ def test_removing_a_model_plans_only_table_and_figures(tiny):
 
 def test_adding_a_seed_plans_only_that_seeds_jobs(tiny):
     n, out = _plan(tiny, "c_seeds", seeds=[0, 1])
-    models = _models()
-    assert n.pop("pretrain") == 2
-    assert n.pop("finetune") == 4 * TARGETS
-    assert n.pop("baseline") == (len(models) - 4) * TARGETS
+    runs = _runs()
+    assert n.pop("pretrain") == 2 * 2  # scenarios x objectives
+    assert n.pop("finetune") == sum(r.model not in W.BASELINES for r in runs)
+    assert n.pop("baseline") == sum(r.model in W.BASELINES for r in runs)
     assert n == {"table": 1, "figures": 1, "all": 1}
     for output in _planned_outputs(out):
         if "/seed" in output:
@@ -156,13 +163,14 @@ def test_adding_a_seed_plans_only_that_seeds_jobs(tiny):
 
 
 def test_pretraining_change_plans_pretraining_and_what_follows(tiny):
-    """pretrain.train.steps: both pretrainings, the three modes that start from them
-    (each scores its model), table and figures; no ingest, no peer, no RPNT from
-    scratch."""
+    """pretrain.train.steps: every pretraining, the rows that start from them (each
+    scores its model), table and figures; no ingest, no peer, no RPNT from scratch."""
     pre = W.load_yaml(tiny / "config/tiny.yaml")["pretrain"]
     pre["train"] = {**pre["train"], "steps": pre["train"]["steps"] + 10}
     n, out = _plan(tiny, "c_pretrain", pretrain=pre)
-    assert n == {"pretrain": 2, "finetune": 3 * TARGETS, "table": 1, "figures": 1, "all": 1}
+    pretrained = sum(r.model not in W.BASELINES and r.model != "rpnt_scratch"
+                     for r in _runs())
+    assert n == {"pretrain": 4, "finetune": pretrained, "table": 1, "figures": 1, "all": 1}
     assert "rpnt_scratch" not in " ".join(_planned_outputs(out))
 
 

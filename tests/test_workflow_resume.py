@@ -25,9 +25,10 @@ from tests.workflow_helpers import (
 )
 
 SESSION = "sub-T_ses-CO-20130819"
-TARGET = f"results/resume/models/cross_subject/rpnt_scratch/{SESSION}/seed0"
-CKPT = f"resources/checkpoints/resume/finetune/cross_subject/scratch/{SESSION}/seed0"
-LOG = f"logs/resume/finetune/cross_subject/scratch/{SESSION}/seed0.log"
+RUN = f"cross_subject/rpnt_scratch/{SESSION}/alltrials/seed0"
+TARGET = f"results/resume/models/{RUN}"
+CKPT = f"resources/checkpoints/resume/finetune/{RUN}"
+LOG = f"logs/resume/finetune/{RUN}.log"
 
 
 def _our_training_pids(session_leader: int) -> list[int]:
@@ -53,6 +54,7 @@ def test_killed_training_job_resumes_from_checkpoint(tmp_path):
     wd = make_workdir(tmp_path / "wf")
     write_config(
         wd, "resume", "config/tiny.yaml", benchmark="resume", models=["rpnt_scratch"],
+        budgets=["all"], model_budgets={},
         scenarios={"cross_subject": {"target": {"subject": ["T"]}}},
         finetune={"train": {"steps": 300, "batch_size": 8, "lr": 1.0e-3,
                             "warmup_steps": 5, "eval_every": 1000, "checkpoint_every": 10,

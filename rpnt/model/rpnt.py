@@ -86,9 +86,9 @@ class RPNT(nn.Module):
         """Masked causal reconstruction (+ site contrast) (+ velocity) on one batch.
 
         Draws the two mask ratios and the unit mask with ``generator`` (CPU generator),
-        hides the masked inputs from the encoder (``mask_input``), and scores the masked entries. ``window`` (B,) int64:
-        samples with the same id are copies of one window (unit subsets), never
-        negatives of each other in the site contrast.
+        hides the masked inputs from the encoder (``mask_input``), and scores the masked
+        entries. ``window`` (B,) int64: samples with the same id are copies of one window
+        (unit subsets), never negatives of each other in the site contrast.
 
         Joint objective (``velocity`` (B, T, n_axis) normalised targets, NaN where
         unknown, and ``velocity_weight`` > 0): the last ``B // 2`` windows of the batch
