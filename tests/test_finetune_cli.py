@@ -81,7 +81,9 @@ def test_finetune_modes_beat_chance(workspace):
             argv += ["--init", str(workspace / "pre")]
         assert main(argv) == 0
         meta = read_meta(out)
-        assert meta["mode"] == mode and meta["model"] == f"rpnt_{mode}"
+        # the table row: rpnt_scratch, or rpnt_<objective of --init>_<mode>
+        row = "rpnt_scratch" if mode == "scratch" else f"rpnt_ssl_{mode}"
+        assert meta["mode"] == mode and meta["model"] == row
         assert meta["budget"] == "all" and meta["data"]["selection"] == "valid"
         assert (out / "curves.png").is_file() and (out / "metrics.jsonl").is_file()
         assert main(["evaluate", "--model", str(out), "--store", str(store), "--out",

@@ -86,6 +86,5 @@ def run(args: argparse.Namespace) -> int:
         print(summary(evaluate_to_files(
             args.out, args.store, args.metrics, predictions=args.predictions,
             scenario=args.scenario, config=args.config,
-            tags={"model": f"rpnt_{args.mode}", "seed": args.seed,
-                  **parse_tags(args.tag)})))
+            tags={"seed": args.seed, **parse_tags(args.tag)})))
     return 0

@@ -128,6 +128,8 @@ def run_finetune(config: str | Path, mode: str, store: str | Path, seed: int,
     labelled, selection = labelled_trials(cfg, str(config), session, budget, seed)
     init_decoder = None
     mcfg = None
+    # the table row this decoder is: its variant, or rpnt_scratch / rpnt_<objective>_<mode>
+    row = variant or "rpnt_scratch"
     if mode == "scratch":
         mcfg = model_config(cfg, str(config), variant)
     else:
@@ -140,6 +142,8 @@ def run_finetune(config: str | Path, mode: str, store: str | Path, seed: int,
         if scenario:
             _check_no_leak(init_meta, session.session, str(init))
         init_decoder = load_decoder(init)
+        objective = (init_meta.get("pretraining") or {}).get("objective") or "ssl"
+        row = variant or f"rpnt_{objective}_{mode}"
     ckpt = _ckpt_dir(out, checkpoint_dir)
     record = {"mode": mode, "finetune": {**asdict(fcfg), "seed": seed},
               "session": session.session, "scenario": scenario, "n_unit": session.n_unit,
@@ -151,7 +155,7 @@ def run_finetune(config: str | Path, mode: str, store: str | Path, seed: int,
                                      selection=selection, ckpt_dir=ckpt,
                                      log_dir=ckpt / "log", run_key=config_hash(record))
     write_run(decoder, out, ckpt / "log", ckpt, stage="finetune",
-              model=f"rpnt_{mode}", mode=mode, seed=seed, budget=labelled.budget,
+              model=row, mode=mode, seed=seed, budget=labelled.budget,
               scenario=scenario, session=session.session, init=init, variant=variant,
               data=info, fit=fit_summary(result), provenance=provenance(record))
     log.info("finetuned (%s, %s labelled trials) %d steps in %.1f s -> %s", mode,
