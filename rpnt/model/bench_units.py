@@ -17,9 +17,13 @@ from collections.abc import Callable
 
 import torch
 
+from rpnt.atomic import write_json
+from rpnt.errors import RpntError
+from rpnt.machine import machine_summary
 from rpnt.model.bench import peak_rss_increase, time_variants
 from rpnt.model.config import RPNTConfig
 from rpnt.model.rpnt import RPNT
+from rpnt.provenance import provenance
 
 
 def step(size: str, n_units: int, batch: int, sites: int, window: int, objective: str,
@@ -49,10 +53,6 @@ def step(size: str, n_units: int, batch: int, sites: int, window: int, objective
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpnt.atomic import write_json
-    from rpnt.errors import RpntError
-    from rpnt.machine import machine_summary
-    from rpnt.provenance import provenance
 
     if args.units < 1 or args.batch < 1 or args.sites < 1:
         raise RpntError("bench units: --units, --batch and --sites must be >= 1")
