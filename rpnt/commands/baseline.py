@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rpnt.commands._scoring import add_scoring_arguments, check_scoring_arguments, score_trained
+
 NAME = "baseline"
 HELP = "train a peer decoder (wiener, gru, ndt, poyo) on one session store"
 DESCRIPTION = """\
@@ -55,33 +57,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decoder directory to write (atomically)")
     parser.add_argument("--checkpoint-dir", metavar="DIR",
                         help="rolling resume checkpoints (default: <out>.ckpt)")
-    parser.add_argument("--metrics", metavar="METRICS.json",
-                        help="then score the trained decoder on the store's test trials, "
-                             "exactly as 'rpnt evaluate' does, and write its metrics JSON "
-                             "(the workflow scores every model in the job that trained it)")
-    parser.add_argument("--predictions", metavar="P.npz",
-                        help="with --metrics: also save true and predicted velocity on the "
-                             "test trials (as 'rpnt evaluate --predictions')")
-    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
-                        help="with --metrics: extra field of the record, repeatable "
-                             "(e.g. --tag model=rpnt_joint_staged names the table row)")
+    add_scoring_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     # imports here, not at the top: rpnt --help must not import torch
-    from rpnt.errors import RpntError
-    from rpnt.eval.evaluate import evaluate_to_files, parse_tags, summary
     from rpnt.train.runs import run_baseline
 
-    if (args.predictions or args.tag) and not args.metrics:
-        raise RpntError("--predictions and --tag need --metrics METRICS.json")
+    check_scoring_arguments(args)
     run_baseline(args.model, args.store, args.seed, args.out, config=args.config,
                  scenario=args.scenario, budget=args.budget,
                  checkpoint_dir=args.checkpoint_dir)
-    if args.metrics:
-        print(summary(evaluate_to_files(
-            args.out, args.store, args.metrics, predictions=args.predictions,
-            scenario=args.scenario, config=args.config,
-            tags={"model": args.model, "seed": args.seed,
-                  **parse_tags(args.tag)})))
+    score_trained(args, {"model": args.model, "seed": args.seed})
     return 0

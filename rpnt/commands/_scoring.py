@@ -1,0 +1,43 @@
+"""The options with which a training command scores the decoder it has just trained
+(``rpnt finetune`` and ``rpnt baseline``; the workflow scores every model in the job
+that trained it)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rpnt.errors import RpntError
+
+
+def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """--metrics, --predictions and --tag."""
+    parser.add_argument("--metrics", metavar="METRICS.json",
+                        help="then score the trained decoder on the store's test trials, "
+                             "exactly as 'rpnt evaluate' does, and write its metrics JSON "
+                             "(the workflow scores every model in the job that trained it)")
+    parser.add_argument("--predictions", metavar="P.npz",
+                        help="with --metrics: also save true and predicted velocity on the "
+                             "test trials (as 'rpnt evaluate --predictions')")
+    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --metrics: extra field of the record, repeatable "
+                             "(e.g. --tag model=rpnt_joint_staged names the table row)")
+
+
+def check_scoring_arguments(args: argparse.Namespace) -> None:
+    """Before training: --predictions and --tag mean nothing without --metrics."""
+    if (args.predictions or args.tag) and not args.metrics:
+        raise RpntError("--predictions and --tag need --metrics METRICS.json")
+
+
+def score_trained(args: argparse.Namespace, tags: dict[str, Any]) -> None:
+    """After training: score ``args.out`` with --metrics (and --predictions), ``tags``
+    and the --tag fields in the record, and print its one-line summary."""
+    if not args.metrics:
+        return
+    # here, not at the top: rpnt --help must not import torch
+    from rpnt.eval.evaluate import evaluate_to_files, parse_tags, summary
+
+    print(summary(evaluate_to_files(
+        args.out, args.store, args.metrics, predictions=args.predictions,
+        scenario=args.scenario, config=args.config, tags={**tags, **parse_tags(args.tag)})))
