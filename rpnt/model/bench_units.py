@@ -53,7 +53,6 @@ def step(size: str, n_units: int, batch: int, sites: int, window: int, objective
 
 
 def run(args: argparse.Namespace) -> int:
-
     if args.units < 1 or args.batch < 1 or args.sites < 1:
         raise RpntError("bench units: --units, --batch and --sites must be >= 1")
     torch.set_num_threads(1)
