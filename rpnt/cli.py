@@ -8,8 +8,10 @@ libraries (torch, pynwb, ...) inside ``run`` so that ``rpnt --help`` stays insta
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 import traceback
@@ -18,6 +20,11 @@ from collections.abc import Sequence
 import rpnt
 import rpnt.commands
 from rpnt.errors import RpntError
+from rpnt.machine import PEAK_RSS_ENV, peak_rss_bytes
+
+
+def _report_peak_rss() -> None:
+    print("RPNT_PEAK_RSS", peak_rss_bytes(), file=sys.stderr)
 
 
 def _command_modules() -> list:
@@ -55,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if os.environ.get(PEAK_RSS_ENV):
+        atexit.register(_report_peak_rss)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

@@ -73,6 +73,11 @@ def rss_bytes() -> int | None:
     return None if kib is None else kib * 1024
 
 
+#: Set in the environment of an ``rpnt`` command to have it print ``RPNT_PEAK_RSS <bytes>``
+#: (its VmHWM) on stderr at exit (``rpnt bench ingest --cli``).
+PEAK_RSS_ENV = "RPNT_REPORT_PEAK_RSS"
+
+
 def peak_rss_bytes() -> int | None:
     """Peak resident set size of this process since start or the last reset (VmHWM)."""
     kib = _status_kib("VmHWM")

@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rpnt.bench.attention import grouped_conv2d_attention
 from rpnt.model.attention import (
     ContextKernelGenerator,
     MultiHeadAttention,
     causal_future,
     identity_kernel,
 )
-from rpnt.model.bench import grouped_conv2d_attention
 from rpnt.model.ctx_attn import fused_context_attention
 
 torch.set_num_threads(1)

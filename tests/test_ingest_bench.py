@@ -7,10 +7,10 @@ import re
 import h5py
 import numpy as np
 
+from rpnt.bench.bigfile import BigSpec, write_big_nwb
+from rpnt.bench.ingest import FLOOR_DATASETS, read_floor
 from rpnt.cli import main
 from rpnt.ingest import ingest_file
-from rpnt.ingest.bench import FLOOR_DATASETS, read_floor
-from rpnt.ingest.bigfile import BigSpec, write_big_nwb
 from rpnt.machine import machine_summary
 from rpnt.store import load_session
 

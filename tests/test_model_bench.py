@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
+from rpnt.bench.attention import peak_rss_increase
 from rpnt.cli import main
 from rpnt.machine import cpu_model, reset_peak_rss
-from rpnt.model.bench import peak_rss_increase
 
 torch.set_num_threads(1)
 

@@ -13,7 +13,7 @@ from nwb_factory import Spec, write_nwb
 from rpnt.errors import RpntError
 from rpnt.ingest import IngestConfig, build_dataset
 from rpnt.ingest.adapters import load_source
-from rpnt.ingest.nwbio import open_nwb
+from rpnt.nwb.read import open_nwb
 from rpnt.store import SCHEMA_VERSION, VARIABLES, load_session, open_store, write_store
 
 

@@ -76,12 +76,12 @@ def _units_arguments(parser: argparse.ArgumentParser) -> None:
 #: Arguments are declared here, not in the modules, so that building the parser for
 #: any rpnt command never imports torch or h5py.
 TARGETS = {
-    "ingest": ("rpnt.ingest.bench",
+    "ingest": ("rpnt.bench.ingest",
                "ingest time, spikes/s and peak RSS vs. the h5py floor (--cli: the command)",
                _ingest_arguments),
-    "attention": ("rpnt.model.bench",
+    "attention": ("rpnt.bench.attention",
                   "context attention vs. SDPA and grouped conv2d", _attention_arguments),
-    "units": ("rpnt.model.bench_units",
+    "units": ("rpnt.bench.units",
               "an RPNT training step with every unit (--units per site) vs 50 slots",
               _units_arguments),
 }

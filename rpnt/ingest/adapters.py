@@ -25,8 +25,8 @@ import h5py
 import numpy as np
 
 from rpnt.errors import RpntError
-from rpnt.ingest import nwbio
-from rpnt.ingest.nwbio import BEHAVIOUR, Meta, Series, Units
+from rpnt.nwb import read as nwb_read
+from rpnt.nwb.read import BEHAVIOUR, Meta, Series, Units
 
 log = logging.getLogger("rpnt.ingest")
 
@@ -76,9 +76,9 @@ class Source:
 
 def detect(f: h5py.File, entry: dict[str, Any] | None = None) -> str:
     """Pick an adapter by the objects present in the file."""
-    if nwbio.is_series(f, PM_VEL) or nwbio.is_series(f, PM_POS):
+    if nwb_read.is_series(f, PM_VEL) or nwb_read.is_series(f, PM_POS):
         return "perich_miller"
-    if any(nwbio.is_series(f, f"{BEHAVIOUR}/{n}") for n in NLB_VEL + NLB_POS):
+    if any(nwb_read.is_series(f, f"{BEHAVIOUR}/{n}") for n in NLB_VEL + NLB_POS):
         return "nlb"
     if entry and entry.get("generic"):
         return "generic"
@@ -152,10 +152,10 @@ def _behaviour(f: h5py.File, vel_path: str | None, pos_path: str | None,
                notes: list[str]) -> tuple[Series, Series | None, str]:
     fn = f.filename
     pos = None
-    if pos_path and nwbio.is_series(f, pos_path):
-        pos = clean_series(fn, nwbio.read_series(f, pos_path), notes)
-    if vel_path and nwbio.is_series(f, vel_path):
-        vel = clean_series(fn, nwbio.read_series(f, vel_path), notes)
+    if pos_path and nwb_read.is_series(f, pos_path):
+        pos = clean_series(fn, nwb_read.read_series(f, pos_path), notes)
+    if vel_path and nwb_read.is_series(f, vel_path):
+        vel = clean_series(fn, nwb_read.read_series(f, vel_path), notes)
         return vel, pos, vel_path
     if pos is not None:
         msg = f"{fn}: no velocity series ({vel_path}); velocity derived from {pos_path}"
@@ -168,23 +168,23 @@ def _behaviour(f: h5py.File, vel_path: str | None, pos_path: str | None,
 
 
 def _base_trials(f: h5py.File) -> tuple[set[str], np.ndarray, np.ndarray]:
-    cols = nwbio.trial_columns(f)
+    cols = nwb_read.trial_columns(f)
     if not {"start_time", "stop_time"} <= cols:
         raise RpntError(f"{f.filename}: no trials table with start_time/stop_time at "
-                        f"{nwbio.TRIALS}; splits and scoring need trials")
-    start = nwbio.trial_col(f, "start_time").astype(np.float64)
-    stop = nwbio.trial_col(f, "stop_time").astype(np.float64)
+                        f"{nwb_read.TRIALS}; splits and scoring need trials")
+    start = nwb_read.trial_col(f, "start_time").astype(np.float64)
+    stop = nwb_read.trial_col(f, "stop_time").astype(np.float64)
     return cols, start, stop
 
 
 def _col(f: h5py.File, cols: set[str], name: str | None, n: int, fill=np.nan) -> np.ndarray:
     if name and name in cols:
-        return nwbio.trial_col(f, name)
+        return nwb_read.trial_col(f, name)
     return np.full(n, fill, dtype=object if isinstance(fill, str) else np.float64)
 
 
 def _no_go_cue(fn: str, notes: list[str]) -> str:
-    msg = (f"{fn}: {nwbio.TRIALS} has no go_cue_time column; scoring whole trials "
+    msg = (f"{fn}: {nwb_read.TRIALS} has no go_cue_time column; scoring whole trials "
            "instead of go cue -> trial end")
     log.warning(msg)
     notes.append(msg)
@@ -207,8 +207,8 @@ def _mask_outliers(f: h5py.File, vel: Series, pos: Series | None, thr: dict,
     bad = []
     if pos is not None and thr.get("pos_cm") is not None:
         bad.append(pos.t[above(pos.data, float(thr["pos_cm"]))])
-    if thr.get("acc") is not None and nwbio.is_series(f, PM_ACC):
-        acc = nwbio.read_series(f, PM_ACC)
+    if thr.get("acc") is not None and nwb_read.is_series(f, PM_ACC):
+        acc = nwb_read.read_series(f, PM_ACC)
         bad.append(acc.t[above(acc.data, float(thr["acc"]))])
     bad_t = np.concatenate(bad) if bad else np.zeros(0)
     if not bad_t.size:
@@ -235,7 +235,7 @@ def _mask_outliers(f: h5py.File, vel: Series, pos: Series | None, thr: dict,
 def perich_miller(f: h5py.File, meta: Meta, entry: dict) -> Source:
     notes: list[str] = []
     fn = f.filename
-    units = nwbio.read_units(f)
+    units = nwb_read.read_units(f)
     vel, pos, vsrc = _behaviour(f, PM_VEL, PM_POS, notes)
     thr = entry.get("outliers", PM_OUTLIERS)
     if thr:
@@ -244,10 +244,10 @@ def perich_miller(f: h5py.File, meta: Meta, entry: dict) -> Source:
     n, dur = start.shape[0], stop - start
     result = _col(f, cols, "result", n, "").astype(str).astype(object)
     rt = "go_cue_time_array" in cols or "num_attempted" in cols
-    task = entry.get("task") or nwbio.TASK_CODES.get(meta.task_code or "") or (
+    task = entry.get("task") or nwb_read.TASK_CODES.get(meta.task_code or "") or (
         "random_target" if rt else "center_out")
     if task == "random_target":
-        go = (nwbio.trial_col(f, "go_cue_time_array").astype(np.float64)[:, 0]
+        go = (nwb_read.trial_col(f, "go_cue_time_array").astype(np.float64)[:, 0]
               if "go_cue_time_array" in cols else _col(f, cols, "go_cue_time", n))
         att = _col(f, cols, "num_attempted", n, np.nan).astype(np.float64)
         valid = (result == "R") & (dur >= 2.0) & (dur <= 10.0)
@@ -256,7 +256,7 @@ def perich_miller(f: h5py.File, meta: Meta, entry: dict) -> Source:
         cond = None
         if "target_dir" in cols:
             # one condition per attempted reach: the octant of its direction
-            dirs = nwbio.trial_col(f, "target_dir").astype(np.float64).reshape(n, -1)
+            dirs = nwb_read.trial_col(f, "target_dir").astype(np.float64).reshape(n, -1)
             attempted = np.arange(dirs.shape[1])[None, :] < np.where(
                 np.isfinite(att), att, dirs.shape[1])[:, None]
             cond = np.where(attempted, direction_octant(dirs), -1)
@@ -267,11 +267,11 @@ def perich_miller(f: h5py.File, meta: Meta, entry: dict) -> Source:
     valid = (result == "R") & (dur >= 0.5) & (dur <= 6.0)
     cond = None
     if "target_id" in cols:
-        target = nwbio.trial_col(f, "target_id").astype(np.float64)
+        target = nwb_read.trial_col(f, "target_id").astype(np.float64)
         valid &= np.isfinite(target)
         cond = condition_ids(target)
     if "go_cue_time" in cols:
-        go = nwbio.trial_col(f, "go_cue_time").astype(np.float64)
+        go = nwb_read.trial_col(f, "go_cue_time").astype(np.float64)
         valid &= np.isfinite(go)
         ev0, period = go.copy(), "go cue to trial end"
     else:
@@ -295,11 +295,11 @@ def _nlb_task(cols: set[str], vel_name: str) -> str:
 
 def nlb(f: h5py.File, meta: Meta, entry: dict) -> Source:
     notes: list[str] = []
-    units = nwbio.read_units(f)
-    vel_name = next((n for n in NLB_VEL if nwbio.is_series(f, f"{BEHAVIOUR}/{n}")), NLB_VEL[0])
+    units = nwb_read.read_units(f)
+    vel_name = next((n for n in NLB_VEL if nwb_read.is_series(f, f"{BEHAVIOUR}/{n}")), NLB_VEL[0])
     pos_name = next((n for n in NLB_POS if n.split("_")[0] == vel_name.split("_")[0]
-                     and nwbio.is_series(f, f"{BEHAVIOUR}/{n}")), None)
-    pos_name = pos_name or next((n for n in NLB_POS if nwbio.is_series(f, f"{BEHAVIOUR}/{n}")),
+                     and nwb_read.is_series(f, f"{BEHAVIOUR}/{n}")), None)
+    pos_name = pos_name or next((n for n in NLB_POS if nwb_read.is_series(f, f"{BEHAVIOUR}/{n}")),
                                 None)
     vel, pos, vsrc = _behaviour(f, f"{BEHAVIOUR}/{vel_name}",
                                 f"{BEHAVIOUR}/{pos_name}" if pos_name else None, notes)
@@ -308,17 +308,17 @@ def nlb(f: h5py.File, meta: Meta, entry: dict) -> Source:
     fsplit = None
     valid = np.ones(n, bool)
     if "split" in cols:
-        raw = nwbio.trial_col(f, "split").astype(str)
+        raw = nwb_read.trial_col(f, "split").astype(str)
         fsplit = np.array([{"val": "valid"}.get(s, s) for s in raw.tolist()], dtype=object)
         valid &= fsplit != "none"
     result = _col(f, cols, "result", n, "").astype(str).astype(object)
     go = _col(f, cols, "go_cue_time", n).astype(np.float64)
     if "move_onset_time" in cols:
-        mo = nwbio.trial_col(f, "move_onset_time").astype(np.float64)
+        mo = nwb_read.trial_col(f, "move_onset_time").astype(np.float64)
         valid &= np.isfinite(mo)
         ev0, ev1, period = mo + NLB_EVAL_S[0], mo + NLB_EVAL_S[1], "move onset -250..+450 ms"
     else:
-        msg = f"{f.filename}: {nwbio.TRIALS} has no move_onset_time; scoring whole trials"
+        msg = f"{f.filename}: {nwb_read.TRIALS} has no move_onset_time; scoring whole trials"
         log.warning(msg)
         notes.append(msg)
         ev0, ev1, period = start.copy(), stop.copy(), "trial (no move onset in the file)"
@@ -334,7 +334,7 @@ def generic(f: h5py.File, meta: Meta, entry: dict) -> Source:
         raise RpntError(f"{f.filename}: the generic adapter needs a registry entry with "
                         "generic: {velocity: <TimeSeries path>} (or position:)")
     notes: list[str] = []
-    units = nwbio.read_units(f)
+    units = nwb_read.read_units(f)
     vel, pos, vsrc = _behaviour(f, g.get("velocity"), g.get("position"), notes)
     cols, start, stop = _base_trials(f)
     n, dur = start.shape[0], stop - start
@@ -356,7 +356,7 @@ def generic(f: h5py.File, meta: Meta, entry: dict) -> Source:
                                                                else ev1) + off1
     valid &= np.isfinite(ev0) & np.isfinite(ev1)
     period = f"{ev.get('start', 'start_time')}{off0:+g}s -> {ev.get('stop', 'stop_time')}{off1:+g}s"
-    task = g.get("task") or entry.get("task") or nwbio.TASK_CODES.get(meta.task_code or "",
+    task = g.get("task") or entry.get("task") or nwb_read.TASK_CODES.get(meta.task_code or "",
                                                                       "unknown")
     cond = None
     if g.get("condition"):
@@ -373,6 +373,6 @@ def load_source(f: h5py.File, path, adapter: str, entry: dict | None) -> Source:
         adapter = detect(f, entry)
     if adapter not in ADAPTERS:
         raise RpntError(f"unknown adapter {adapter!r}; choose one of auto, {', '.join(ADAPTERS)}")
-    meta = nwbio.read_meta(f, path)
+    meta = nwb_read.read_meta(f, path)
     return {"perich_miller": perich_miller, "nlb": nlb, "generic": generic}[adapter](
         f, meta, entry)

@@ -25,9 +25,9 @@ from rpnt.atomic import check_overwrite
 from rpnt.errors import RpntError
 from rpnt.ingest import binning, splits
 from rpnt.ingest.adapters import Source, load_source
-from rpnt.ingest.nwbio import open_nwb
 from rpnt.ingest.sources import find_asset, load_registry_entry
 from rpnt.ingest.splits import SplitConfig
+from rpnt.nwb.read import open_nwb
 from rpnt.provenance import git_commit, package_versions, sha256_file
 from rpnt.store import SCHEMA_VERSION, SPLIT_ATTRS, Runs, StoreData, Var, write_store
 

@@ -1,6 +1,6 @@
 """Write one simulated session as an NWB file in the DANDI 000688 (Perich-Miller) layout.
 
-The file skeleton is :mod:`rpnt.ingest.nwbwrite`, shared with the generator of ``rpnt
+The file skeleton is :mod:`rpnt.nwb.write`, shared with the generator of ``rpnt
 bench ingest``; this module maps a :class:`SimSession` onto it. Objects, as in 000688: a
 device and an electrode group ``electrode_group_<site>`` per array (96 channels), the
 electrodes table with ``location, group, group_name, label, bank, pin, filtering`` (plus
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rpnt.ingest import nwbwrite
-from rpnt.ingest.nwbwrite import N_WAVEFORM_SAMPLES
+from rpnt.nwb import write as nwb_write
+from rpnt.nwb.write import N_WAVEFORM_SAMPLES
 from rpnt.sim.session import SimSession
 
 BEHAVIOUR_STEP = 2  #: fine-grid samples per behaviour sample (DT 5 ms -> 100 Hz)
@@ -85,7 +85,7 @@ def write_nwb(sim: SimSession, path: str | Path, *, waveforms_per_unit: int | No
     )
     nwb.subject = Subject(subject_id=subj.subject_id, species="Macaca mulatta", sex=subj.sex,
                           age=subj.age, description="simulated rhesus macaque")
-    elec_offset = nwbwrite.add_sites(nwb, subj.sites)
+    elec_offset = nwb_write.add_sites(nwb, subj.sites)
 
     # Units: spike trains, their electrode, and a few waveforms each.
     wf_rng = np.random.default_rng(np.random.SeedSequence([sim.seed, 7, sim.session_hash]))
@@ -94,17 +94,17 @@ def write_nwb(sim: SimSession, path: str | Path, *, waveforms_per_unit: int | No
     templates = np.stack([_waveform_template(wf_rng) for _ in range(sim.n_units)])
     wf = np.repeat(templates, n_wf, axis=0)
     wf = (wf + wf_rng.normal(0, 8, wf.shape)).astype(np.int16)  # (sum n_wf, 48)
-    nwbwrite.add_units(nwb, sim.spike_times, n_spk, elec_offset[sim.unit_site] + sim.unit_channel,
+    nwb_write.add_units(nwb, sim.spike_times, n_spk, elec_offset[sim.unit_site] + sim.unit_channel,
                        wf, n_wf, description="sorted units (simulated)")
 
     tr = sim.behaviour.trials
     cols = _CO_COLUMNS if sim.spec.task == "CO" else _RT_COLUMNS
-    nwbwrite.add_trials(nwb, tr["start_time"], tr["stop_time"], {
+    nwb_write.add_trials(nwb, tr["start_time"], tr["stop_time"], {
         name: (desc, [str(v) for v in tr[name]] if name == "result" else tr[name])
         for name, desc in cols.items()})
     ts, pos, vel, acc = glitched_kinematics(sim)
-    nwbwrite.add_cursor_kinematics(nwb, ts, pos, vel, acc, "cursor kinematics (manipulandum)")
-    nwbwrite.write(nwb, path)
+    nwb_write.add_cursor_kinematics(nwb, ts, pos, vel, acc, "cursor kinematics (manipulandum)")
+    nwb_write.write(nwb, path)
 
 
 def glitched_kinematics(sim: SimSession) -> tuple[np.ndarray, ...]:

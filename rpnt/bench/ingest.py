@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -29,9 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from rpnt.bench.bigfile import BigSpec, write_big_nwb
 from rpnt.ingest import ingest_file
-from rpnt.ingest.bigfile import BigSpec, write_big_nwb
-from rpnt.machine import machine_summary, usable_cpus
+from rpnt.machine import PEAK_RSS_ENV, machine_summary, usable_cpus
 from rpnt.provenance import sha256_file
 
 FLOOR_DATASETS = (
@@ -104,24 +105,19 @@ def _memory_increase(small: Path, big: Path, out: Path, threads: int) -> int | N
     return None if v < 0 else v
 
 
-#: ``python -m rpnt`` that also reports the process's own peak RSS (VmHWM) at exit. The
-#: child's rusage cannot be used: Linux carries the forking parent's high-water mark
-#: (this bench's, with the generated arrays) into the child's ru_maxrss.
-_CLI_CHILD = """
-import atexit, sys
-from rpnt.machine import peak_rss_bytes
-atexit.register(lambda: print("RPNT_PEAK_RSS", peak_rss_bytes(), file=sys.stderr))
-from rpnt.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def _run_cli(nwb: Path, out: Path, threads: int) -> tuple[float, int]:
-    """One ``rpnt ingest`` in a fresh process: (wall s, the process's peak RSS bytes)."""
-    cmd = [sys.executable, "-c", _CLI_CHILD, "ingest", str(nwb), "--out", str(out),
+    """One ``rpnt ingest`` in a fresh process: (wall s, the process's peak RSS bytes).
+
+    The command reports its own peak RSS (VmHWM) at exit: the child's rusage cannot be
+    used, as Linux carries the forking parent's high-water mark (this bench's, with the
+    generated arrays) into the child's ru_maxrss.
+    """
+    cmd = [sys.executable, "-m", "rpnt", "ingest", str(nwb), "--out", str(out),
            "--threads", str(threads)]
+    env = {**os.environ, PEAK_RSS_ENV: "1"}  # the command prints its VmHWM at exit
     t = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       env=env)
     wall = time.perf_counter() - t
     if r.returncode:
         raise RuntimeError(f"rpnt ingest failed: {r.stderr[-2000:]}")

@@ -4,9 +4,9 @@ One training step of the whole model - forward + backward of the finetuning loss
 (velocity MSE) and of the pretraining loss (masked reconstruction + site contrast) - at
 ``--units`` unit slots per site (every unit of a large array) and at 50 (the released
 code's slot limit), for each size preset, interleaved in one process as in
-:mod:`rpnt.model.bench`: process CPU time with one thread, minimum / median over the
+:mod:`rpnt.bench.attention`: process CPU time with one thread, minimum / median over the
 rounds and the ratio of minima; peak RSS increase of one step (median of 3), measured
-apart from the timing (:func:`rpnt.model.bench.peak_rss_increase`).
+apart from the timing (:func:`rpnt.bench.attention.peak_rss_increase`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Callable
 import torch
 
 from rpnt.atomic import write_json
+from rpnt.bench.attention import peak_rss_increase, time_variants
 from rpnt.errors import RpntError
 from rpnt.machine import machine_summary
-from rpnt.model.bench import peak_rss_increase, time_variants
 from rpnt.model.config import RPNTConfig
 from rpnt.model.rpnt import RPNT
 from rpnt.provenance import provenance

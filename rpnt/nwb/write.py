@@ -1,7 +1,7 @@
 """Write NWB files in the DANDI 000688 (Perich-Miller) layout from whole arrays.
 
 One skeleton for the two writers of such files, the simulator (:mod:`rpnt.sim.nwb`) and
-the generator of ``rpnt bench ingest`` (:mod:`rpnt.ingest.bigfile`). It writes the
+the generator of ``rpnt bench ingest`` (:mod:`rpnt.bench.bigfile`). It writes the
 objects :func:`rpnt.ingest.adapters.perich_miller` reads, at the paths DANDI 000688 has:
 
 - a device and an electrode group ``electrode_group_<site>`` per recording site, and the

@@ -1,0 +1,1 @@
+"""``rpnt bench``: speed and memory measured side by side in one run (one module per target)."""
