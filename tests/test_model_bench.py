@@ -63,3 +63,34 @@ def test_bench_units_cli(tmp_path, capsys):
                                                                   ("tiny", "pretrain")]
     for r in data["rows"]:
         assert set(r["cpu_ms_min"]) == {"50", "64"} and r["time_ratio"] > 0
+
+
+def test_bench_train_cli(tmp_path, capsys):
+    out = tmp_path / "train.json"
+    rc = main(["bench", "train", "--sizes", "tiny", "--batch", "2", "--window", "8",
+               "--units", "8", "--repeats", "1", "--json", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert cpu_model() in printed and "rpnt / standard" in printed
+    (row,) = json.loads(out.read_text())["rows"]
+    assert set(row["cpu_ms_min"]) == {"rpnt", "standard", "rpnt -ctx", "rpnt -rope",
+                                      "rpnt -drop"}
+    assert row["rpnt_over_standard"] > 0
+
+
+def test_standard_transformer_is_causal():
+    import torch
+
+    from rpnt.bench.train import StandardTransformer
+    from rpnt.model.config import RPNTConfig
+    from rpnt.model.rpnt import RPNT
+
+    cfg = RPNTConfig.preset("tiny", n_units=6, window=10)
+    ref = StandardTransformer(cfg, RPNT(cfg)).eval()
+    x = torch.rand(1, 1, 10, 6)
+    y = x.clone()
+    y[:, :, 7:] += 1.0  # change the future from bin 7 on
+    with torch.no_grad():
+        a, b = ref(x), ref(y)
+    assert torch.allclose(a[:, :7], b[:, :7], atol=1e-6)
+    assert not torch.allclose(a[:, 7:], b[:, 7:])

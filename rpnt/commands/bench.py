@@ -6,7 +6,7 @@ import argparse
 import importlib
 
 NAME = "bench"
-HELP = "measure speed and memory against a reference, side by side (ingest, attention)"
+HELP = "speed and memory against a reference, side by side (ingest, attention, units, train)"
 DESCRIPTION = """\
 Benchmarks print ratios measured in the same process and run, never absolute timings
 checked by a test:
@@ -15,6 +15,8 @@ checked by a test:
   rpnt bench ingest --cli  the rpnt ingest command (fresh process) vs. the same floor
   rpnt bench attention   context attention vs. PyTorch SDPA and a grouped-conv2d version
   rpnt bench units       an RPNT training step reading every unit (200 per site) vs 50 slots
+  rpnt bench train       an RPNT training step vs. a standard (SDPA) transformer of the
+                         same size, and where the step's time goes
 """
 
 
@@ -72,6 +74,24 @@ def _units_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the figures (with provenance) to this JSON file")
 
 
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"],
+                        choices=["tiny", "small", "medium", "large"],
+                        help="size presets (default tiny small)")
+    parser.add_argument("--units", type=int, default=64,
+                        help="unit slots per site (default 64)")
+    parser.add_argument("--batch", type=int, default=32, help="windows per batch (default 32)")
+    parser.add_argument("--sites", type=int, default=2, help="sites per window (default 2)")
+    parser.add_argument("--window", type=int, default=50, help="bins per window (default 50)")
+    parser.add_argument("--repeats", type=int, default=10,
+                        help="interleaved rounds of every variant (default 10)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print the torch.profiler operator table of an RPNT step")
+    parser.add_argument("--seed", type=int, default=0, help="seed of models and inputs")
+    parser.add_argument("--json", default=None, metavar="OUT",
+                        help="also write the figures (with provenance) to this JSON file")
+
+
 #: benchmark name -> (module with run(args) -> int, help, argument declarations).
 #: Arguments are declared here, not in the modules, so that building the parser for
 #: any rpnt command never imports torch or h5py.
@@ -84,6 +104,9 @@ TARGETS = {
     "units": ("rpnt.bench.units",
               "an RPNT training step with every unit (--units per site) vs 50 slots",
               _units_arguments),
+    "train": ("rpnt.bench.train",
+              "an RPNT training step vs. a standard transformer of the same size",
+              _train_arguments),
 }
 
 

@@ -27,6 +27,7 @@ from torch import nn
 from rpnt.errors import RpntError
 from rpnt.model.attention import MultiHeadAttention
 from rpnt.model.config import META_COORDS, RPNTConfig
+from rpnt.model.dropout import Dropout
 from rpnt.model.readin import ContextLinear
 from rpnt.model.rope import RotaryEmbedding, sinusoidal_table
 
@@ -56,9 +57,9 @@ class Block(nn.Module):
         self.attn = MultiHeadAttention(d, cfg.n_heads, cfg.dropout, kind=kind, causal=causal,
                                        kernel_size=cfg.kernel_size, ctx_dim=cfg.ctx_dim)
         self.norm2 = nn.LayerNorm(d)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Dropout(cfg.dropout),
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), Dropout(cfg.dropout),
                                  nn.Linear(4 * d, d))
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, angles: torch.Tensor | None = None,
                 key_mask: torch.Tensor | None = None,
@@ -77,7 +78,7 @@ class Encoder(nn.Module):
         self.cfg = cfg
         d = cfg.d_model
         self.embed = ContextLinear(cfg.n_units, d, cfg.n_readins)
-        self.embed_drop = nn.Dropout(cfg.dropout)
+        self.embed_drop = Dropout(cfg.dropout)
         self.rotary: RotaryEmbedding | None = None
         self.learned_pos: nn.Parameter | None = None
         if cfg.pos_encoding in ("mrope", "rope_time", "mrope_legacy"):
