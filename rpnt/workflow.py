@@ -34,13 +34,14 @@ import yaml
 from snakemake.utils import validate
 
 import rpnt
-from rpnt.acquire.registry import get_dataset, load_registry
-from rpnt.acquire.registry import planned_sessions as registry_sessions
 from rpnt.atomic import write_text
 from rpnt.configfile import load_yaml, merge, model_section
 from rpnt.data.scenarios import scenario_from_config
 from rpnt.errors import RpntError
 from rpnt.provenance import config_hash, poyo_available
+from rpnt.registry.entries import get_dataset, load_registry
+from rpnt.registry.entries import planned_sessions as registry_sessions
+from rpnt.sim.presets import session_ids
 from rpnt.train.rows import ALL, BASELINE_MODELS, BUILTIN_ROWS, parse_row
 
 # re-exported: the workflow plans POYO jobs only when installed; merge for the Snakefile
@@ -465,7 +466,7 @@ def planned_sessions(entry: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     ``None`` means the dataset has no committed asset manifest: the workflow then lists
     its assets at run time (checkpoint ``list_assets``) and plans from that TSV.
     """
-    sessions = registry_sessions(entry)
+    sessions = registry_sessions(entry, simulated=session_ids)
     return None if sessions is None else [dict(s) for s in sessions]
 
 

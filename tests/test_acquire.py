@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from dandi_server import DandiTestServer
 
 from rpnt.acquire.fetch import fetch_dataset
-from rpnt.acquire.manifest import read_asset_manifest
 from rpnt.cli import main
 from rpnt.errors import RpntError
+from rpnt.registry.assets import read_asset_manifest
 
 PUBLISHED = "0.250122.1735"
 OLDER = "0.240101.0000"
@@ -154,7 +154,7 @@ def test_list_only_downloads_nothing(server, registry, tmp_path, capsys):
     assert printed["path"].tolist() == sorted(FILES)
     assert read_asset_manifest(man)["path"].tolist() == sorted(FILES)
     # the workflow's checkpoint path: sessions planned from the fetched manifest
-    from rpnt.acquire.registry import get_dataset, planned_sessions
+    from rpnt.registry.entries import get_dataset, planned_sessions
 
     entry = get_dataset("toy", registry)
     assert planned_sessions(entry) is None  # no committed manifest
@@ -338,7 +338,7 @@ def test_generated_nwb_files_round_trip(tmp_path):
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.file import Subject
 
-    from rpnt.acquire.naming import session_id_from_asset_path
+    from rpnt.registry.naming import session_id_from_asset_path
 
     rels = ["sub-J/sub-J_ses-CO-20160405_behavior+ecephys.nwb",
             "sub-T/sub-T_ses-RT-20130910_behavior+ecephys.nwb"]

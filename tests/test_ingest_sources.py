@@ -1,5 +1,6 @@
-"""Generic adapter driven by a registry entry, registry formats, asset-manifest provenance,
-and the counting and merging of per-unit spike runs."""
+"""Generic adapter driven by a registry entry, the registry as ingest reads it (the one
+validated reader, rpnt.registry), asset-manifest provenance, and the counting and merging
+of per-unit spike runs."""
 
 from __future__ import annotations
 
@@ -13,17 +14,16 @@ from rpnt.cli import main
 from rpnt.errors import RpntError
 from rpnt.ingest import IngestConfig, ingest_file
 from rpnt.ingest.binning import count_spikes, make_edges
-from rpnt.ingest.sources import load_registry_entry
+from rpnt.registry.entries import registry_entry
 from rpnt.provenance import sha256_file
 from rpnt.store import load_session, time_order
 
 ENTRY = {
     "name": "churchland_like",
     "source": {"type": "dandi", "dandiset": "000070", "version": "0.230317.0033",
-               "extra_key": 1},
+               "assets": {"glob": "sub-*/*.nwb"}},
     "adapter": "generic",
     "task": "center_out",
-    "unknown_key": [1, 2],
     "generic": {
         "position": "processing/behavior/Position/Hand",
         "go_cue": "go_cue_time",
@@ -45,7 +45,8 @@ def churchland_like(tmp_path):
         f.move("processing/behavior/Position/cursor_pos", "processing/behavior/Position/Hand")
         del f["processing/behavior/Velocity"]
     reg = tmp_path / "datasets.yaml"
-    reg.write_text(yaml.safe_dump({"datasets": [ENTRY, {"name": "other", "adapter": "nlb"}]}))
+    other = {"name": "other", "adapter": "nlb", "source": {"type": "local", "folder": "."}}
+    reg.write_text(yaml.safe_dump({"datasets": [ENTRY, other]}))
     return p, tr, reg
 
 
@@ -69,17 +70,23 @@ def test_generic_adapter_from_registry(churchland_like, tmp_path):
     assert ((s.trial_split != "none") == valid).all()
 
 
-def test_registry_formats_and_errors(tmp_path):
-    for doc in ({"datasets": [ENTRY]}, [ENTRY], {"churchland_like": ENTRY},
-                {"datasets": {"churchland_like": {k: v for k, v in ENTRY.items()
-                                                  if k != "name"}}}):
-        reg = tmp_path / "r.yaml"
-        reg.write_text(yaml.safe_dump(doc))
-        e = load_registry_entry(reg, "churchland_like")
-        assert e["name"] == "churchland_like" and e["generic"]["go_cue"] == "go_cue_time"
-        assert load_registry_entry(reg, None)["name"] == "churchland_like"
+def test_ingest_reads_the_registry_strictly(churchland_like, tmp_path):
+    p, _, reg = churchland_like
+    assert registry_entry(reg, "churchland_like")["generic"]["go_cue"] == "go_cue_time"
+    with pytest.raises(RpntError, match="holds 2 datasets; pass --dataset NAME"):
+        registry_entry(reg, None)
+    one = tmp_path / "one.yaml"
+    one.write_text(yaml.safe_dump({"datasets": [ENTRY]}))
+    assert registry_entry(one, None)["name"] == "churchland_like"
     with pytest.raises(RpntError, match="no dataset named 'nope'"):
-        load_registry_entry(reg, "nope")
+        registry_entry(one, "nope")
+    # an unknown key is an error naming the file and the key, and no store is written
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"datasets": [{**ENTRY, "colour": "red"}]}))
+    out = tmp_path / "s.zarr"
+    with pytest.raises(RpntError, match=r"bad\.yaml.*'colour' was unexpected"):
+        ingest_file(p, out, cfg=IngestConfig(dataset="churchland_like"), registry=bad)
+    assert not out.exists()
 
 
 def test_asset_manifest_provenance(churchland_like, tmp_path):

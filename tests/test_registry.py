@@ -12,9 +12,9 @@ import yaml
 
 from rpnt.acquire.dandi import asset_url, version_url
 from rpnt.acquire.fetch import fetch_dataset
-from rpnt.acquire.manifest import read_asset_manifest
-from rpnt.acquire.naming import parse_session_id, session_id_from_asset_path
-from rpnt.acquire.registry import (
+from rpnt.errors import RpntError
+from rpnt.registry.assets import read_asset_manifest
+from rpnt.registry.entries import (
     DEFAULT_API_URL,
     get_dataset,
     load_registry,
@@ -23,7 +23,7 @@ from rpnt.acquire.registry import (
     resolve_api_url,
     select_paths,
 )
-from rpnt.errors import RpntError
+from rpnt.registry.naming import parse_session_id, session_id_from_asset_path
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "config" / "datasets.yaml"
@@ -133,7 +133,9 @@ def test_fetch_refuses_non_dandi_dataset(tmp_path):
 def test_simulated_and_local_planned_sessions(tmp_path):
     from rpnt.sim.presets import session_ids
 
-    tiny = planned_sessions(get_dataset("sim_tiny", REAL))
+    with pytest.raises(RpntError, match="needs the simulator's session ids"):
+        planned_sessions(get_dataset("sim_tiny", REAL))
+    tiny = planned_sessions(get_dataset("sim_tiny", REAL), simulated=session_ids)
     assert [s["session"] for s in tiny] == list(session_ids("tiny"))
     s0 = tiny[0]
     assert s0["asset_path"] == f"sub-{s0['subject']}/{s0['session']}_behavior+ecephys.nwb"

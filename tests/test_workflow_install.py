@@ -65,7 +65,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     assert "bench.yaml: valid" in _run([str(rpnt), "config", "validate", "bench.yaml"],
                                        work, env)
     # The registry the package ships, with its committed asset manifest (000688).
-    out = _run([str(py), "-c", "from rpnt.acquire.registry import default_registry_path, "
+    out = _run([str(py), "-c", "from rpnt.registry.entries import default_registry_path, "
                 "planned_sessions, get_dataset; p = default_registry_path(); print(p); "
                 "print(len(planned_sessions(get_dataset('perich_miller_2018'))))"], work, env)
     path, n = out.split()

@@ -1,9 +1,10 @@
-"""Dataset registry (``config/datasets.yaml``) and DANDI downloads through the ``dandi`` client.
+"""DANDI downloads through the official ``dandi`` client.
 
-- :mod:`rpnt.acquire.naming`: session ids from asset file names.
-- :mod:`rpnt.acquire.registry`: load and validate the registry, plan sessions per dataset.
-- :mod:`rpnt.acquire.manifest`: asset manifest TSVs (committed and fetched).
 - :mod:`rpnt.acquire.dandi`: list, select and download assets with the official client.
+- :mod:`rpnt.acquire.fetch`: ``rpnt fetch``: a registry entry's pinned assets to a folder
+  and an asset manifest.
+
+The registry itself (entries, session names, asset manifests) is :mod:`rpnt.registry`.
 """
 
 #: ``rpnt fetch --existing`` choices: values of :class:`dandi.download.DownloadExisting`

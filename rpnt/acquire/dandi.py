@@ -24,8 +24,8 @@ import requests
 from tqdm.auto import tqdm
 
 from rpnt.acquire import EXISTING_CHOICES
-from rpnt.acquire.manifest import MANIFEST_COLUMNS
 from rpnt.errors import RpntError
+from rpnt.registry.assets import MANIFEST_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from rpnt.acquire import dandi as dd
-from rpnt.acquire.manifest import compare_manifests, read_asset_manifest, write_asset_manifest
-from rpnt.acquire.registry import get_dataset, pinned_version, resolve_api_url, select_paths
 from rpnt.errors import RpntError
+from rpnt.registry.assets import compare_manifests, read_asset_manifest, write_asset_manifest
+from rpnt.registry.entries import get_dataset, pinned_version, resolve_api_url, select_paths
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,11 @@ from rpnt.atomic import check_overwrite
 from rpnt.errors import RpntError
 from rpnt.ingest import binning, splits
 from rpnt.ingest.adapters import Source, load_source
-from rpnt.ingest.sources import find_asset, load_registry_entry
 from rpnt.ingest.splits import SplitConfig
 from rpnt.nwb.read import open_nwb
 from rpnt.provenance import git_commit, package_versions, sha256_file
+from rpnt.registry.assets import find_asset
+from rpnt.registry.entries import registry_entry
 from rpnt.store import SCHEMA_VERSION, SPLIT_ATTRS, Runs, StoreData, Var, write_store
 
 log = logging.getLogger("rpnt.ingest")
@@ -311,7 +312,7 @@ def ingest_file(nwb: str | Path, out: str | Path, *, cfg: IngestConfig | None = 
         f = open_nwb(nwb)
         prov_future = pool.submit(_background, nwb, sha256)
         try:
-            entry = load_registry_entry(registry, cfg.dataset) if registry else {}
+            entry = registry_entry(registry, cfg.dataset) if registry else {}
             asset = find_asset(asset_manifest, nwb) if asset_manifest else None
             src = load_source(f, nwb, cfg.adapter, entry)
         finally:

@@ -12,22 +12,21 @@ import copy
 import fnmatch
 import functools
 import os
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
-from rpnt.acquire.manifest import read_asset_manifest
-from rpnt.acquire.naming import parse_session_id, session_id_from_asset_path, session_record
 from rpnt.errors import RpntError
-from rpnt.sim.presets import session_ids
+from rpnt.registry.assets import read_asset_manifest
+from rpnt.registry.naming import parse_session_id, session_id_from_asset_path, session_record
 
 __all__ = [
     "DEFAULT_API_URL", "get_dataset", "load_registry", "parse_session_id", "pinned_version",
-    "planned_sessions", "resolve_api_url", "select_paths", "session_id_from_asset_path",
-    "validate_registry",
+    "planned_sessions", "registry_entry", "resolve_api_url", "select_paths",
+    "session_id_from_asset_path", "validate_registry",
 ]
 
 # Shipped inside the package (importlib.resources), so a wheel install finds them too;
@@ -73,6 +72,8 @@ def _where(doc: dict, path: list) -> str:
 
 def validate_registry(doc: Any, source: str | Path = "registry") -> None:
     """Raise :class:`RpntError` naming the entry and key of the first problem in ``doc``."""
+    import jsonschema  # here: a third of a second to import; rpnt ingest reads the registry
+
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
     if errors:
@@ -172,7 +173,20 @@ def select_paths(paths: list[str], entry: dict, glob: str | None = None,
     return sorted(keep)
 
 
-def planned_sessions(entry: dict, manifest: str | Path | None = None) -> list[dict] | None:
+def registry_entry(path: str | Path, name: str | None) -> dict:
+    """The entry ``name`` of the registry at ``path``, or its only entry when ``name`` is
+    None (``rpnt ingest --registry R`` without ``--dataset``)."""
+    if name is not None:
+        return get_dataset(name, path)
+    reg = load_registry(path)
+    if len(reg) != 1:
+        raise RpntError(f"{path}: holds {len(reg)} datasets; pass --dataset NAME (one of "
+                        f"{', '.join(sorted(reg))})")
+    return next(iter(reg.values()))
+
+
+def planned_sessions(entry: dict, manifest: str | Path | None = None,
+                     simulated: Callable[[str], list[str]] | None = None) -> list[dict] | None:
     """Sessions of a dataset known before any download or simulation.
 
     Each item is ``{"session", "subject", "task", "date", "asset_path"}`` (task and date
@@ -181,7 +195,9 @@ def planned_sessions(entry: dict, manifest: str | Path | None = None) -> list[di
     ``rpnt fetch DATASET --list-only --manifest-out TSV``), else their committed asset
     manifest (``None`` when there is none: the workflow then lists the server in a
     checkpoint and calls this again with ``manifest=``); simulated entries ask
-    ``rpnt.sim.presets.session_ids(preset)``; local entries list their folder.
+    ``simulated(preset)`` for their session ids (the workflow passes
+    ``rpnt.sim.presets.session_ids``: the registry knows no simulator); local entries list
+    their folder.
     """
     src = entry["source"]
     if src["type"] == "dandi":
@@ -198,8 +214,11 @@ def planned_sessions(entry: dict, manifest: str | Path | None = None) -> list[di
         paths = select_paths(df["path"].tolist(), entry)
         return _unique([session_record(p) for p in paths], manifest)
     if src["type"] == "simulated":
+        if simulated is None:
+            raise RpntError(f"internal error: planning the simulated dataset {entry['name']} "
+                            "needs the simulator's session ids (simulated=)")
         recs = []
-        for sid in session_ids(src["preset"]):
+        for sid in simulated(src["preset"]):
             subject = sid.split("_", 1)[0]
             recs.append(session_record(f"{subject}/{sid}_behavior+ecephys.nwb"))
         return _unique(recs, f"simulator preset {src['preset']}")

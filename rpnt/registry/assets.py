@@ -11,11 +11,13 @@ are left empty.
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from rpnt.atomic import atomic_path
 from rpnt.errors import RpntError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: column order of every asset manifest
 MANIFEST_COLUMNS = ("path", "asset_id", "size", "etag", "sha256", "dandiset_id", "version")
@@ -28,6 +30,8 @@ def read_asset_manifest(path: str | Path) -> pd.DataFrame:
     Returns a DataFrame with :data:`MANIFEST_COLUMNS` (``size`` int64, the rest strings),
     sorted by path.
     """
+    import pandas as pd  # here: slow to import; rpnt ingest rarely needs it
+
     path = Path(path)
     if not path.is_file():
         raise RpntError(f"{path}: asset manifest not found; run 'rpnt fetch DATASET "
@@ -58,6 +62,8 @@ def read_asset_manifest(path: str | Path) -> pd.DataFrame:
 
 def write_asset_manifest(rows: pd.DataFrame | list[dict], path: str | Path) -> Path:
     """Write an asset manifest atomically (sorted by path, :data:`MANIFEST_COLUMNS`)."""
+    import pandas as pd  # here: slow to import; rpnt ingest rarely needs it
+
     df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
     for col in MANIFEST_COLUMNS:
         if col not in df.columns:
@@ -97,3 +103,20 @@ def compare_manifests(listing: pd.DataFrame, committed: pd.DataFrame) -> list[st
             out.append(f"{len(diff)} asset(s) differ in {col}, e.g. {p}: server "
                        f"{a.loc[p, col]} vs committed {b.loc[p, col]}")
     return out
+
+
+def find_asset(manifest: str | Path, nwb: str | Path) -> dict[str, str] | None:
+    """The row of asset manifest ``manifest`` whose ``path`` is the trailing part of
+    ``nwb``'s path, or None.
+
+    Matching compares whole path components from the end (``sub-C/sub-C_ses-...nwb``), so
+    a file is never matched by a substring of an unrelated path.
+    """
+    parts = Path(nwb).resolve().parts
+    best = None
+    for row in read_asset_manifest(manifest).astype(str).to_dict("records"):
+        p = Path(row["path"]).parts
+        if p and len(p) <= len(parts) and tuple(parts[-len(p):]) == tuple(p):
+            if best is None or len(p) > len(Path(best["path"]).parts):
+                best = row
+    return best
