@@ -14,8 +14,8 @@ from rpnt.cli import main
 from rpnt.errors import RpntError
 from rpnt.ingest import IngestConfig, ingest_file
 from rpnt.ingest.binning import count_spikes, make_edges
-from rpnt.registry.entries import registry_entry
 from rpnt.provenance import sha256_file
+from rpnt.registry.entries import registry_entry
 from rpnt.store import load_session, time_order
 
 ENTRY = {
