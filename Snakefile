@@ -5,7 +5,7 @@
 #   snakemake --profile slurm                             the same as SLURM jobs (CPU)
 #   snakemake --profile slurm/gpu --configfile config/benchmarks/perich_miller_2018.yaml
 #
-# Rules are thin `rpnt ...` commands; planning and config logic live in rpnt/workflow.py.
+# Rules are thin `rpnt ...` commands; planning and config logic live in rpnt/workflow/.
 # Compute resources live in the profiles (slurm/config.yaml), not here.
 
 # config/config.yaml is the default; a --configfile on the command line replaces it

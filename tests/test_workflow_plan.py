@@ -7,6 +7,7 @@ import pytest
 
 from rpnt import workflow as W
 from rpnt.errors import RpntError
+from rpnt.rows import Pretraining
 from tests.workflow_helpers import REPO
 
 
@@ -37,15 +38,17 @@ def test_rows_budgets_and_shared_pretrainings():
                variants=VARIANTS, budgets=[4, "all"], model_budgets={"gru": ["all"]})
     plan = _plan(cfg)
     rows = plan.rows
-    assert (rows["rpnt_ssl_full"].mode, rows["rpnt_ssl_full"].pretraining) == ("full", "ssl")
+    assert (rows["rpnt_ssl_full"].mode, rows["rpnt_ssl_full"].pretraining.name) == ("full",
+                                                                                   "ssl")
     assert rows["rpnt_scratch"].pretraining is None
     # one pretraining per objective and distinct model settings, named after the first
     # variant (config order) with those settings
-    assert rows["rope_full"].pretraining == rows["rope_frozen"].pretraining == "ssl-rope_full"
-    assert rows["rope_joint"].pretraining == "joint-rope_full"
-    assert rows["same_full"].pretraining == "ssl"  # no override: the base pretraining
+    assert rows["rope_full"].pretraining == rows["rope_frozen"].pretraining
+    assert rows["rope_full"].pretraining.name == "ssl-rope_full"
+    assert rows["rope_joint"].pretraining.name == "joint-rope_full"
+    assert rows["same_full"].pretraining.name == "ssl"  # no override: the base pretraining
     assert rows["rope_scratch"].pretraining is None and rows["rope_scratch"].variant
-    assert W.pretraining_spec(cfg, "joint-rope_full") == ("joint", "rope_full")
+    assert W.pretrainings(cfg)["joint-rope_full"] == Pretraining("joint", "rope_full")
     keys = {k for _, k, _ in plan.pretrain_runs()}
     assert keys == {"ssl", "joint", "ssl-rope_full", "joint-rope_full"}
     assert len(plan.pretrain_runs()) == 4 * 2  # x 2 scenarios, 1 seed

@@ -36,8 +36,8 @@ from rpnt.data.windows import covering_starts
 from rpnt.decoders.base import load_decoder
 from rpnt.errors import RpntError
 from rpnt.eval.tables import Table, build_table, load_records
+from rpnt.rows import row_order
 from rpnt.store import load_session
-from rpnt.train.rows import row_order
 from rpnt.train.runlog import read_history
 
 #: The table row drawn as a marker on the R² chart rather than as a bar.

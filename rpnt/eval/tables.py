@@ -40,7 +40,7 @@ from rpnt.atomic import write_text
 from rpnt.data.budget import ALL
 from rpnt.errors import RpntError
 from rpnt.provenance import config_hash, git_commit, package_versions
-from rpnt.train.rows import SCRATCH, row_order
+from rpnt.rows import SCRATCH, row_order
 
 #: The rows every other row is compared with, run by run.
 REFERENCES = (SCRATCH, "gru")
@@ -178,7 +178,7 @@ class Table:
 def build_table(records: Sequence[dict[str, Any]],
                 config: dict[str, Any] | None = None) -> Table:
     """Rows: the models present in the records or expected by ``config`` (its ``models``
-    list, plus ``ceiling`` when ``ceiling: true``), in :func:`rpnt.train.rows.row_order`.
+    list, plus ``ceiling`` when ``ceiling: true``), in :func:`rpnt.rows.row_order`.
     Columns: the config's scenarios in order, else the scenarios of the records (sorted).
     Budgets: the config's ``budgets`` and those of the records (numbers, then all); a
     row the config's ``model_budgets`` trains at some budgets only says "not run" at the

@@ -50,9 +50,9 @@ from rpnt.data.windows import evenly_spaced, valid_window_starts
 from rpnt.decoders.rpnt_decoder import RPNTDecoder
 from rpnt.errors import RpntError
 from rpnt.model import RPNTConfig
+from rpnt.rows import MODES
 from rpnt.scoring.stitch import evaluate_session, scored_mask
 from rpnt.train.config import FinetuneConfig
-from rpnt.train.rows import MODES
 from rpnt.train.stages import Stage, fit_stages
 from rpnt.train.trainer import FitResult
 

@@ -47,9 +47,9 @@ from rpnt.decoders.wiener import WienerDecoder
 from rpnt.errors import RpntError
 from rpnt.fields import check_fields, setting
 from rpnt.linear import fit_lagged_ridge
+from rpnt.rows import BASELINE_MODELS
 from rpnt.scoring.stitch import evaluate_session, scored_mask
 from rpnt.train import config as train_cfg
-from rpnt.train.rows import BASELINE_MODELS
 from rpnt.train.trainer import TrainConfig, fit
 
 log = logging.getLogger(__name__)

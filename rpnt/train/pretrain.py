@@ -38,9 +38,9 @@ from rpnt.data.windows import evenly_spaced, valid_window_starts
 from rpnt.decoders.rpnt_decoder import RPNTDecoder
 from rpnt.errors import RpntError
 from rpnt.model import RPNTConfig
+from rpnt.rows import OBJECTIVES
 from rpnt.store import load_session
 from rpnt.train.config import PretrainConfig
-from rpnt.train.rows import OBJECTIVES
 from rpnt.train.trainer import FitResult, fit
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 # Config loading, validation and the helpers every rule file uses. The planning logic
-# lives in rpnt/workflow.py; this file only binds it to Snakemake.
+# lives in rpnt/workflow/; this file only binds it to Snakemake.
 
 import os
 
@@ -171,10 +171,11 @@ def run_wildcards(run):
 
 def pretrained(wildcards):
     """The pretrained encoder an RPNT row starts from (none for scratch)."""
-    key = W.rpnt_row(config, wildcards.model).pretraining
-    if key is None:
+    pre = W.rpnt_row(config, wildcards.model).pretraining
+    if pre is None:
         return []
-    return PRETRAIN.format(scenario=wildcards.scenario, pretraining=key, seed=wildcards.seed)
+    return PRETRAIN.format(scenario=wildcards.scenario, pretraining=pre.name,
+                           seed=wildcards.seed)
 
 
 def finetune_flags(wildcards, input):

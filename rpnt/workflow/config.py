@@ -1,0 +1,252 @@
+"""The workflow config: resolved against the schema with every default filled, checked
+across fields, written for the commands, and cut into the part each rule's jobs read
+(:func:`rule_config`), so that a config change reruns only the jobs it affects."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from snakemake.utils import validate
+
+from rpnt.atomic import write_text
+from rpnt.configfile import load_yaml, merge, model_section
+from rpnt.errors import RpntError
+from rpnt.provenance import config_hash
+from rpnt.rows import ALL, BUILTIN_ROWS, parse_row, pretraining_named, rpnt_row
+
+#: The workflow config's schema, shipped inside the package (importlib.resources).
+SCHEMA_PATH = Path(str(resources.files("rpnt") / "schemas" / "config.schema.yaml"))
+
+
+def config_source(configfiles: Sequence[str | Path], overrides: Mapping[str, Any]) -> str:
+    """How error messages name the config: its files, plus ``--config`` when given."""
+    names = [os.path.relpath(f) if Path(f).is_absolute() else str(f) for f in configfiles]
+    text = ", ".join(names) or "config"
+    return f"{text} (with --config {', '.join(sorted(overrides))})" if overrides else text
+
+
+def load_configs(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """Merge config files left to right (later files override earlier ones)."""
+    cfg: dict[str, Any] = {}
+    for p in paths:
+        cfg = merge(cfg, load_yaml(p))
+    return cfg
+
+
+def _error_path(err: Any) -> str:
+    parts = [str(p) for p in err.absolute_path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def resolve_config(
+    config: Mapping[str, Any], schema: str | Path | None = None, source: str = "config"
+) -> dict[str, Any]:
+    """Validate ``config`` against the workflow schema and fill every default.
+
+    Returns a new dict (the input is not modified). Unknown keys, wrong types and
+    inconsistent settings raise :class:`RpntError` naming the key path, e.g.
+    ``config: pretrain.stepz: unknown key (allowed: ...)``.
+    """
+    schema_path = Path(schema) if schema else SCHEMA_PATH
+    cfg = copy.deepcopy(dict(config))
+    sch = load_yaml(schema_path)
+    # jsonschema first, for a one-line message naming the offending key path.
+    validator = jsonschema.Draft202012Validator(sch)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        msg = err.message
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            msg = f"{msg} (allowed: {', '.join(allowed)})"
+        raise RpntError(f"{source}: {_error_path(err)}: {msg}; see {schema_path}")
+    # Snakemake's own validator fills the defaults (the one the Snakefile uses).
+    validate(cfg, str(schema_path), set_default=True)
+    check_config(cfg, source)
+    return cfg
+
+
+def check_config(cfg: Mapping[str, Any], source: str = "config") -> None:
+    """Cross-field checks a JSON schema cannot express."""
+    if not cfg.get("scenarios"):
+        raise RpntError(f"{source}: scenarios: at least one scenario is needed")
+    for name, scen in cfg["scenarios"].items():
+        if not scen.get("target"):
+            raise RpntError(f"{source}: scenarios.{name}.target: empty selector selects "
+                            "every session; name a subject, task, date range or session")
+    seeds = list(cfg.get("seeds", []))
+    if len(set(seeds)) != len(seeds):
+        raise RpntError(f"{source}: seeds: {seeds} has duplicates")
+    models = list(cfg.get("models", []))
+    if len(set(models)) != len(models):
+        raise RpntError(f"{source}: models: {models} has duplicates")
+    budgets = [str(b) for b in cfg.get("budgets", [ALL])]
+    if len(set(budgets)) != len(budgets):
+        raise RpntError(f"{source}: budgets: {budgets} has duplicates")
+    if any(b != ALL for b in budgets) and (cfg.get("labels") or {}).get(
+            "selection", "valid") == "valid":
+        raise RpntError(f"{source}: labels.selection: valid would let decoders select on "
+                        f"the valid trials' labels, more than a budget of "
+                        f"{min(int(b) for b in budgets if b != ALL)} trials; set "
+                        "labels.selection: none (a fixed schedule)")
+    for m, bs in (cfg.get("model_budgets") or {}).items():
+        if m not in models:
+            raise RpntError(f"{source}: model_budgets.{m}: not one of models {models}")
+        extra = sorted({str(b) for b in bs} - set(budgets))
+        if extra:
+            raise RpntError(f"{source}: model_budgets.{m}: {extra} not in budgets {budgets}")
+    _check_variants(cfg, source)
+    for m in models:
+        if m not in (cfg.get("variants") or {}):
+            try:
+                parse_row(m)
+            except RpntError as exc:
+                raise RpntError(f"{source}: models: {exc}") from None
+
+
+def _check_variants(cfg: Mapping[str, Any], source: str) -> None:
+    """Each variant names a built-in RPNT row and valid model settings (the model's
+    cross-field checks run when a command builds it)."""
+    model_schema = load_yaml(SCHEMA_PATH)["properties"]["model"]
+    for name, var in (cfg.get("variants") or {}).items():
+        where = f"{source}: variants.{name}"
+        if name in BUILTIN_ROWS:
+            raise RpntError(f"{where}: a variant cannot take the name of a built-in row")
+        try:
+            row = parse_row(var["row"])
+        except RpntError as exc:
+            raise RpntError(f"{where}.row: {exc}") from None
+        if row.mode is None:
+            raise RpntError(f"{where}.row: {var['row']} is a peer; variants vary an RPNT "
+                            "row's model settings")
+        err = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(model_schema).iter_errors(var["model"]))
+        if err is not None:
+            raise RpntError(f"{where}.model: {_error_path(err)}: {err.message}")
+
+
+def config_json(cfg: Mapping[str, Any]) -> str:
+    """The config as one line of JSON (sorted keys): how the workflow hands it over."""
+    return json.dumps(_plain(cfg), sort_keys=True, separators=(",", ":"))
+
+
+def write_resolved_config(cfg: Mapping[str, Any], out: str | Path) -> bool:
+    """Write the resolved config as YAML (atomically), the ``--config`` of every command.
+
+    Only when its content changes (returns whether it wrote): the workflow writes it
+    before its first job, and an unchanged config must leave the file as it was.
+    """
+    text = (
+        "# Resolved rpnt workflow config: every default filled in. Written by the\n"
+        "# workflow before its first job; edit config/*.yaml instead.\n"
+        + yaml.safe_dump(_plain(cfg), sort_keys=True, default_flow_style=False)
+    )
+    out = Path(out)
+    if out.is_file() and out.read_text() == text:
+        return False
+    write_text(out, text)
+    return True
+
+
+def _plain(obj: Any) -> Any:
+    """Snakemake config objects -> plain dict/list/scalars (safe_dump-able)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _drop_progress(obj: Any) -> Any:
+    """``obj`` without ``progress`` keys: a progress bar changes no output."""
+    if isinstance(obj, Mapping):
+        return {k: _drop_progress(v) for k, v in obj.items() if k != "progress"}
+    return obj
+
+
+#: finetune keys each mode reads besides train, subsets, unit_sampling and val_windows
+_MODE_KEYS = {"full": ("encoder_lr_scale",), "staged": ("stage1_fraction", "staged_lr_scale"),
+              "labelfree": ("labelfree_steps",)}
+
+
+_MODE_ONLY = {k for keys in _MODE_KEYS.values() for k in keys}
+
+
+def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str, Any]:
+    """The part of the resolved config that the command of one ``rule`` job reads.
+
+    Besides this, a job depends on its wildcards (scenario, model, pretraining, session,
+    budget, seed) and its input files. The workflow puts :func:`rule_digest` of it in the
+    job's ``params`` and hands the resolved config file to the command by path (a
+    ``params``, not an input: the file changes with any config value), so a config change
+    reruns exactly the jobs whose part changed (Snakemake's ``params`` rerun trigger) plus
+    what depends on their outputs; ``seeds``, ``budgets``, ``model_budgets``, ``models``,
+    ``dataset`` and ``bin_ms`` decide which jobs and paths exist instead. Keep this in
+    step with what the commands read (``rpnt pretrain|finetune|baseline|table|figures
+    --config``; the training jobs' own evaluation reads the scenario, which their part
+    holds).
+    """
+    cfg = _plain(cfg)
+    if rule in ("pretrain", "finetune", "baseline"):
+        scen = {"scenario": cfg["scenarios"][wildcards["scenario"]]}
+    if rule in ("finetune", "baseline"):
+        labels = dict(cfg.get("labels") or {})
+        if wildcards["budget"] == ALL:
+            labels.pop("min_bins", None)  # draws k trials; all needs no draw
+        scen["labels"] = labels
+    if rule == "pretrain":
+        pre = pretraining_named(cfg, wildcards["pretraining"])
+        part = {"model": model_section(cfg, pre.variant), "pretrain": cfg["pretrain"],
+                "objective": pre.objective, **scen}
+    elif rule == "finetune":
+        row = rpnt_row(cfg, wildcards["model"])
+        fine = {k: v for k, v in cfg["finetune"].items()
+                if k not in _MODE_ONLY or k in _MODE_KEYS.get(row.mode, ())}
+        part = {"model": model_section(cfg, row.variant), "finetune": fine, "mode": row.mode,
+                **scen}
+    elif rule == "baseline":
+        part = {"baseline": (cfg.get("baselines") or {}).get(wildcards["baseline"]), **scen}
+    elif rule == "table":
+        part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios",
+                                        "budgets", "model_budgets")}
+    elif rule == "figures":
+        part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios",
+                                        "budgets", "model_budgets", "figures")}
+    else:
+        raise RpntError(f"internal error: no config part declared for rule {rule!r}")
+    return _drop_progress(part)
+
+
+def rule_digest(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> str:
+    """A short hash of :func:`rule_config`: the ``params`` value that reruns a job."""
+    return config_hash(rule_config(cfg, rule, **wildcards))
+
+
+def ingest_digest(entry: Mapping[str, Any]) -> str:
+    """A short hash of what ``rpnt ingest`` reads from a registry entry.
+
+    Description and metadata are documentation; the asset manifest and folder paths are
+    left out because they are absolute (moving the checkout must not re-ingest).
+    """
+    part = {k: v for k, v in _plain(entry).items()
+            if k not in ("description", "metadata", "registry")}
+    part["source"] = {k: v for k, v in part.get("source", {}).items()
+                      if k not in ("manifest", "folder")}
+    return config_hash(part)
+
+
+def store_tag(cfg: Mapping[str, Any]) -> str:
+    """The folder of a dataset's stores made with this config's ingest options.
+
+    Stores are keyed by what made them: two benchmarks with different ``bin_ms`` on one
+    dataset keep their own stores side by side (``resources/stores/<dataset>/<tag>/``).
+    """
+    return f"bin{int(cfg['bin_ms'])}ms"
