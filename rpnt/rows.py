@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["ALL", "BASELINE_MODELS", "BUILTIN_ROWS", "MODES", "OBJECTIVES", "Pretraining",
-           "Row", "RpntRow", "parse_row", "pretraining_named", "pretrainings", "row_order", "rpnt_row",
-           "rpnt_rows"]
+           "Row", "RpntRow", "parse_row", "pretraining_named", "pretrainings", "row_order",
+           "rpnt_row", "rpnt_rows"]
 
 from rpnt.data.budget import ALL
 from rpnt.errors import RpntError
