@@ -93,14 +93,14 @@ class GRUStream(_BinnedStream):
         super()._reset(session)
         self.h: torch.Tensor | None = None  # (layers, 1, hidden); None = zeros
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def _step(self, counts: np.ndarray, want: bool) -> np.ndarray | None:
         d = self.decoder
         x = d.inp(self.norm(counts[None, None]))  # (1, 1, H)
         out, self.h = d.gru(x, self.h)
         return self.denorm(d.out(out[0, 0])) if want else None
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def offline(self, session: SessionData, counts: np.ndarray) -> np.ndarray:
         return self.denorm(self.decoder(self.norm(np.asarray(counts)[None]))[0])
 
@@ -114,7 +114,7 @@ class NDTStream(_BinnedStream):
         super()._reset(session)
         self.buf = torch.zeros(self.window, session.n_unit)  # ring of z-scored bins
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def _step(self, counts: np.ndarray, want: bool) -> np.ndarray | None:
         self.buf[self.t % self.window] = self.norm(counts)
         if not want:
@@ -124,7 +124,7 @@ class NDTStream(_BinnedStream):
         y = self.decoder(self.buf[torch.from_numpy(order)][None])  # (1, w, A)
         return self.denorm(y[0, -1])
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def offline(self, session: SessionData, counts: np.ndarray) -> np.ndarray:
         x = self.norm(np.asarray(counts))  # (n, N)
         n, t = x.shape[0], self.window

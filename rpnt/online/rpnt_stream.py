@@ -34,6 +34,10 @@ before the view has T bins its left part is the zero slots (masked out of the so
 afterwards the context tokens are re-written, every bin, into the C slots just before the
 view's first bin (their keys rotated to the view's time). When the buffer is full its last
 C + T - 1 slots are copied to its front.
+
+Inference runs under ``torch.no_grad``, not ``inference_mode``: the window model's fused
+context attention keeps scratch buffers between calls, and a buffer made in inference
+mode cannot be written outside it later (by training or offline scoring).
 """
 
 from __future__ import annotations
@@ -129,7 +133,7 @@ class RPNTStream(StreamingDecoder):
         self.n_axis = cfg.n_axis
 
     # -- reset: metadata, unit slots, context-token states ------------------------------------
-    @torch.inference_mode()
+    @torch.no_grad()
     def _reset(self, session: SessionData) -> None:
         dec, enc = self.decoder, self.enc
         sw = dec.windows(session, self.span)
@@ -231,7 +235,7 @@ class RPNTStream(StreamingDecoder):
                     b[:, :, :keep] = b[:, :, self.cap - keep:].clone()
         self.slot = keep - 1
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def _step(self, counts: np.ndarray, want: bool) -> np.ndarray | None:
         i, t, c, k = self.t, self.span, self.n_ctx, self.ksize
         if self.slot + 1 == self.cap:
@@ -293,7 +297,7 @@ class RPNTStream(StreamingDecoder):
         return y.float().numpy()
 
     # -- the same function, vectorised ------------------------------------------------------
-    @torch.inference_mode()
+    @torch.no_grad()
     def offline(self, session: SessionData, counts: np.ndarray) -> np.ndarray:
         self.reset(session)
         t, c, k, heads, dh = self.span, self.n_ctx, self.ksize, self.heads, self.dh
@@ -372,7 +376,7 @@ class RPNTWindowStream(RPNTStream):
     def _init_cache(self) -> None:
         self.ring = torch.zeros(self.span, self.n_site, self.cfg.n_units)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def _step(self, counts: np.ndarray, want: bool) -> np.ndarray | None:
         c = torch.from_numpy(counts)[torch.from_numpy(self.slots)]  # (S, N)
         self.ring[self.t % self.span] = torch.where(self.real, c, 0.0)
@@ -392,7 +396,7 @@ class RPNTWindowStream(RPNTStream):
                                    readin=self.readin.expand(b, -1))
         return (pred * self.decoder.vel_std + self.decoder.vel_mean).float().numpy()
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def _reset(self, session: SessionData) -> None:
         sw = self.decoder.windows(session, self.span)
         units = eval_unit_choice(sw, 1, seed=int(self.decoder.hparams.get("eval_seed", 0)))[0]
@@ -404,7 +408,7 @@ class RPNTWindowStream(RPNTStream):
                         for k, v in sw.coords.items()}
         self._init_cache()
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def offline(self, session: SessionData, counts: np.ndarray) -> np.ndarray:
         self.reset(session)
         c = torch.from_numpy(np.asarray(counts, np.float32))[:, torch.from_numpy(self.slots)]
