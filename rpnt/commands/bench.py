@@ -15,6 +15,7 @@ checked by a test:
   rpnt bench ingest --cli  the rpnt ingest command (fresh process) vs. the same floor
   rpnt bench attention   context attention vs. PyTorch SDPA and a grouped-conv2d version
   rpnt bench units       an RPNT training step reading every unit (200 per site) vs 50 slots
+  rpnt bench stream      per-bin latency of every streaming decoder (1 thread) vs recomputing
 """
 
 
@@ -72,6 +73,22 @@ def _units_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the figures (with provenance) to this JSON file")
 
 
+def _stream_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small", "paper"],
+                        choices=["tiny", "small", "paper"],
+                        help="RPNT sizes (paper: d 256 on two sites; default all)")
+    parser.add_argument("--peers", nargs="*", default=["gru", "ndt", "wiener"],
+                        choices=["gru", "ndt", "wiener"], help="peers (default all)")
+    parser.add_argument("--window", type=int, default=50, help="T bins (default 50)")
+    parser.add_argument("--units", type=int, default=50, help="units per site (default 50)")
+    parser.add_argument("--bins", type=int, default=1000, help="timed bins (default 1000)")
+    parser.add_argument("--warmup", type=int, default=100,
+                        help="untimed bins first (default 100; >= T fills the span)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights and counts")
+    parser.add_argument("--json", default=None, metavar="OUT",
+                        help="also write the figures (with provenance) to this JSON file")
+
+
 #: benchmark name -> (module with run(args) -> int, help, argument declarations).
 #: Arguments are declared here, not in the modules, so that building the parser for
 #: any rpnt command never imports torch or h5py.
@@ -84,6 +101,9 @@ TARGETS = {
     "units": ("rpnt.model.bench_units",
               "an RPNT training step with every unit (--units per site) vs 50 slots",
               _units_arguments),
+    "stream": ("rpnt.online.bench",
+               "per-bin latency of streaming decoders on one thread vs recomputing the window",
+               _stream_arguments),
 }
 
 
