@@ -223,3 +223,27 @@ def test_step_before_reset_is_refused(sessions):
     stream = stream_decoder(peer_decoder("gru", sessions[0].n_unit))
     with pytest.raises(RpntError, match="reset"):
         stream.step(sessions[0].spike_counts[0])
+
+
+# -- stream scoring (rpnt evaluate --stream) -----------------------------------------------
+def test_evaluate_stream_scores_the_stream_and_keeps_the_default_path(sessions, tmp_path):
+    from eval_helpers import synthetic_session
+
+    from rpnt.decoders.base import save_decoder
+    from rpnt.eval.evaluate import evaluate_model
+    from rpnt.scoring.metrics import AXIS_NAMES, r2_report
+    from rpnt.scoring.stitch import scored_mask
+
+    s = synthetic_session(n_trial=12, trial_bins=40, n_unit=12)
+    dec = peer_decoder("gru", s.n_unit)
+    save_decoder(dec, tmp_path / "gru", model="gru")
+    rec, score = evaluate_model(tmp_path / "gru", s, tags={"seed": 0}, stream=True)
+    assert rec["scoring"] == "stream" and rec["latency"]["bins"] == min(500, s.n_time)
+    assert rec["stream_check_max_abs_diff"] <= TOL
+    mask = scored_mask(s)
+    pred = stream_decoder(dec).offline(s, s.spike_counts)
+    assert rec["r2"] == r2_report(s.velocity[mask].astype(np.float64),
+                                  pred[mask].astype(np.float64), AXIS_NAMES)
+    default, _ = evaluate_model(tmp_path / "gru", s, tags={"seed": 0})
+    assert "latency" not in default and "scoring" not in default
+    assert default["r2"] != rec["r2"]  # stitched windows vs a carried state
