@@ -7,10 +7,10 @@ import pytest
 
 from rpnt.cli import main
 from rpnt.errors import RpntError
+from rpnt.eval.realism import wiener_r2
 from rpnt.sim.ceiling import bin_rates, noise_ceiling
 from rpnt.sim.generate import simulate_dataset
 from rpnt.sim.presets import PRESETS, SessionSpec
-from rpnt.eval.realism import wiener_r2
 from rpnt.sim.session import simulate_session, subject_model, truth_arrays
 from tests.sim_helpers import preset_with, session_data
 

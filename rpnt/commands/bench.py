@@ -17,6 +17,7 @@ checked by a test:
   rpnt bench units       an RPNT training step reading every unit (200 per site) vs 50 slots
   rpnt bench train       an RPNT training step vs. a standard (SDPA) transformer of the
                          same size, and where the step's time goes
+  rpnt bench stream      per-bin latency of every streaming decoder (1 thread) vs recomputing
 """
 
 
@@ -92,6 +93,22 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the figures (with provenance) to this JSON file")
 
 
+def _stream_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small", "paper"],
+                        choices=["tiny", "small", "paper"],
+                        help="RPNT sizes (paper: d 256 on two sites; default all)")
+    parser.add_argument("--peers", nargs="*", default=["gru", "ndt", "wiener"],
+                        choices=["gru", "ndt", "wiener"], help="peers (default all)")
+    parser.add_argument("--window", type=int, default=50, help="T bins (default 50)")
+    parser.add_argument("--units", type=int, default=50, help="units per site (default 50)")
+    parser.add_argument("--bins", type=int, default=1000, help="timed bins (default 1000)")
+    parser.add_argument("--warmup", type=int, default=100,
+                        help="untimed bins first (default 100; >= T fills the span)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights and counts")
+    parser.add_argument("--json", default=None, metavar="OUT",
+                        help="also write the figures (with provenance) to this JSON file")
+
+
 #: benchmark name -> (module with run(args) -> int, help, argument declarations).
 #: Arguments are declared here, not in the modules, so that building the parser for
 #: any rpnt command never imports torch or h5py.
@@ -107,6 +124,9 @@ TARGETS = {
     "train": ("rpnt.bench.train",
               "an RPNT training step vs. a standard transformer of the same size",
               _train_arguments),
+    "stream": ("rpnt.bench.stream",
+               "per-bin latency of streaming decoders on one thread vs recomputing the window",
+               _stream_arguments),
 }
 
 

@@ -18,6 +18,10 @@ one session store, the way the peers score:
 Numbers are computed afresh on every call. With --scenario (and --config) the scenario's
 unit-level selection (e.g. only PMd units) is applied to the store first, exactly as in
 training. --tag key=value adds/overrides fields of the record (model, seed, ...).
+With --stream the decoder is instead run as it would online: one bin at a time from the
+session's first bin (docs/online.md), its outputs on the same scored bins give the R²,
+and the record gains "scoring": "stream", per-bin "latency" (one thread) and
+"stream_check_max_abs_diff" (stepped outputs vs the vectorised stream).
 A model directory holding a skip record (e.g. POYO without torch-brain) yields a metrics
 record with "skipped": reason and "r2": null.
 
@@ -45,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also save true and predicted velocity on the test trials")
     parser.add_argument("--split", default="test", choices=["test", "valid"],
                         help="trials to score (default: test; valid is for model selection)")
+    parser.add_argument("--stream", action="store_true",
+                        help="score the decoder streamed bin by bin (docs/online.md), with "
+                             "latency fields, instead of stitched windows")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
     record = evaluate_to_files(args.model, args.store, args.out,
                                predictions=args.predictions, scenario=args.scenario,
                                config=args.config, tags=parse_tags(args.tag),
-                               split=args.split)
+                               split=args.split, stream=args.stream)
     print(summary(record))
     return 0

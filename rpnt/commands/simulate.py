@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # imports here, not at the top: rpnt --help must not load numpy, scipy or pynwb
     from rpnt.errors import RpntError
-    from rpnt.sim.generate import simulate_dataset
     from rpnt.eval.realism import realism_report
+    from rpnt.sim.generate import simulate_dataset
 
     if args.realism or args.ceiling:
         realism_report(args.realism or args.ceiling, json_out=args.json,

@@ -29,6 +29,7 @@ from rpnt.data.scenarios import apply_scenario_units
 from rpnt.data.session import SessionData
 from rpnt.decoders.base import load_decoder, read_meta, read_skip
 from rpnt.errors import RpntError
+from rpnt.online.replay import stream_session
 from rpnt.provenance import provenance
 from rpnt.scoring.stitch import SessionScore, evaluate_session
 from rpnt.seeding import seed_everything
@@ -76,8 +77,13 @@ def evaluate_model(
     tags: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
     split: str = "test",
+    stream: bool = False,
 ) -> tuple[dict[str, Any], SessionScore | None]:
     """Score the decoder in ``model_dir`` on ``session`` (units already selected).
+
+    ``stream``: score it streamed bin by bin from the session's start
+    (:func:`rpnt.online.replay.stream_session`) instead of stitched windows; the record
+    gains ``scoring``, ``latency`` and ``stream_check_max_abs_diff``.
 
     Returns ``(record, score)``; ``score`` is the :class:`rpnt.scoring.stitch.SessionScore`
     (None for a skip record). The record carries provenance (git commit, packages,
@@ -94,10 +100,15 @@ def evaluate_model(
 
     meta = read_meta(model_dir)
     decoder = load_decoder(model_dir)
-    score = evaluate_session(decoder, session, split=split)
+    online: dict[str, Any] = {}
+    if stream:
+        score, online = stream_session(decoder, session, split=split)
+    else:
+        score = evaluate_session(decoder, session, split=split)
     rec = _identity(meta, tags, scenario, session)
     rec["kind"] = meta.get("kind")
     rec.update(score.metrics())
+    rec.update(online)
     rec["provenance"] = provenance(config, model_dir=str(model_dir))
     return rec, score
 
@@ -136,7 +147,7 @@ def write_metrics(path: str | Path, record: dict[str, Any]) -> Path:
 def evaluate_to_files(model_dir: str | Path, store: str | Path, out: str | Path, *,
                       predictions: str | Path | None = None, scenario: str | None = None,
                       config: str | Path | None = None, tags: dict[str, Any] | None = None,
-                      split: str = "test") -> dict[str, Any]:
+                      split: str = "test", stream: bool = False) -> dict[str, Any]:
     """``rpnt evaluate`` as one call: files in, the metrics JSON ``out`` (and the
     ``predictions`` .npz) written atomically; returns the record.
 
@@ -154,7 +165,7 @@ def evaluate_to_files(model_dir: str | Path, store: str | Path, out: str | Path,
         raise RpntError("--scenario needs --config CFG.yaml (the scenarios section)")
     session = apply_scenario_units(load_session(store), cfg, scenario)
     record, score = evaluate_model(model_dir, session, scenario=scenario, tags=tags,
-                                   config=cfg, split=split)
+                                   config=cfg, split=split, stream=stream)
     record["store_path"] = str(store)
     if predictions:
         if score is None:
