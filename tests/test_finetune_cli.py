@@ -13,7 +13,7 @@ from train_helpers import make_session
 from rpnt.cli import main
 from rpnt.decoders.base import load_decoder, read_meta
 from rpnt.errors import RpntError
-from rpnt.train.runs import _check_no_leak
+from rpnt.jobs.finetune import _check_no_leak
 
 torch.set_num_threads(1)
 

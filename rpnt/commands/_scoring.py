@@ -1,6 +1,6 @@
-"""The options with which a training command scores the decoder it has just trained
-(``rpnt finetune`` and ``rpnt baseline``; the workflow scores every model in the job
-that trained it)."""
+"""The options with which a training command scores the decoder it has just trained, in
+memory (``rpnt finetune`` and ``rpnt baseline``; the workflow scores every model in the
+job that trained it)."""
 
 from __future__ import annotations
 
@@ -30,14 +30,11 @@ def check_scoring_arguments(args: argparse.Namespace) -> None:
         raise RpntError("--predictions and --tag need --metrics METRICS.json")
 
 
-def score_trained(args: argparse.Namespace, tags: dict[str, Any]) -> None:
-    """After training: score ``args.out`` with --metrics (and --predictions), ``tags``
-    and the --tag fields in the record, and print its one-line summary."""
-    if not args.metrics:
-        return
+def scoring_options(args: argparse.Namespace) -> Any:
+    """The job's :class:`rpnt.jobs.scoring.Scoring` from --metrics, --predictions, --tag."""
     # here, not at the top: rpnt --help must not import torch
-    from rpnt.eval.evaluate import evaluate_to_files, parse_tags, summary
+    from rpnt.eval.evaluate import parse_tags
+    from rpnt.jobs.scoring import Scoring
 
-    print(summary(evaluate_to_files(
-        args.out, args.store, args.metrics, predictions=args.predictions,
-        scenario=args.scenario, config=args.config, tags={**tags, **parse_tags(args.tag)})))
+    return Scoring(metrics=args.metrics, predictions=args.predictions,
+                   tags=parse_tags(args.tag))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rpnt.commands._scoring import add_scoring_arguments, check_scoring_arguments, score_trained
+from rpnt.commands._scoring import add_scoring_arguments, check_scoring_arguments, scoring_options
 
 NAME = "baseline"
 HELP = "train a peer decoder (wiener, gru, ndt, poyo) on one session store"
@@ -62,11 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imports here, not at the top: rpnt --help must not import torch
-    from rpnt.train.runs import run_baseline
+    from rpnt.jobs.baseline import baseline_job
 
     check_scoring_arguments(args)
-    run_baseline(args.model, args.store, args.seed, args.out, config=args.config,
+    baseline_job(args.model, args.store, args.seed, args.out, config=args.config,
                  scenario=args.scenario, budget=args.budget,
-                 checkpoint_dir=args.checkpoint_dir)
-    score_trained(args, {"model": args.model, "seed": args.seed})
+                 checkpoint_dir=args.checkpoint_dir, scoring=scoring_options(args))
     return 0

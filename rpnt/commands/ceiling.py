@@ -67,45 +67,9 @@ def _runs(args: argparse.Namespace) -> list[tuple[str, str, str, list[str]]]:
 
 def run(args: argparse.Namespace) -> int:
     # imports here, not at the top: rpnt --help must not load numpy, zarr or torch
-    from rpnt.atomic import check_overwrite
-    from rpnt.configfile import load_yaml
-    from rpnt.data.scenarios import apply_scenario_units
-    from rpnt.errors import RpntError
-    from rpnt.eval.evaluate import parse_tags, write_metrics
-    from rpnt.provenance import provenance, sha256_file
-    from rpnt.sim.ceiling import noise_ceiling
-    from rpnt.store import load_session
+    from rpnt.eval.evaluate import parse_tags
+    from rpnt.jobs.ceiling import ceiling_job
 
-    runs = [(store, truth, out, parse_tags(tags)) for store, truth, out, tags in _runs(args)]
-    for _, _, out, _ in runs:  # refuse before computing anything
-        check_overwrite(out, args.force)
-    config = None
-    if args.scenario:
-        if not args.config:
-            raise RpntError("--scenario needs --config CFG.yaml (the scenarios section)")
-        config = load_yaml(args.config)
-    done: dict[tuple[str, str], tuple] = {}  # (store, truth) -> what the records need
-    for store, truth, out, tags in runs:
-        if args.scenario:
-            tags["scenario"] = args.scenario
-        if (store, truth) not in done:
-            # The ceiling sees the same units as the scenario's decoders (e.g. PMd only).
-            session = apply_scenario_units(load_session(store), config, args.scenario)
-            done[store, truth] = (session.session, session.n_unit,
-                                  noise_ceiling(session, truth, lags=args.lags),
-                                  sha256_file(truth))
-        session_id, n_units, res, truth_sha = done[store, truth]
-        record = {
-            "model": "ceiling", "scenario": tags.pop("scenario", None),
-            "session": session_id, "seed": tags.pop("seed", None),
-            "r2": res["r2"], "n_bins": res["n_bins"], "n_trials": res["n_trials"],
-            "n_units": n_units,
-            "split": "test", "lambda": res["lambda"], "lags": res["lags"],
-        }
-        record.update({k: v for k, v in tags.items() if k not in record})
-        record["provenance"] = provenance(
-            {"lags": args.lags}, store=str(store), truth=str(truth), truth_sha256=truth_sha)
-        write_metrics(out, record)
-        print(f"{session_id}: ceiling R² {res['r2']['mean']:.3f} "
-              f"(vx {res['r2']['vx']:.3f}, vy {res['r2']['vy']:.3f}) -> {out}")
+    ceiling_job([(store, truth, out, parse_tags(tags)) for store, truth, out, tags in _runs(args)],
+                scenario=args.scenario, config=args.config, lags=args.lags, force=args.force)
     return 0

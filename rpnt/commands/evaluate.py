@@ -56,11 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imports here, not at the top: rpnt --help must not load numpy, zarr or torch
-    from rpnt.eval.evaluate import evaluate_to_files, parse_tags, summary
+    from rpnt.eval.evaluate import parse_tags, summary
+    from rpnt.jobs.evaluate import evaluate_job
 
-    record = evaluate_to_files(args.model, args.store, args.out,
-                               predictions=args.predictions, scenario=args.scenario,
-                               config=args.config, tags=parse_tags(args.tag),
-                               split=args.split, stream=args.stream)
+    record = evaluate_job(args.model, args.store, args.out,
+                          predictions=args.predictions, scenario=args.scenario,
+                          config=args.config, tags=parse_tags(args.tag), split=args.split,
+                          stream=args.stream)
     print(summary(record))
     return 0

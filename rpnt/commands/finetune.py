@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from rpnt.commands._scoring import add_scoring_arguments, check_scoring_arguments, score_trained
+from rpnt.commands._scoring import (
+    add_scoring_arguments,
+    check_scoring_arguments,
+    scoring_options,
+)
 
 NAME = "finetune"
 HELP = "decode velocity with RPNT on a session: from scratch or adapted from pretraining"
@@ -66,11 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imports here, not at the top: rpnt --help must not import torch
-    from rpnt.train.runs import run_finetune
+    from rpnt.jobs.finetune import finetune_job
 
     check_scoring_arguments(args)
-    run_finetune(args.config, args.mode, args.store, args.seed, args.out, init=args.init,
+    finetune_job(args.config, args.mode, args.store, args.seed, args.out, init=args.init,
                  scenario=args.scenario, budget=args.budget, variant=args.variant,
-                 checkpoint_dir=args.checkpoint_dir)
-    score_trained(args, {"seed": args.seed})
+                 checkpoint_dir=args.checkpoint_dir, scoring=scoring_options(args))
     return 0

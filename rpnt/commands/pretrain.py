@@ -50,9 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpnt.train.runs import run_pretrain  # here: rpnt --help must not import torch
+    from rpnt.jobs.pretrain import pretrain_job  # here: rpnt --help must not import torch
 
-    run_pretrain(args.config, args.manifest, args.scenario, args.seed, args.out,
+    pretrain_job(args.config, args.manifest, args.scenario, args.seed, args.out,
                  objective=args.objective, variant=args.variant,
                  checkpoint_dir=args.checkpoint_dir)
     return 0

@@ -100,6 +100,13 @@ def inference(predict: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
+def meta_text(decoder: Decoder, **meta: Any) -> str:
+    """The ``meta.json`` text :func:`save_decoder` writes (``json.loads`` of it is what
+    :func:`read_meta` returns)."""
+    record = {"kind": decoder.kind, "hparams": decoder.hparams, **meta}
+    return json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def save_decoder(decoder: Decoder, out_dir: str | Path, **meta: Any) -> Path:
     """Write ``decoder`` to ``out_dir`` atomically (see module docstring)."""
     out_dir = Path(out_dir)
@@ -107,9 +114,7 @@ def save_decoder(decoder: Decoder, out_dir: str | Path, **meta: Any) -> Path:
         tmp.mkdir(parents=True)
         state = {k: v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
         save_file(state, str(tmp / "weights.safetensors"))
-        record = {"kind": decoder.kind, "hparams": decoder.hparams, **meta}
-        (tmp / "meta.json").write_text(json.dumps(record, indent=2, sort_keys=True,
-                                                  default=str) + "\n")
+        (tmp / "meta.json").write_text(meta_text(decoder, **meta))
     return out_dir
 
 
@@ -138,15 +143,16 @@ def load_decoder(path: str | Path, map_location: str | torch.device = "cpu") -> 
     return decoder
 
 
-def write_skip(out_dir: str | Path, model: str, reason: str, **extra: Any) -> Path:
-    """Write a model directory holding only ``skip.json`` (atomically)."""
+def write_skip(out_dir: str | Path, model: str, reason: str, **extra: Any) -> dict[str, Any]:
+    """Write a model directory holding only ``skip.json`` (atomically); returns the record
+    as :func:`read_skip` reads it back."""
     out_dir = Path(out_dir)
+    text = json.dumps({"model": model, "skipped": reason, **extra}, indent=2, sort_keys=True,
+                      default=str) + "\n"
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        rec = {"model": model, "skipped": reason, **extra}
-        (tmp / SKIP_NAME).write_text(json.dumps(rec, indent=2, sort_keys=True,
-                                                default=str) + "\n")
-    return out_dir
+        (tmp / SKIP_NAME).write_text(text)
+    return json.loads(text)
 
 
 def read_skip(model_dir: str | Path) -> dict[str, Any] | None:

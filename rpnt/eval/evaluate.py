@@ -1,6 +1,7 @@
 """``rpnt evaluate`` as a library: a saved decoder + a session -> one metrics record
-(:func:`evaluate_model`), or files in, metrics JSON and predictions out
-(:func:`evaluate_to_files`, also run by the training commands' ``--metrics``).
+(:func:`evaluate_model`; a decoder in memory: :func:`score_decoder`), written with its
+predictions by :func:`write_scores`. The jobs (:mod:`rpnt.jobs`) call these: a training
+job scores the decoder it has just trained without reading it back.
 
 Metrics record (docs/architecture.md "Metrics JSON")::
 
@@ -24,16 +25,12 @@ from typing import Any
 import numpy as np
 
 from rpnt.atomic import atomic_path, write_json
-from rpnt.configfile import load_yaml
-from rpnt.data.scenarios import apply_scenario_units
 from rpnt.data.session import SessionData
-from rpnt.decoders.base import load_decoder, read_meta, read_skip
+from rpnt.decoders.base import Decoder, load_decoder, read_meta, read_skip
 from rpnt.errors import RpntError
 from rpnt.online.replay import stream_session
 from rpnt.provenance import provenance
 from rpnt.scoring.stitch import SessionScore, evaluate_session
-from rpnt.seeding import seed_everything
-from rpnt.store import load_session
 
 #: Store attributes copied into every metrics record (for the table's provenance block).
 STORE_ATTRS = ("dataset", "dandiset_id", "dandiset_version", "source_sha256", "adapter",
@@ -70,6 +67,53 @@ def _identity(meta: dict[str, Any], tags: dict[str, Any], scenario: str | None,
     return rec
 
 
+def score_decoder(
+    decoder: Decoder,
+    meta: dict[str, Any],
+    session: SessionData,
+    *,
+    scenario: str | None = None,
+    tags: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    model_dir: str | Path | None = None,
+    split: str = "test",
+    stream: bool = False,
+) -> tuple[dict[str, Any], SessionScore]:
+    """Score ``decoder`` (its ``meta.json`` as ``meta``) on ``session`` (units already
+    selected): a metrics record and the :class:`rpnt.scoring.stitch.SessionScore`.
+
+    ``stream``: score it streamed bin by bin from the session's start
+    (:func:`rpnt.online.replay.stream_session`) instead of stitched windows; the record
+    gains ``scoring``, ``latency`` and ``stream_check_max_abs_diff``. The record carries
+    provenance (git commit, packages, config hash when ``config`` is given).
+    """
+    online: dict[str, Any] = {}
+    if stream:
+        score, online = stream_session(decoder, session, split=split)
+    else:
+        score = evaluate_session(decoder, session, split=split)
+    rec = _identity(meta, dict(tags or {}), scenario, session)
+    rec["kind"] = meta.get("kind")
+    rec.update(score.metrics())
+    rec.update(online)
+    rec["provenance"] = provenance(config, model_dir=None if model_dir is None
+                                   else str(model_dir))
+    return rec, score
+
+
+def skipped_record(skip: dict[str, Any], session: SessionData, *,
+                   scenario: str | None = None, tags: dict[str, Any] | None = None,
+                   config: dict[str, Any] | None = None, model_dir: str | Path | None = None,
+                   split: str = "test") -> dict[str, Any]:
+    """The metrics record of a skip record (a decoder that could not be trained here)."""
+    rec = _identity(skip, dict(tags or {}), scenario, session)
+    rec.update({k: v for k, v in skip.items() if k not in rec})
+    rec.update(r2=None, n_bins=0, n_trials=0, split=split,
+               provenance=provenance(config, model_dir=None if model_dir is None
+                                     else str(model_dir)))
+    return rec
+
+
 def evaluate_model(
     model_dir: str | Path,
     session: SessionData,
@@ -79,38 +123,15 @@ def evaluate_model(
     split: str = "test",
     stream: bool = False,
 ) -> tuple[dict[str, Any], SessionScore | None]:
-    """Score the decoder in ``model_dir`` on ``session`` (units already selected).
-
-    ``stream``: score it streamed bin by bin from the session's start
-    (:func:`rpnt.online.replay.stream_session`) instead of stitched windows; the record
-    gains ``scoring``, ``latency`` and ``stream_check_max_abs_diff``.
-
-    Returns ``(record, score)``; ``score`` is the :class:`rpnt.scoring.stitch.SessionScore`
-    (None for a skip record). The record carries provenance (git commit, packages,
-    config hash when ``config`` is given).
-    """
-    tags = dict(tags or {})
+    """Score the decoder saved in ``model_dir`` on ``session`` (:func:`score_decoder`);
+    a skip record gives its skipped metrics record and no score."""
     skip = read_skip(model_dir)
     if skip is not None:
-        rec = _identity(skip, tags, scenario, session)
-        rec.update({k: v for k, v in skip.items() if k not in rec})
-        rec.update(r2=None, n_bins=0, n_trials=0, split=split,
-                   provenance=provenance(config, model_dir=str(model_dir)))
-        return rec, None
-
-    meta = read_meta(model_dir)
-    decoder = load_decoder(model_dir)
-    online: dict[str, Any] = {}
-    if stream:
-        score, online = stream_session(decoder, session, split=split)
-    else:
-        score = evaluate_session(decoder, session, split=split)
-    rec = _identity(meta, tags, scenario, session)
-    rec["kind"] = meta.get("kind")
-    rec.update(score.metrics())
-    rec.update(online)
-    rec["provenance"] = provenance(config, model_dir=str(model_dir))
-    return rec, score
+        return skipped_record(skip, session, scenario=scenario, tags=tags, config=config,
+                              model_dir=model_dir, split=split), None
+    return score_decoder(load_decoder(model_dir), read_meta(model_dir), session,
+                         scenario=scenario, tags=tags, config=config, model_dir=model_dir,
+                         split=split, stream=stream)
 
 
 def save_predictions(path: str | Path, session: SessionData, score: SessionScore,
@@ -144,33 +165,16 @@ def write_metrics(path: str | Path, record: dict[str, Any]) -> Path:
     return write_json(path, record)
 
 
-def evaluate_to_files(model_dir: str | Path, store: str | Path, out: str | Path, *,
-                      predictions: str | Path | None = None, scenario: str | None = None,
-                      config: str | Path | None = None, tags: dict[str, Any] | None = None,
-                      split: str = "test", stream: bool = False) -> dict[str, Any]:
-    """``rpnt evaluate`` as one call: files in, the metrics JSON ``out`` (and the
-    ``predictions`` .npz) written atomically; returns the record.
+def write_scores(record: dict[str, Any], score: SessionScore | None, session: SessionData,
+                 out: str | Path, predictions: str | Path | None = None,
+                 split: str = "test") -> dict[str, Any]:
+    """Write a metrics record (and the ``predictions`` .npz) atomically; returns it.
 
-    The training commands call it on the decoder they have just written (``--metrics``),
-    so the workflow scores each model inside the job that trained it; the result is the
-    same as that of a separate ``rpnt evaluate`` process: the job's generators are
-    reseeded here and the decoder is read back from ``model_dir``.
+    A skipped model (``score`` None) gets an empty, labelled predictions file, so the
+    workflow's declared output exists and figures can tell it apart.
     """
-    tags = dict(tags or {})
-    # Scoring draws nothing at random (the decoder's eval_seed fixes its unit choice);
-    # seeding from the run's seed keeps any draw of a library identical between runs.
-    seed_everything(tags["seed"] if isinstance(tags.get("seed"), int) else 0)
-    cfg = load_yaml(config) if config else None
-    if scenario and cfg is None:
-        raise RpntError("--scenario needs --config CFG.yaml (the scenarios section)")
-    session = apply_scenario_units(load_session(store), cfg, scenario)
-    record, score = evaluate_model(model_dir, session, scenario=scenario, tags=tags,
-                                   config=cfg, split=split, stream=stream)
-    record["store_path"] = str(store)
     if predictions:
         if score is None:
-            # a skipped model has no predictions: write an empty, labelled file so the
-            # workflow's declared output exists and figures can tell it apart
             with atomic_path(predictions) as tmp, open(tmp, "wb") as fh:
                 np.savez_compressed(fh, skipped=np.array(record["skipped"]),
                                     session=np.array(session.session))

@@ -5,6 +5,6 @@ decoder uses), :mod:`rpnt.train.checkpoint` (rolling resume checkpoints),
 :mod:`rpnt.train.runlog` (metrics.jsonl + curves.png), :mod:`rpnt.train.config`
 (``model``/``pretrain``/``finetune`` config sections), :mod:`rpnt.train.pretrain`,
 :mod:`rpnt.train.finetune`, :mod:`rpnt.train.peers` (Wiener, GRU, NDT, POYO),
-:mod:`rpnt.train.output` (atomic run directories) and :mod:`rpnt.train.runs` (what
-``rpnt pretrain`` / ``finetune`` / ``baseline`` do, with typed arguments).
+:mod:`rpnt.train.output` (atomic run directories). What ``rpnt pretrain`` / ``finetune``
+/ ``baseline`` do with these, one function a job, is :mod:`rpnt.jobs`.
 """

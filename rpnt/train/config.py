@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rpnt.configfile import model_section
+from rpnt.data.budget import Budget, budget_bins
+from rpnt.data.session import SessionData
 from rpnt.errors import RpntError
 from rpnt.fields import check_fields, setting
 from rpnt.model import RPNTConfig
@@ -165,3 +167,17 @@ def model_config(cfg: dict[str, Any], source: str = "config", variant: str | Non
         raise RpntError(f"{where}: {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise RpntError(f"{where}: model: {exc}") from exc
+
+
+def labelled_trials(cfg: dict[str, Any], source: str, session: SessionData,
+                    budget: str, seed: int) -> tuple[Budget, str]:
+    """The labelled trials of ``budget`` and the model selection rule, from the config's
+    ``labels`` section (RpntError when the selection would read labels outside the
+    budget)."""
+    labels = labels_config(cfg, source)
+    b = budget_bins(session, budget, seed, labels.min_bins)
+    if b.budget != "all" and labels.selection == "valid":
+        raise RpntError(f"{source}: labels.selection: valid would read the valid trials' "
+                        f"labels, more than a budget of {b.budget} trials; set "
+                        "labels.selection: none (a fixed schedule)")
+    return b, labels.selection

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from rpnt.atomic import atomic_path
-from rpnt.decoders.base import Decoder, save_decoder
+from rpnt.decoders.base import Decoder, meta_text, save_decoder
 from rpnt.train.runlog import CURVES_NAME, METRICS_NAME
 from rpnt.train.trainer import FitResult
 
@@ -27,11 +28,12 @@ def fit_summary(result: FitResult) -> dict[str, Any]:
 
 
 def write_run(decoder: Decoder, out: str | Path, log_dir: str | Path,
-              ckpt_dir: str | Path | None, **meta: Any) -> Path:
+              ckpt_dir: str | Path | None, **meta: Any) -> dict[str, Any]:
     """``out/`` = save_decoder files + metrics.jsonl + curves.png, renamed into place at once.
 
     The rolling checkpoint directory is removed afterwards: the run is complete, and a
-    stale checkpoint must not be mistaken for a resumable one.
+    stale checkpoint must not be mistaken for a resumable one. Returns the decoder's
+    ``meta.json`` as :func:`rpnt.decoders.base.read_meta` would read it back.
     """
     out = Path(out)
     with atomic_path(out) as tmp:
@@ -42,4 +44,4 @@ def write_run(decoder: Decoder, out: str | Path, log_dir: str | Path,
                 shutil.copy2(src, tmp / name)
     if ckpt_dir is not None:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return out
+    return json.loads(meta_text(decoder, **meta))
