@@ -144,14 +144,14 @@ def test_tiny_dry_run_plans_every_stage(workdir):
 def test_default_dry_run(workdir):
     proc = run_snakemake(workdir, "-n")
     n = job_counts(proc.stdout)
-    # targets: cross_session 2 (C 2016), cross_task 1; two seeds; budgets 5, 10, all
+    # targets: cross_session 2 (C 2016), cross_task 1; one seed; budgets 5, 10, all
     # rows: the peers, rpnt_scratch, rpnt_joint_frozen, rpnt_joint_full (one pretraining)
-    runs = 3 * 2 * 3  # target sessions x seeds x budgets
-    assert n["ingest"] == 12 and n["pretrain"] == 2 * 1 * 2
+    runs = 3 * 1 * 3  # target sessions x seeds x budgets
+    assert n["ingest"] == 12 and n["pretrain"] == 2 * 1 * 1
     assert n["finetune"] == 3 * runs
     assert n["baseline"] == _n_baselines() * runs
     assert n["ceiling"] == 1
-    assert sum(n.values()) == 1 + 12 + 1 + 4 + (3 + _n_baselines()) * runs + 1 + 3
+    assert sum(n.values()) == 1 + 12 + 1 + 2 + (3 + _n_baselines()) * runs + 1 + 3
 
 
 def test_multisite_dry_run(workdir):
