@@ -50,7 +50,7 @@ def _default_bases() -> dict[str, float]:
     # bins and the time band holding only part of a head's pairs (3 of 8 pairs at
     # head_dim 16), base 10000 leaves periods of 6, 136 and ~3000 bins - one useful
     # frequency inside a window. Base 100 gives periods 6, 29 and 136 bins
-    # (measurement: docs/model.md "Measured training fixes").
+    # (measurement: docs/measurements.md "Measured training fixes").
     return {"time": 100.0, "subject": 100.0, "date": 1000.0, "task": 10.0,
             "site_x": 5000.0, "site_y": 5000.0, "site_z": 5000.0}
 

@@ -45,7 +45,7 @@ class RPNT(nn.Module):
         # Hidden widths follow the released code (d/2, d/4; d/4, d/16) but never drop below
         # MIN_HIDDEN: at d=32 the velocity head's d/16 = 2 GELU units were a bottleneck
         # that cannot carry two signed velocity axes (GELU zeroes half of each unit's
-        # range; docs/model.md "Measured training fixes"). Sizes from d=256 up are unchanged.
+        # range; docs/measurements.md "Measured training fixes"). Sizes from d=256 up are unchanged.
         w = lambda x: max(x, MIN_HIDDEN)  # noqa: E731
         # Reconstruction decoder d -> d/2 -> d/4 -> N; softplus keeps rates non-negative.
         # The last map reads out unit slots, so it is per session like the read-in.
