@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -399,3 +400,20 @@ def test_stores_are_keyed_by_bin_size(workdir):
     assert "resources/stores/sim_tiny/bin25ms/sub-T_ses-CO-20130819.zarr" in out
     assert "resources/manifests/sim_tiny/bin25ms.tsv" in out
     assert "bin20ms" not in out
+
+
+def test_config_validate_checks_the_dataset_and_resolve_prints(capsys):
+    """rpnt config validate refuses an unknown dataset (without --plan too), and resolve
+    without --out prints the resolved YAML."""
+    from rpnt.cli import main
+
+    cfg = {"benchmark": "x", "dataset": "nope", "registry": str(REPO / "config/datasets.yaml"),
+           "seeds": [0], "bin_ms": 20, "models": ["gru"],
+           "scenarios": {"a": {"target": {"subject": ["C"]}}}}
+    assert main(["config", "validate", "--json", json.dumps(cfg)]) == 2
+    assert "no dataset named 'nope'" in capsys.readouterr().err
+    assert main(["config", "validate", "--json", json.dumps({**cfg, "dataset": "sim_tiny",
+                 "scenarios": {"a": {"target": {"subject": ["Z"]}}}})]) == 2
+    assert "has subjects" in capsys.readouterr().err
+    assert main(["config", "resolve", str(REPO / "config/tiny.yaml")]) == 0
+    assert "benchmark: tiny" in capsys.readouterr().out

@@ -13,8 +13,9 @@ HELP = "validate a workflow config, or write it resolved (every default filled)"
 DESCRIPTION = """\
 The workflow's config files (config/config.yaml, config/tiny.yaml,
 config/benchmarks/*.yaml) are checked against the schema rpnt ships
-(rpnt/schemas/config.schema.yaml): unknown keys, wrong types and scenarios that
-select nothing are errors.
+(rpnt/schemas/config.schema.yaml): unknown keys, wrong types, a dataset the registry
+does not have and scenarios that select nothing (where the dataset's sessions are known
+before any download) are errors.
 
   rpnt config validate config/tiny.yaml
   rpnt config validate config/tiny.yaml --plan     # also the jobs it plans
@@ -71,13 +72,16 @@ def run(args: argparse.Namespace) -> int:
         cfg = W.merge(cfg, extra)
     source = ", ".join(args.files) or "--json"
     resolved = W.resolve_config(cfg, args.schema, source=source)
-    if args.plan:
-        entry = W.dataset_entry(resolved, source)
-        sessions = W.planned_sessions(entry)
-        if sessions is None:
-            raise RpntError(f"dataset {resolved['dataset']} has no committed asset manifest; "
-                            "its sessions are listed at run time")
-        plan = W.make_plan(resolved, sessions, W.is_simulated(entry), source)
+    # The dataset must be in the registry and, where its sessions are known before any
+    # download, every scenario must select some: checked for validate and resolve alike.
+    entry = W.dataset_entry(resolved, source)
+    sessions = W.planned_sessions(entry)
+    if sessions is None and args.plan:
+        raise RpntError(f"dataset {resolved['dataset']} has no committed asset manifest; "
+                        "its sessions are listed at run time")
+    plan = None if sessions is None else W.make_plan(resolved, sessions,
+                                                     W.is_simulated(entry), source)
+    if args.plan and plan is not None:
         for name, targets in plan.targets.items():
             print(f"scenario {name}: {len(targets)} target session(s): {', '.join(targets)}")
         print(f"sessions: {len(plan.sessions)}; models: {', '.join(plan.models)}; "
@@ -89,5 +93,5 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         W.write_resolved_config(resolved, args.out)
     else:
-        sys.stdout.write(yaml.safe_dump(W._plain(resolved), sort_keys=True))
+        sys.stdout.write(yaml.safe_dump(W.plain(resolved), sort_keys=True))
     return 0

@@ -135,7 +135,7 @@ def _check_variants(cfg: Mapping[str, Any], source: str) -> None:
 
 def config_json(cfg: Mapping[str, Any]) -> str:
     """The config as one line of JSON (sorted keys): how the workflow hands it over."""
-    return json.dumps(_plain(cfg), sort_keys=True, separators=(",", ":"))
+    return json.dumps(plain(cfg), sort_keys=True, separators=(",", ":"))
 
 
 def write_resolved_config(cfg: Mapping[str, Any], out: str | Path) -> bool:
@@ -147,7 +147,7 @@ def write_resolved_config(cfg: Mapping[str, Any], out: str | Path) -> bool:
     text = (
         "# Resolved rpnt workflow config: every default filled in. Written by the\n"
         "# workflow before its first job; edit config/*.yaml instead.\n"
-        + yaml.safe_dump(_plain(cfg), sort_keys=True, default_flow_style=False)
+        + yaml.safe_dump(plain(cfg), sort_keys=True, default_flow_style=False)
     )
     out = Path(out)
     if out.is_file() and out.read_text() == text:
@@ -156,12 +156,12 @@ def write_resolved_config(cfg: Mapping[str, Any], out: str | Path) -> bool:
     return True
 
 
-def _plain(obj: Any) -> Any:
+def plain(obj: Any) -> Any:
     """Snakemake config objects -> plain dict/list/scalars (safe_dump-able)."""
     if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     return obj
 
 
@@ -194,7 +194,7 @@ def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str
     --config``; the training jobs' own evaluation reads the scenario, which their part
     holds).
     """
-    cfg = _plain(cfg)
+    cfg = plain(cfg)
     if rule in ("pretrain", "finetune", "baseline"):
         scen = {"scenario": cfg["scenarios"][wildcards["scenario"]]}
     if rule in ("finetune", "baseline"):
@@ -236,7 +236,7 @@ def ingest_digest(entry: Mapping[str, Any]) -> str:
     Description and metadata are documentation; the asset manifest and folder paths are
     left out because they are absolute (moving the checkout must not re-ingest).
     """
-    part = {k: v for k, v in _plain(entry).items()
+    part = {k: v for k, v in plain(entry).items()
             if k not in ("description", "metadata", "registry")}
     part["source"] = {k: v for k, v in part.get("source", {}).items()
                       if k not in ("manifest", "folder")}
