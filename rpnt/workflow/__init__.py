@@ -52,11 +52,11 @@ from rpnt.workflow.plan import (
 )
 
 __all__ = [
-    "BASELINES", "SCHEMA_PATH", "Plan", "Run", "active_models", "check_checkout",
-    "check_config", "check_executor", "config_json", "config_source", "dataset_entry",
-    "dataset_names", "finetune_flags", "ingest_digest", "is_simulated", "load_configs",
-    "load_yaml", "make_plan", "merge", "names_pattern", "plain", "planned_sessions",
-    "poyo_available", "pretrain_flags", "pretrainings", "raw_root", "resolve_config",
-    "rpnt_row", "rpnt_rows", "rule_config", "rule_digest", "sessions_from_asset_tsv", "source_type", "stop_on_error",
-    "store_tag", "target_sessions", "write_resolved_config",
+    "BASELINES", "Plan", "Run", "SCHEMA_PATH", "active_models", "check_checkout", "check_config",
+    "check_executor", "config_json", "config_source", "dataset_entry", "dataset_names",
+    "finetune_flags", "ingest_digest", "is_simulated", "load_configs", "load_yaml", "make_plan",
+    "merge", "names_pattern", "plain", "planned_sessions", "poyo_available", "pretrain_flags",
+    "pretrainings", "raw_root", "resolve_config", "rpnt_row", "rpnt_rows", "rule_config",
+    "rule_digest", "sessions_from_asset_tsv", "source_type", "stop_on_error", "store_tag",
+    "target_sessions", "write_resolved_config",
 ]
