@@ -14,6 +14,10 @@ rule ingest:
     benchmark:
         f"benchmarks/ingest/{DATASET}/{W.store_tag(config)}/{{session}}.tsv"
     threads: 2
+    # The pretrainings (priority 10) wait for every store and the manifest: a store job
+    # first, so they start as early as they can (Snakemake does not pass a rule's
+    # priority on to the jobs it depends on).
+    priority: 10
     params:
         manifest=f"--asset-manifest {ASSET_MANIFEST}" if ASSET_MANIFEST else "",
         bin_ms=config["bin_ms"],
@@ -36,6 +40,7 @@ rule manifest:
         all_stores,
     output:
         MANIFEST,
+    priority: 10
     log:
         f"logs/manifest/{DATASET}/{W.store_tag(config)}.log",
     shell:
