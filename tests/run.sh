@@ -52,4 +52,10 @@ step "lint-imports (the layers of rpnt, pyproject.toml [tool.importlinter])"
 lint-imports  # import-linter has no `python -m` entry; PATH above makes it this env's
 
 step "pytest"
-"$PY" -m pytest -q -rs --durations=15 "$@"
+# Two workers (pytest-xdist), each taking whole modules (--dist loadscope: a module-scoped
+# fixture, such as the tiny workflow run, runs once) in collection order, where conftest.py
+# puts the longest modules first (--no-loadscope-reorder: xdist would otherwise start with
+# the modules that have the most tests). The SLURM tests mostly wait on the scheduler and
+# most tests use one core (conftest.py), so the two cores are used while they wait.
+# `-n 0` (last wins) runs everything in one process.
+"$PY" -m pytest -q -rs --durations=15 -n 2 --dist loadscope --no-loadscope-reorder "$@"
