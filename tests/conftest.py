@@ -17,3 +17,19 @@ try:
     torch.set_num_threads(1)
 except ImportError:  # the package declares torch; only a broken install lacks it
     pass
+
+
+#: Modules that take minutes (SLURM time limits, the tiny workflow, processes run twice),
+#: longest first. tests/run.sh runs the suite on two workers (pytest-xdist, whole modules
+#: in this order); started first, they overlap each other and the short tests instead of
+#: ending the run alone.
+LONG_MODULES = ("test_slurm.py", "test_workflow_e2e.py", "test_determinism.py",
+                "test_workflow_resume.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return LONG_MODULES.index(name) if name in LONG_MODULES else len(LONG_MODULES)
+
+    items.sort(key=rank)  # stable: the order within each module is kept

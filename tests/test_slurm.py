@@ -10,7 +10,7 @@ this one node has; squeue status checks). Two runs, each bounded by `timeout -s 
    SIGTERM warning, no job asks for a GPU, one submission per job (training jobs score
    their models; one job has the ceilings); SLURM runs them all to completion.
 2. One RPNT training job through the GPU profile (--gpus=1 on the stand-in GPU) with a
-   1-minute time limit: SLURM's warning signal makes it write its checkpoint, the retry
+   2-minute time limit: SLURM's warning signal makes it write its checkpoint, the retry
    (attempt 2) resumes from that step, and the log of each attempt is kept.
 
 It skips only when not root or apt-get is missing.
@@ -23,6 +23,8 @@ import re
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,12 @@ NODE_MEM_CAP_MB = 2000  # per job; this node runs two jobs at a time
 RUN_TIMEOUT_S = 900
 SESSION = "sub-C_ses-CO-20161013"  # the one target of the scenario below
 SCENARIO = {"cross_session": {"target": {"subject": ["C"], "date_from": "2016-10-01"}}}
+
+
+#: Workdirs of this module's runs: the time-limit test trains on the store the sbatch run
+#: made (stores are per dataset and bin size, shared by every benchmark of a workdir).
+WORKDIRS: dict[str, Path] = {}
+STORE = f"resources/stores/sim_tiny/bin20ms/{SESSION}.zarr"
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +102,9 @@ def derive_test_profile(src: Path, dst: Path, cluster: SlurmCluster) -> Path:
 
 
 def run_profile(wd: Path, profile: Path, cluster: SlurmCluster, log_path: Path,
-                *args: str) -> tuple[int, str]:
-    """``snakemake --profile PROFILE ARGS`` in ``wd``, bounded by ``timeout -s INT``."""
+                *args: str, poll: Callable[[], bool] | None = None) -> tuple[int, str]:
+    """``snakemake --profile PROFILE ARGS`` in ``wd``, bounded by ``timeout -s INT``;
+    ``poll`` (if given) is called every second while it runs, until it returns True."""
     cmd = ["timeout", "-s", "INT", str(RUN_TIMEOUT_S), sys.executable, "-m", "snakemake",
            "--profile", str(profile), "--jobs", "2", "--verbose", *args]
     env = offline_env(wd, SLURM_CONF=str(cluster.conf))
@@ -103,6 +112,11 @@ def run_profile(wd: Path, profile: Path, cluster: SlurmCluster, log_path: Path,
         proc = subprocess.Popen(cmd, cwd=wd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=True)
         try:
+            while poll is not None and proc.poll() is None:
+                if poll():
+                    poll = None
+                else:
+                    time.sleep(1.0)
             proc.wait(timeout=RUN_TIMEOUT_S + 60)
         finally:
             if proc.poll() is None:  # `timeout` itself hung: end the whole process group
@@ -132,6 +146,7 @@ def _sbatch_calls(output: str) -> dict[str, list[str]]:
 @pytest.mark.timeout(RUN_TIMEOUT_S + 300)
 def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     wd = make_workdir(tmp_path / "wf")
+    WORKDIRS["sbatch"] = wd
     # Few training steps: this test is about submission and scheduling, not accuracy.
     short = {"steps": 6, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3}
     write_config(wd, "slurmtest", "config/tiny.yaml", benchmark="slurmtest",
@@ -199,28 +214,65 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     assert any((wd / "results/benchmark/slurmtest/figures").glob("*.png"))
 
 
+#: How long the retry trains after its log says it resumed, before the test signals it.
+RETRY_TRAINS_S = 10.0
+
+
+def signal_retry_once_resumed(logs: Path, cluster: SlurmCluster) -> Callable[[], bool]:
+    """A ``poll`` for :func:`run_profile`: once the second attempt's log says it resumed,
+    and it has trained for :data:`RETRY_TRAINS_S`, send its job SIGTERM with ``scancel
+    --signal=TERM`` (to the job's steps, not the batch shell: what ``--signal=TERM@N``
+    sends at the time limit), so that the retry need not wait for its own limit."""
+    resumed_at: list[float] = []
+
+    def poll() -> bool:
+        attempts = sorted((logs / "attempts").glob("seed0.*.log"))
+        if len(attempts) < 2:
+            return False
+        text = attempts[1].read_text(errors="replace")
+        if "resumed from" not in text:
+            return False
+        if not resumed_at:
+            resumed_at.append(time.monotonic())
+        if time.monotonic() - resumed_at[0] < RETRY_TRAINS_S:
+            return False
+        job = re.search(r"SLURM job (\d+) ===", text)[1]
+        # check=False: SLURM's own warning may have ended the job just before.
+        subprocess.run(["scancel", "--signal=TERM", job], env=cluster.env(),
+                       capture_output=True, text=True, timeout=30, check=False)
+        return True
+
+    return poll
+
+
 @pytest.mark.timeout(RUN_TIMEOUT_S + 300)
 def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluster, tmp_path,
                                                                           capsys):
     """A finetuning job with a 2-minute limit and far more steps than fit in it: SLURM's
     SIGTERM (profile: --signal, here 10 s before the limit) makes it save its checkpoint
-    at step N and exit; the retry (attempt 2) resumes from step N. Attempt 2 is cut the
-    same way (the steps never fit), so the run ends failed after its one retry, with the
-    log of each attempt kept.
+    at step N and exit; the retry (attempt 2) resumes from step N. Attempt 2 gets the same
+    SIGTERM once it has trained for a few seconds (the test sends it with `scancel
+    --signal=TERM` rather than wait another 2 minutes for the limit; SLURM's own warning
+    would come at the limit anyway, the steps never fit), saves and exits the same way, so
+    the run ends failed after its one retry, with the log of each attempt kept.
 
     SLURM may send the warning signal up to 60 s earlier than asked (sbatch(1), --signal:
     "resolution of event handling"), so the limit leaves at least 50 s for the job to start
     Snakemake and rpnt before the signal can come; a 1-minute limit let the signal arrive
     before rpnt had started (seen under load)."""
-    wd = make_workdir(tmp_path / "wf")
+    # The workdir of the sbatch run, whose store this job trains on, when it made one; else
+    # a new one with the store made locally: this test is about the training job.
+    wd = WORKDIRS.get("sbatch")
+    if wd is None or not (wd / STORE).exists():
+        wd = make_workdir(tmp_path / "wf")
     long = {"steps": 1_000_000, "batch_size": 8, "eval_every": 1_000_000,
             "checkpoint_every": 1_000_000, "patience": 0}
     write_config(wd, "timelimit", "config/tiny.yaml", benchmark="timelimit",
                  models=["rpnt_scratch"], scenarios=SCENARIO, finetune={"train": long},
                  budgets=["all"], model_budgets={})
-    # The store first, locally: this test is about the training job.
-    run_snakemake(wd, f"resources/stores/sim_tiny/bin20ms/{SESSION}.zarr", "--cores", "2",
-                  "--configfile", "config/timelimit.yaml", timeout=600)
+    if not (wd / STORE).exists():
+        run_snakemake(wd, STORE, "--cores", "2", "--configfile", "config/timelimit.yaml",
+                      timeout=600)
 
     profile = derive_test_profile(wd / "slurm" / "gpu" / "config.yaml", tmp_path / "profile",
                                   cluster)
@@ -231,19 +283,20 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
     (profile / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
 
     target = f"results/timelimit/models/cross_session/rpnt_scratch/{SESSION}/alltrials/seed0"
+    logs = wd / f"logs/timelimit/finetune/cross_session/rpnt_scratch/{SESSION}/alltrials"
     rc, out = run_profile(wd, profile, cluster, tmp_path / "snakemake.log", target,
-                          "--configfile", "config/timelimit.yaml")
+                          "--configfile", "config/timelimit.yaml",
+                          poll=signal_retry_once_resumed(logs, cluster))
     calls = [c for cs in _sbatch_calls(out).values() for c in cs]
     assert len(calls) == 2, out[-4000:]  # the first attempt and its retry
     for line in calls:
         assert "--gpus=1" in line and "--signal=TERM@10" in line, line
         assert re.search(r"-t '?2'?\s", line), line
-    assert rc != 0  # attempt 2 was cut by its limit too: the steps never fit
+    assert rc != 0  # attempt 2 was stopped by SIGTERM too: the steps never fit
     assert not (wd / target).exists()
 
     # Each attempt's log is kept (logs/.../attempts/seed0.<time>.<SLURM job>.log); the
     # job's log is the last attempt's.
-    logs = wd / f"logs/timelimit/finetune/cross_session/rpnt_scratch/{SESSION}/alltrials"
     attempts = sorted((logs / "attempts").glob("seed0.*.log"))
     assert len(attempts) == 2, sorted(map(str, logs.rglob("*")))
     first, second = (a.read_text(errors="replace") for a in attempts)
@@ -265,7 +318,7 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
               f"attempt 2 (job {job2}) resumed at step {resumed[2]}, stopped at {again[1]}")
 
     # Both attempts ran on the stand-in GPU and ended before SLURM's hard limit killed
-    # them: the warning signal made rpnt exit by itself.
+    # them: the SIGTERM made rpnt exit by itself.
     jobs = {jid: (state, elapsed) for jid, state, _, elapsed in slurm_jobs(cluster)}
     for jid in (job1, job2):
         show = subprocess.run(["scontrol", "show", "job", jid], env=cluster.env(),

@@ -1,18 +1,25 @@
 """rpnt installs as a package: a wheel built from this checkout, installed (not editable)
 into a scratch virtual environment, validates a config and simulates without the checkout.
 
-The scratch environment sees the machine's packages (`venv --system-site-packages`) for
-the pinned dependencies, torch included; pip installs nothing but the wheel (`--no-deps
---no-index`), so it can never pull another torch.
+The scratch environment gets the pinned dependencies, torch included, from the environment
+the tests run in (a venv, a conda env or a bare interpreter): a `.pth` file in it lists
+that environment's site-packages folders. Not `venv --system-site-packages`: that shows
+the base interpreter's packages, which inside a venv are not the venv's (the test then
+failed with ModuleNotFoundError wherever the dependencies were installed into a venv). pip
+installs nothing but the wheel (`--no-deps --no-index`), so it can never pull another
+torch.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -20,6 +27,45 @@ import pytest
 from tests.workflow_helpers import REPO
 
 pytestmark = [pytest.mark.slow]
+
+
+def running_site_dirs() -> list[str]:
+    """The site-packages folders of the environment running this test, where its packages
+    are installed: a venv's own (and its base's only if the venv was made with
+    --system-site-packages), a conda env's, a bare interpreter's, and the user site when
+    this interpreter reads it."""
+    paths = sysconfig.get_paths()
+    dirs = [*site.getsitepackages(), paths["purelib"], paths["platlib"]]
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return [d for d in dict.fromkeys(os.path.realpath(d) for d in dirs) if os.path.isdir(d)]
+
+
+def scratch_venv(venv: Path, cwd: Path, env: dict[str, str]) -> Path:
+    """A virtual environment at ``venv`` that imports the running environment's packages;
+    returns its python.
+
+    Its ``.pth`` file lists the running environment's site-packages folders as plain paths,
+    after the venv's own site-packages: a package installed into the venv wins, and the
+    ``.pth`` files in those folders are not run (the editable install of the checkout is
+    one: it would put the checkout's rpnt ahead of the wheel's). Made without pip (no
+    ensurepip needed): the running environment's pip, on that path, installs into it.
+    """
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd, env)
+    py = venv / "bin" / "python"
+    purelib = _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                   cwd, env).strip()
+    Path(purelib, "_rpnt_test_running_env.pth").write_text(
+        "".join(f"{d}\n" for d in running_site_dirs()))
+    return py
+
+
+def _has_build_backend() -> bool:
+    """Whether the running environment has the build backend pyproject.toml names."""
+    try:
+        return int(version("setuptools").split(".")[0]) >= 68
+    except Exception:  # not installed, or an unparsable version
+        return False
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> str:
@@ -42,8 +88,11 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index",
-          "--no-build-isolation", "-w", str(dist), str(src)], tmp_path, env)
+    # With the running environment's setuptools when it has one (offline); else pip builds
+    # in isolation, fetching setuptools as `pip install -e .` (tests/run.sh) just did.
+    offline = ["--no-index", "--no-build-isolation"] if _has_build_backend() else []
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", *offline, "-w", str(dist),
+          str(src)], tmp_path, env)
     wheel = next(dist.glob("rpnt-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("rpnt/schemas/config.schema.yaml", "rpnt/schemas/datasets.schema.yaml",
@@ -51,8 +100,8 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
         assert shipped in names, shipped
 
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path, env)
-    py, rpnt = venv / "bin" / "python", venv / "bin" / "rpnt"
+    py = scratch_venv(venv, tmp_path, env)
+    rpnt = venv / "bin" / "rpnt"
     _run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
           "--ignore-installed", str(wheel)], tmp_path, env)
 
