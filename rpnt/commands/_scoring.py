@@ -1,6 +1,6 @@
-"""The options with which a training command scores the decoder it has just trained, in
-memory (``rpnt finetune`` and ``rpnt baseline``; the workflow scores every model in the
-job that trained it)."""
+"""The options every training command shares: its seed, output and checkpoints, and how it
+scores the decoder it has just trained, in memory (``rpnt finetune`` and ``rpnt
+baseline``; the workflow scores every model in the job that trained it)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ import argparse
 from typing import Any
 
 from rpnt.errors import RpntError
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """--seed, --out and --checkpoint-dir: what every training command takes."""
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the job's seed: every random draw of the job follows from it "
+                             "(default 0)")
+    parser.add_argument("--out", required=True, metavar="DIR", help=out_help)
+    parser.add_argument("--checkpoint-dir", metavar="DIR", default=None,
+                        help="rolling resume checkpoints (default: <out>.ckpt); rerunning "
+                             "the same command after a kill resumes from them")
 
 
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:

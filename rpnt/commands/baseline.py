@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from rpnt.commands._scoring import add_scoring_arguments, check_scoring_arguments, scoring_options
+from rpnt.commands._scoring import (
+    add_run_arguments,
+    add_scoring_arguments,
+    check_scoring_arguments,
+    scoring_options,
+)
 
 NAME = "baseline"
 HELP = "train a peer decoder (wiener, gru, ndt, poyo) on one session store"
@@ -52,11 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", default="all", metavar="K|all",
                         help="labelled training trials: a number (drawn with the seed, "
                              "stratified, as for every decoder), or all (default)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="decoder directory to write (atomically)")
-    parser.add_argument("--checkpoint-dir", metavar="DIR",
-                        help="rolling resume checkpoints (default: <out>.ckpt)")
+    add_run_arguments(parser, "decoder directory to write (atomically)")
     add_scoring_arguments(parser)
 
 

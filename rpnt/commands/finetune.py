@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rpnt.commands._scoring import (
+    add_run_arguments,
     add_scoring_arguments,
     check_scoring_arguments,
     scoring_options,
@@ -60,11 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the target session's store")
     parser.add_argument("--scenario", metavar="NAME", default=None,
                         help="apply this scenario's unit-level target selection")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory (the trained decoder)")
-    parser.add_argument("--checkpoint-dir", metavar="DIR", default=None,
-                        help="rolling resume checkpoints (default: <out>.ckpt)")
+    add_run_arguments(parser, "output directory (the trained decoder)")
     add_scoring_arguments(parser)
 
 

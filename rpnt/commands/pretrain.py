@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rpnt.commands._scoring import add_run_arguments
+
 NAME = "pretrain"
 HELP = "pretrain RPNT (masked reconstruction, or joint with velocity) on a scenario's sessions"
 DESCRIPTION = """\
@@ -42,11 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ssl (the paper's, default) or joint (ssl + velocity)")
     parser.add_argument("--variant", metavar="NAME", default=None,
                         help="apply the model overrides of variants.NAME")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory (the pretrained decoder)")
-    parser.add_argument("--checkpoint-dir", metavar="DIR", default=None,
-                        help="rolling resume checkpoints (default: <out>.ckpt)")
+    add_run_arguments(parser, "output directory (the pretrained decoder)")
 
 
 def run(args: argparse.Namespace) -> int:
