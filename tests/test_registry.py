@@ -245,3 +245,16 @@ def test_select_paths():
     assert select_paths(paths, e, assets=[paths[0], paths[1]]) == [paths[0]]
     e = edit(DANDI, source__assets={"paths": [paths[1]]})
     assert select_paths(paths, e) == [paths[1]]
+
+
+def test_default_registry_path_outside_a_checkout(tmp_path, monkeypatch):
+    """The configs' registry (config/datasets.yaml) read where no such file exists, e.g.
+    after a wheel install, is the registry rpnt ships; any other missing path is an error."""
+    from rpnt.registry.entries import SHIPPED_REGISTRY
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RPNT_REGISTRY", raising=False)
+    reg = load_registry("config/datasets.yaml")
+    assert "sim_tiny" in reg and reg["sim_tiny"]["registry"] == str(SHIPPED_REGISTRY)
+    with pytest.raises(RpntError, match="dataset registry not found"):
+        load_registry("other/datasets.yaml")

@@ -39,6 +39,8 @@ DEFAULT_API_URL = "https://api.dandiarchive.org/api"
 API_URL_ENV = "RPNT_DANDI_API_URL"
 #: environment variable naming the registry file when no path is given
 REGISTRY_ENV = "RPNT_REGISTRY"
+#: the registry of a checkout, relative to its root (the workflow configs' default)
+LOCAL_REGISTRY = Path("config") / "datasets.yaml"
 
 
 def default_registry_path() -> Path:
@@ -46,8 +48,7 @@ def default_registry_path() -> Path:
     env = os.environ.get(REGISTRY_ENV)
     if env:
         return Path(env)
-    local = Path("config") / "datasets.yaml"
-    return local if local.is_file() else SHIPPED_REGISTRY
+    return LOCAL_REGISTRY if LOCAL_REGISTRY.is_file() else SHIPPED_REGISTRY
 
 
 @functools.cache
@@ -96,7 +97,11 @@ def validate_registry(doc: Any, source: str | Path = "registry") -> None:
 
 def load_registry(path: str | Path | None = None) -> dict[str, dict]:
     """Load and validate the registry: dataset name -> entry (a deep copy, paths absolute)."""
-    path = Path(path) if path is not None else default_registry_path()
+    # The configs' default (config/datasets.yaml) read outside a checkout, e.g. from a
+    # wheel install, is the registry rpnt ships, as when no path is given at all.
+    if path is None or (Path(path) == LOCAL_REGISTRY and not Path(path).is_file()):
+        path = default_registry_path()
+    path = Path(path)
     if not path.is_file():
         raise RpntError(f"{path}: dataset registry not found; pass --registry PATH or set "
                         f"{REGISTRY_ENV}")
