@@ -36,6 +36,11 @@ onstart:
         W.write_resolved_config(config, RESOLVED)
 
 
+onsuccess:
+    # A finished job deletes its rolling checkpoints; the folders they were in go too.
+    W.prune_empty_dirs(CKPT)
+
+
 rule all:
     """The configured benchmark's table and figures."""
     default_target: True

@@ -186,3 +186,22 @@ def test_stores_of_another_bin_size_coexist(tiny):
         assert ds.attrs["bin_size_s"] == pytest.approx(0.020)
     proc = run_snakemake(tiny, "-n", "--configfile", "config/tiny.yaml")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_no_checkpoint_folders_left_after_a_successful_run(tiny):
+    """Each finished job deletes its rolling checkpoints; the run then prunes the folders
+    they were in (Snakefile onsuccess)."""
+    ckpt = tiny / "resources/checkpoints/tiny"
+    assert not ckpt.exists() or not any(p.is_dir() for p in ckpt.rglob("*")), \
+        sorted(str(p) for p in ckpt.rglob("*"))[:5]
+
+
+def test_prune_empty_dirs_keeps_what_holds_files(tmp_path):
+    (tmp_path / "a/b/c").mkdir(parents=True)
+    (tmp_path / "x/y").mkdir(parents=True)
+    (tmp_path / "x/keep.txt").write_text("k")
+    assert W.prune_empty_dirs(tmp_path / "a") == 3
+    assert W.prune_empty_dirs(tmp_path) == 1  # x/y
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == \
+        ["x", "x/keep.txt"]
+    assert W.prune_empty_dirs(tmp_path / "missing") == 0

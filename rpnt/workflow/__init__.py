@@ -49,6 +49,7 @@ from rpnt.workflow.plan import (
     make_plan,
     names_pattern,
     pretrain_flags,
+    prune_empty_dirs,
 )
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "poyo_available",
     "pretrain_flags",
     "pretrainings",
+    "prune_empty_dirs",
     "raw_root",
     "resolve_config",
     "rpnt_row",

@@ -3,9 +3,11 @@ the shared pretrainings they start from, and the command-line flags of each."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rpnt.errors import RpntError
@@ -135,3 +137,20 @@ def make_plan(
         rows={m: rpnt_row(cfg, m) for m in models if m not in BASELINE_MODELS},
         ceiling=bool(cfg.get("ceiling", True)) and simulated,
     )
+
+
+def prune_empty_dirs(root: str | Path) -> int:
+    """Remove the empty folders under ``root`` (and ``root`` if it ends up empty), bottom
+    up; returns how many. A finished training job deletes its rolling checkpoints, which
+    leaves the folders they were in: the workflow prunes them after a successful run."""
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for here, _dirs, _files in os.walk(root, topdown=False):
+        try:
+            os.rmdir(here)  # fails, and is skipped, unless the folder is empty
+            removed += 1
+        except OSError:
+            pass
+    return removed
