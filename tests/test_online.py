@@ -278,3 +278,14 @@ def test_falcon_adapter_under_an_evaluator_loop(sessions):
     assert np.all(got[~np.isnan(got[:, 2, 0]), 2] == 0)
     with pytest.raises(RpntError, match="sessions="):
         adapter.reset(dataset_tags=["C"])
+
+
+def test_poyo_is_refused_with_its_reason():
+    from types import SimpleNamespace
+
+    from rpnt.online.base import stream_decoder
+
+    with pytest.raises(RpntError, match="POYO stream: POYO tokenises raw spike times"):
+        stream_decoder(SimpleNamespace(kind="poyo"))
+    with pytest.raises(RpntError, match="no streaming decoder for kind 'lstm'"):
+        stream_decoder(SimpleNamespace(kind="lstm"))

@@ -37,7 +37,11 @@ STREAM_CLASSES: dict[str, tuple[str, str]] = {
     "gru": ("rpnt.online.peers", "GRUStream"),
     "ndt": ("rpnt.online.peers", "NDTStream"),
     "wiener": ("rpnt.online.peers", "WienerStream"),
-    "poyo": ("rpnt.online.peers", "POYOStream"),
+}
+#: kind -> why it has no streaming form.
+NOT_STREAMED: dict[str, str] = {
+    "poyo": "POYO tokenises raw spike times, and a stream step carries one bin of counts; "
+            "score POYO offline (rpnt evaluate without --stream)",
 }
 
 
@@ -116,6 +120,8 @@ def stream_decoder(decoder: Decoder, recompute: bool = False,
     ``recompute``: for RPNT, re-run the window model on the last T bins every bin (the
     offline window model exactly, O(T^2 d) per bin) instead of the cached stream.
     """
+    if decoder.kind in NOT_STREAMED:
+        raise RpntError(f"{decoder.kind.upper()} stream: {NOT_STREAMED[decoder.kind]}")
     if decoder.kind not in STREAM_CLASSES:
         raise RpntError(f"no streaming decoder for kind {decoder.kind!r}; known: "
                         f"{', '.join(sorted(STREAM_CLASSES))}")

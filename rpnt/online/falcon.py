@@ -15,6 +15,7 @@ with the same methods, so the adapter and its tests run either way.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,24 +26,27 @@ from rpnt.errors import RpntError
 from rpnt.online.base import StreamingDecoder
 
 
-class BCIDecoderProtocol:
+class BCIDecoderProtocol(abc.ABC):
     """The methods of ``falcon_challenge.interface.BCIDecoder`` (1.0.2), for use without it."""
 
     def __init__(self, task_config: Any, batch_size: int = 1):
         self._task_config = task_config
         self.batch_size = batch_size
 
+    @abc.abstractmethod
     def reset(self, dataset_tags: Sequence[str] = ("",)) -> None:
-        raise NotImplementedError
+        """As the official interface."""
 
+    @abc.abstractmethod
     def predict(self, neural_observations: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """As the official interface."""
 
     def observe(self, neural_observations: np.ndarray) -> None:
         self.predict(neural_observations)
 
+    @abc.abstractmethod
     def on_done(self, dones: np.ndarray) -> None:
-        raise NotImplementedError
+        """As the official interface."""
 
     def set_batch_size(self, batch_size: int) -> None:
         self.batch_size = batch_size

@@ -7,7 +7,7 @@
 * NDT: the last ``window_bins`` bins recomputed every bin; the output is the window's last
   row (a causal window ending at the bin; shorter right after ``reset``).
 * POYO reads raw spike times, not counts, so a counts stream cannot feed it:
-  :class:`POYOStream` refuses with the reason.
+  :func:`rpnt.online.base.stream_decoder` refuses it with the reason.
 """
 
 from __future__ import annotations
@@ -134,23 +134,3 @@ class NDTStream(_BinnedStream):
             idx = torch.from_numpy(ends[lo:lo + CHUNK, None] - t + 1 + np.arange(t)[None])
             out.append(self.decoder(x[idx])[:, -1])
         return self.denorm(torch.cat(out))
-
-
-class POYOStream(StreamingDecoder):
-    """POYO reads every spike time of its window; a stream of counts cannot feed it."""
-
-    kind = "poyo"
-
-    def __init__(self, decoder: Decoder, **_: Any):
-        raise RpntError("POYO stream: POYO tokenises raw spike times, and a stream step "
-                        "carries one bin of counts; score POYO offline (rpnt evaluate "
-                        "without --stream)")
-
-    def _reset(self, session: SessionData) -> None:  # pragma: no cover - never built
-        raise NotImplementedError
-
-    def _step(self, counts: np.ndarray, want: bool) -> np.ndarray | None:  # pragma: no cover
-        raise NotImplementedError
-
-    def offline(self, session: SessionData, counts: np.ndarray) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
