@@ -27,18 +27,15 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 from torch import nn
 
-from rpnt.atomic import write_json
 from rpnt.bench.attention import time_variants
+from rpnt.bench.units import bench_config, one_thread, random_batch, write_results
 from rpnt.errors import RpntError
-from rpnt.machine import machine_summary
 from rpnt.model.config import RPNTConfig
 from rpnt.model.rpnt import RPNT
-from rpnt.provenance import provenance
 
 #: Goal of issue 20: an RPNT step within 1.5 x a standard transformer's.
 GOAL = 1.5
@@ -68,22 +65,13 @@ class StandardTransformer(nn.Module):
         return self.head(x.view(b, s, t, -1).mean(dim=1))
 
 
-def _config(size: str, n_units: int, window: int, sites: int, **over) -> RPNTConfig:
-    cfg = RPNTConfig.preset(size, n_units=n_units, window=window, readin="session",
-                            n_readins=sites, coords=("subject", "date", "task"))
-    return replace(cfg, **over) if over else cfg
-
-
 def steps(size: str, n_units: int, batch: int, sites: int, window: int,
           seed: int) -> dict[str, Callable[[], None]]:
     """name -> one training step (forward, backward, AdamW) of each variant."""
-    g = torch.Generator().manual_seed(seed)
-    counts = torch.poisson(torch.rand(batch, sites, window, n_units, generator=g) * 0.4)
-    unit_mask = torch.ones(batch, sites, n_units, dtype=torch.bool)
-    readin = torch.arange(sites).expand(batch, sites)
-    base = _config(size, n_units, window, sites)
-    coords = {c: torch.full((batch, sites), float(i + 1)) for i, c in enumerate(base.coords)}
-    target = torch.randn(batch, window, base.n_axis, generator=g)
+    base = bench_config(size, n_units, window, sites)
+    b = random_batch(base, batch, sites, seed)
+    counts, unit_mask, coords, readin, target = (
+        b[k] for k in ("counts", "unit_mask", "coords", "readin", "target"))
 
     def trainer(model: nn.Module, forward: Callable[[], torch.Tensor]) -> Callable[[], None]:
         model.train()
@@ -100,7 +88,7 @@ def steps(size: str, n_units: int, batch: int, sites: int, window: int,
                 "rpnt -rope": {"pos_encoding": "none"}, "rpnt -drop": {"dropout": 0.0}}
     for name, over in variants.items():
         torch.manual_seed(seed)
-        model = RPNT(_config(size, n_units, window, sites, **over))
+        model = RPNT(bench_config(size, n_units, window, sites, **over))
         fns[name] = trainer(model, lambda m=model: m.velocity(counts, unit_mask, coords,
                                                               readin=readin))
         if name == "rpnt":
@@ -125,9 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if min(args.units, args.batch, args.sites, args.window, args.repeats) < 1:
         raise RpntError("bench train: --units, --batch, --sites, --window and --repeats "
                         "must be >= 1")
-    torch.set_num_threads(1)
-    machine = machine_summary()
-    print(f"machine: {machine}; torch {torch.__version__}; 1 thread")
+    machine = one_thread()
     print(f"one training step (forward + backward + AdamW), B={args.batch} windows of "
           f"{args.window} bins x {args.sites} sites x {args.units} unit slots")
     results = []
@@ -153,9 +139,5 @@ def run(args: argparse.Namespace) -> int:
         if args.profile:
             print(f"\n[{size}] where an RPNT step goes (torch.profiler, 3 steps):")
             print(profile_table(fns["rpnt"]))
-    if args.json:
-        settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-        write_json(args.json, {"rows": results, "machine": machine,
-                               "provenance": provenance(settings, machine=machine)})
-        print(f"wrote {args.json}")
+    write_results(args.json, args, results, machine)
     return 0

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 import torch
 
@@ -26,27 +28,63 @@ from rpnt.model.rpnt import RPNT
 from rpnt.provenance import provenance
 
 
+def bench_config(size: str, n_units: int, window: int, sites: int, **over) -> RPNTConfig:
+    """The size preset with a per-session read-in over ``sites`` and the metadata coords."""
+    cfg = RPNTConfig.preset(size, n_units=n_units, window=window, readin="session",
+                            n_readins=sites, coords=("subject", "date", "task"))
+    return replace(cfg, **over) if over else cfg
+
+
+def random_batch(cfg: RPNTConfig, batch: int, sites: int, seed: int) -> dict[str, Any]:
+    """Seeded random inputs of one training step: Poisson counts (B, S, T, N), a full unit
+    mask, per-site coordinates and read-in rows, and a velocity target (B, T, n_axis)."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (batch, sites, cfg.window, cfg.n_units)
+    return {
+        "counts": torch.poisson(torch.rand(*shape, generator=g) * 0.4),
+        "unit_mask": torch.ones(batch, sites, cfg.n_units, dtype=torch.bool),
+        "coords": {c: torch.full((batch, sites), float(i + 1))
+                   for i, c in enumerate(cfg.coords)},
+        "readin": torch.arange(sites).expand(batch, sites),
+        "target": torch.randn(batch, cfg.window, cfg.n_axis, generator=g),
+    }
+
+
+def one_thread() -> str:
+    """Time on one torch thread; print and return the machine it runs on."""
+    torch.set_num_threads(1)
+    machine = machine_summary()
+    print(f"machine: {machine}; torch {torch.__version__}; 1 thread")
+    return machine
+
+
+def write_results(path: str | None, args: argparse.Namespace, rows: list[dict[str, Any]],
+                  machine: str) -> None:
+    """With ``--json``: the rows, the machine and the settings' provenance, atomically."""
+    if not path:
+        return
+    settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    write_json(path, {"rows": rows, "machine": machine,
+                      "provenance": provenance(settings, machine=machine)})
+    print(f"wrote {path}")
+
+
 def step(size: str, n_units: int, batch: int, sites: int, window: int, objective: str,
          seed: int) -> Callable[[], None]:
     """One forward + backward of ``objective`` ("finetune" | "pretrain") on random counts."""
     torch.manual_seed(seed)
-    cfg = RPNTConfig.preset(size, n_units=n_units, window=window, readin="session",
-                            n_readins=sites, coords=("subject", "date", "task"))
+    cfg = bench_config(size, n_units, window, sites)
     model = RPNT(cfg).train()
-    g = torch.Generator().manual_seed(seed)
-    counts = torch.poisson(torch.rand(batch, sites, window, n_units, generator=g) * 0.4)
-    unit_mask = torch.ones(batch, sites, n_units, dtype=torch.bool)
-    coords = {c: torch.full((batch, sites), 1.0) for c in cfg.coords}
-    readin = torch.arange(sites).expand(batch, sites)
-    target = torch.randn(batch, window, cfg.n_axis, generator=g)
+    b = random_batch(cfg, batch, sites, seed)
+    inputs = (b["counts"], b["unit_mask"], b["coords"])
 
     def run() -> None:
         model.zero_grad(set_to_none=True)
         if objective == "finetune":
-            pred = model.velocity(counts, unit_mask, coords, readin=readin)
-            loss = torch.nn.functional.mse_loss(pred, target)
+            pred = model.velocity(*inputs, readin=b["readin"])
+            loss = torch.nn.functional.mse_loss(pred, b["target"])
         else:
-            loss = model.pretrain_loss(counts, unit_mask, coords, readin=readin,
+            loss = model.pretrain_loss(*inputs, readin=b["readin"],
                                        generator=torch.Generator().manual_seed(seed))["loss"]
         loss.backward()
     return run
@@ -55,9 +93,7 @@ def step(size: str, n_units: int, batch: int, sites: int, window: int, objective
 def run(args: argparse.Namespace) -> int:
     if args.units < 1 or args.batch < 1 or args.sites < 1:
         raise RpntError("bench units: --units, --batch and --sites must be >= 1")
-    torch.set_num_threads(1)
-    machine = machine_summary()
-    print(f"machine: {machine}; torch {torch.__version__}; 1 thread")
+    machine = one_thread()
     print(f"one training step (forward + backward), B={args.batch} windows of "
           f"{args.window} bins x {args.sites} sites; {args.units} vs 50 unit slots per site")
     rows = []
@@ -80,9 +116,5 @@ def run(args: argparse.Namespace) -> int:
                   f"{args.units} slots {row['cpu_ms_min'][args.units]:.1f}/"
                   f"{row['cpu_ms_median'][args.units]:.1f} -> x{row['time_ratio']:.2f}; "
                   f"peak RSS increase MB: {mb[50]} vs {mb[args.units]}")
-    if args.json:
-        settings = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-        write_json(args.json, {"rows": rows, "machine": machine,
-                               "provenance": provenance(settings, machine=machine)})
-        print(f"wrote {args.json}")
+    write_results(args.json, args, rows, machine)
     return 0
