@@ -2,19 +2,24 @@
 
 A config dataclass declares each field with :func:`setting`, giving its default and its
 constraints in JSON-schema words (``minimum``, ``exclusive_maximum``, ``enum``, ...).
-The type comes from the annotation. :func:`check_fields` enforces them when the
-dataclass is built (the commands' check), :func:`field_schema` writes them as the JSON
-schema fragment of the field, and ``tests/test_config_constraints.py`` requires the
-workflow's schema (``rpnt/schemas/config.schema.yaml``) to say exactly that: a
-range changed in one place and not the other fails the tests. Checks that involve
-several fields (``d_model`` divisible by ``n_heads``, ...) stay in the dataclasses.
+The type comes from the annotation, the description from the field's ``#:`` comment
+(:func:`field_docs`, as Sphinx reads it). :func:`check_fields` enforces the constraints
+when the dataclass is built (the commands' check) and :func:`section_schema` writes the
+dataclass as a JSON-schema object, defaults and descriptions included: the workflow's
+schema is generated from these (``rpnt.workflow.schema``), never written by hand. Checks
+that involve several fields (``d_model`` divisible by ``n_heads``, ...) stay in the
+dataclasses.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
+import io
 import json
+import textwrap
+import tokenize
 import types
 import typing
 from typing import Any
@@ -31,23 +36,28 @@ _TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 def setting(default: Any = dataclasses.MISSING, *,
             default_factory: Any = dataclasses.MISSING, configurable: bool = True,
-            items: dict[str, Any] | None = None, **constraints: Any) -> Any:
+            items: dict[str, Any] | None = None, derived: str | None = None,
+            schema: dict[str, Any] | None = None, **constraints: Any) -> Any:
     """A dataclass field with JSON-schema constraints.
 
     ``constraints``: ``minimum``, ``maximum``, ``exclusive_minimum``,
     ``exclusive_maximum``, ``enum`` (a sequence), ``min_items``, ``max_items``;
     ``items``: constraints of a list's elements in JSON-schema spelling (e.g.
     ``{"exclusiveMinimum": 0}``). ``configurable=False``: not a config key (e.g. the
-    seed, which comes from ``--seed``).
+    seed, which comes from ``--seed``). ``derived``: what sets the value when the config
+    leaves it out (e.g. "the size preset"): the schema then states no default, so a
+    resolved config never fills it. ``schema``: the whole JSON-schema fragment, for a
+    value no annotation can describe (e.g. a number or ``all``).
     """
     unknown = sorted(set(constraints) - set(_KEYWORDS))
     if unknown:
         raise TypeError(f"setting(): unknown constraints {unknown}")
-    schema = {_KEYWORDS[k]: (list(v) if k == "enum" else v) for k, v in constraints.items()}
+    fragment = {_KEYWORDS[k]: (list(v) if k == "enum" else v) for k, v in constraints.items()}
     if items:
-        schema["items"] = dict(items)
+        fragment["items"] = dict(items)
     return dataclasses.field(default=default, default_factory=default_factory,
-                             metadata={"schema": schema, "configurable": configurable})
+                             metadata={"schema": fragment, "configurable": configurable,
+                                       "derived": derived, "whole_schema": schema})
 
 
 def _type_schema(tp: Any) -> dict[str, Any] | None:
@@ -80,6 +90,9 @@ def config_fields(cls: type) -> dict[str, dict[str, Any] | None]:
     for f in dataclasses.fields(cls):
         if not f.metadata.get("configurable", True):
             continue
+        if f.metadata.get("whole_schema") is not None:
+            out[f.name] = dict(f.metadata["whole_schema"])
+            continue
         base = _type_schema(hints[f.name])
         if base is None:
             out[f.name] = None
@@ -89,6 +102,70 @@ def config_fields(cls: type) -> dict[str, dict[str, Any] | None]:
             base["items"] = {**base["items"], **extra.pop("items")}
         out[f.name] = {**base, **extra}
     return out
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """``{field name: description}`` from the ``#:`` comments of a dataclass's source: the
+    lines just above a field and the comment closing its line (the Sphinx convention)."""
+    lines = textwrap.dedent(inspect.getsource(cls)).splitlines(keepends=True)
+    comments: dict[int, str] = {}  # line number (1-based) -> text of its #: comment
+    for tok in tokenize.generate_tokens(io.StringIO("".join(lines)).readline):
+        if tok.type == tokenize.COMMENT and tok.string.startswith("#:"):
+            comments[tok.start[0]] = tok.string[2:].strip()
+    names = {f.name for f in dataclasses.fields(cls)}
+    out: dict[str, str] = {}
+    for i, line in enumerate(lines, start=1):
+        head = line.split(":", 1)[0].strip()
+        if line[:1].isspace() and head in names and head not in out and ":" in line \
+                and not line.lstrip().startswith("#"):
+            above, j = [], i - 1
+            while j in comments and lines[j - 1].lstrip().startswith("#:"):
+                above.insert(0, comments[j])
+                j -= 1
+            text = " ".join(above + ([comments[i]] if i in comments else []))
+            if text:
+                out[head] = text
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    """A default as the resolved YAML holds it (tuples as lists, nested dataclasses as
+    mappings)."""
+    if dataclasses.is_dataclass(value):
+        value = dataclasses.asdict(value)
+    return json.loads(json.dumps(value))
+
+
+def section_schema(cls: type, defaults: Any | None = None, description: str | None = None,
+                   nested: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The JSON-schema object of config dataclass ``cls``: one property per configurable
+    field, with its type, constraints, ``#:`` description and default (taken from the
+    instance ``defaults``, else ``cls()``; none for a ``derived`` field), unknown keys
+    refused. ``nested``: schemas of fields that are config dataclasses themselves (or
+    that this section holds besides ``cls``'s fields)."""
+    defaults = cls() if defaults is None else defaults
+    docs = field_docs(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    props: dict[str, Any] = {}
+    for name, fragment in config_fields(cls).items():
+        if fragment is None:
+            if not nested or name not in nested:
+                raise TypeError(f"{cls.__name__}.{name}: nested section needs a schema")
+            props[name] = nested[name]
+            continue
+        prop = {**({"description": docs[name]} if name in docs else {}), **fragment}
+        derived = fields[name].metadata.get("derived")
+        if derived:
+            prop["description"] = f"{prop.get('description', name)} (unset: {derived})"
+        else:
+            prop["default"] = _json_default(getattr(defaults, name))
+        props[name] = prop
+    for name, sub in (nested or {}).items():
+        props.setdefault(name, sub)
+    doc = description if description is not None else (inspect.getdoc(cls) or "")
+    return {"description": " ".join(doc.split()), "type": "object",
+            "additionalProperties": False, "default": {}, "properties": props}
 
 
 def field_schema(cls: type, name: str) -> dict[str, Any] | None:

@@ -24,7 +24,6 @@ from tests.workflow_helpers import (
     write_config,
 )
 
-SCHEMA = yaml.safe_load(W.SCHEMA_PATH.read_text())
 # Every config the repository ships (a new benchmark config is checked without listing it).
 CONFIGS = ["config/config.yaml", "config/tiny.yaml",
            *sorted(str(p.relative_to(REPO)) for p in (REPO / "config/benchmarks").glob("*.yaml"))]

@@ -9,19 +9,22 @@ import sys
 from pathlib import Path
 
 NAME = "config"
-HELP = "validate a workflow config, or write it resolved (every default filled)"
+HELP = ("validate a workflow config, write it resolved (every default filled), or print "
+        "its JSON schema")
 DESCRIPTION = """\
 The workflow's config files (config/config.yaml, config/tiny.yaml,
-config/benchmarks/*.yaml) are checked against the schema rpnt ships
-(rpnt/schemas/config.schema.yaml): unknown keys, wrong types, a dataset the registry
-does not have and scenarios that select nothing (where the dataset's sessions are known
-before any download) are errors.
+config/benchmarks/*.yaml) are checked against the config's JSON schema, which rpnt
+generates from its config dataclasses (every key with its type, range, default and
+description; `rpnt config schema` prints it): unknown keys, wrong types, a dataset the
+registry does not have and scenarios that select nothing (where the dataset's sessions
+are known before any download) are errors.
 
   rpnt config validate config/tiny.yaml
   rpnt config validate config/tiny.yaml --plan     # also the jobs it plans
   rpnt config resolve config/tiny.yaml --out resolved.yaml
   rpnt config resolve --json '{"benchmark": ...}' --out resolved.yaml
   rpnt config where        # the folder the rpnt package is imported from
+  rpnt config schema --out config.schema.yaml   # for an editor's YAML completion
 
 Several files are merged left to right (later ones override, mappings merged key by key).
 `resolve` writes the config with every default filled (what the workflow writes to
@@ -33,17 +36,20 @@ imports rpnt from the checkout whose Snakefile is running.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("validate", "resolve", "where"),
+    parser.add_argument("action", choices=("validate", "resolve", "schema", "where"),
                         help="validate: check only; resolve: also write the resolved config; "
-                             "where: print the folder rpnt is imported from")
+                             "schema: print (or --out) the config's JSON schema; where: "
+                             "print the folder rpnt is imported from")
     parser.add_argument("files", nargs="*", metavar="CONFIG.yaml",
                         help="config files, merged left to right")
     parser.add_argument("--json", metavar="JSON", default=None,
                         help="a config as a JSON string, merged after the files")
     parser.add_argument("--schema", metavar="SCHEMA.yaml", default=None,
-                        help="schema to validate against (default: the workflow's)")
-    parser.add_argument("--out", metavar="RESOLVED.yaml", default=None,
-                        help="where `resolve` writes the resolved config (default: stdout)")
+                        help="schema to validate against (default: the one generated from "
+                             "rpnt's config dataclasses)")
+    parser.add_argument("--out", metavar="FILE.yaml", default=None,
+                        help="where `resolve` writes the resolved config, or `schema` the "
+                             "schema (default: stdout)")
     parser.add_argument("--plan", action="store_true",
                         help="also plan the benchmark (dataset sessions, scenario targets) "
                              "and print the number of jobs per stage")
@@ -59,7 +65,17 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from rpnt import workflow as W
+    from rpnt.atomic import write_text
     from rpnt.errors import RpntError
+
+    if args.action == "schema":
+        from rpnt.workflow.schema import schema_text  # here: it imports torch (dataclasses)
+
+        if args.out:
+            write_text(args.out, schema_text())
+        else:
+            sys.stdout.write(schema_text())
+        return 0
 
     if not args.files and args.json is None:
         raise RpntError("give at least one CONFIG.yaml or --json")

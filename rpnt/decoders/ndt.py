@@ -23,10 +23,10 @@ from rpnt.fields import check_fields, setting
 class NDTParams:
     """Architecture of the NDT-style baseline (config ``baselines.ndt``)."""
 
-    d_model: int = setting(64, minimum=1)
-    layers: int = setting(2, minimum=1)
-    heads: int = setting(4, minimum=1)
-    dropout: float = setting(0.1, minimum=0, maximum=1)
+    d_model: int = setting(64, minimum=1)  #: model width
+    layers: int = setting(2, minimum=1)  #: transformer layers
+    heads: int = setting(4, minimum=1)  #: attention heads
+    dropout: float = setting(0.1, minimum=0, maximum=1)  #: dropout
     #: training and evaluation window length (bins); max length
     window_bins: int = setting(50, minimum=1)
 

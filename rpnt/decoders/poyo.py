@@ -35,14 +35,14 @@ class POYOParams:
 
     dim: int = setting(64, minimum=1)  #: model width
     depth: int = setting(2, minimum=1)  #: latent self-attention layers
-    dim_head: int = setting(32, minimum=1)
-    cross_heads: int = setting(1, minimum=1)
-    self_heads: int = setting(2, minimum=1)
+    dim_head: int = setting(32, minimum=1)  #: width of an attention head
+    cross_heads: int = setting(1, minimum=1)  #: heads of the cross-attention
+    self_heads: int = setting(2, minimum=1)  #: heads of the latent self-attention
     num_latents_per_step: int = setting(8, minimum=1)  #: latents per latent time step
     latent_step: float = setting(0.1, exclusive_minimum=0)  #: seconds between latent steps
-    ffn_dropout: float = setting(0.2, minimum=0, maximum=1)
-    lin_dropout: float = setting(0.2, minimum=0, maximum=1)
-    atn_dropout: float = setting(0.0, minimum=0, maximum=1)
+    ffn_dropout: float = setting(0.2, minimum=0, maximum=1)  #: dropout in the feed-forward
+    lin_dropout: float = setting(0.2, minimum=0, maximum=1)  #: dropout on linear outputs
+    atn_dropout: float = setting(0.0, minimum=0, maximum=1)  #: dropout of attention weights
     #: window length in bins (sequence_length = window_bins * bin)
     window_bins: int = setting(50, minimum=1)
 

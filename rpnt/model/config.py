@@ -96,8 +96,9 @@ class RPNTConfig:
     d_model: int = setting(256, minimum=16)
     n_layers: int = setting(4, minimum=0)  #: causal temporal layers, applied per site
     n_spatial_layers: int = setting(2, minimum=0)  #: cross-site layers, per time bin
-    n_heads: int = setting(8, minimum=1)
-    dropout: float = setting(0.1, minimum=0, maximum=1)
+    n_heads: int = setting(8, minimum=1)  #: attention heads (d_model divisible by it)
+    dropout: float = setting(0.1, minimum=0, maximum=1)  #: dropout of attention and MLP
+    #: position encoding; mrope: rotary over time and coords
     pos_encoding: str = setting("mrope", enum=POS_ENCODINGS)
     #: temporal attention: "standard" or "context"
     attention: str = setting("context", enum=ATTENTIONS)
@@ -115,9 +116,13 @@ class RPNTConfig:
     #: days, ids, um); a coordinate missing here is set by :meth:`fitted` from the data
     #: (else FALLBACK_WAVELENGTHS)
     rope_wavelength_min: dict[str, float] = setting(default_factory=dict)
+    #: rule ranges: longest wavelength per coordinate
     rope_wavelength_max: dict[str, float] = setting(default_factory=dict)
+    #: rule bases: rotary base per coordinate
     rope_bases: dict[str, float] = setting(default_factory=_default_bases)
+    #: relative share of each head's rotary pairs per coordinate
     rope_shares: dict[str, float] = setting(default_factory=_default_shares)
+    #: rule bases: factor on each coordinate before rotation
     coord_scales: dict[str, float] = setting(default_factory=_default_scales)
     #: "shared": one learned token per metadata coordinate in coords, a causal prefix of
     #: every temporal sequence at that coordinate's value (data tokens sit at 0 on the
@@ -131,8 +136,10 @@ class RPNTConfig:
     mask_ratio_range: tuple[float, float] = setting((0.01, 0.99))  #: 0 < a <= b < 1
     #: ablation: same time and unit ratio every batch
     fixed_mask_ratio: float | None = setting(None, exclusive_minimum=0, exclusive_maximum=1)
+    #: contrastive term of multi-site pretraining
     contrastive: str = setting("site_invariance", enum=CONTRASTIVE)
-    contrastive_weight: float = setting(0.1, minimum=0)
+    contrastive_weight: float = setting(0.1, minimum=0)  #: weight of the contrastive term
+    #: its softmax temperature
     contrastive_temperature: float = setting(0.1, exclusive_minimum=0)
     #: unit read-in / reconstruction read-out: "shared" (one Linear for every recording,
     #: as the released code) or "session" (one per site of each session; rpnt.model.readin)

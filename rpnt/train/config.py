@@ -42,7 +42,7 @@ def _finetune_train() -> TrainConfig:
 class PretrainConfig:
     """``pretrain`` section (the objective, ssl or joint, is the job's: ``--objective``)."""
 
-    train: TrainConfig = field(default_factory=_pretrain_train)
+    train: TrainConfig = field(default_factory=_pretrain_train)  #: optimisation settings
     #: unit subsets drawn of each window (augmentation of a shared read-in; the fixed
     #: unit choice of a per-session read-in draws every window once)
     subsets: int = setting(2, minimum=1)
@@ -62,7 +62,7 @@ class PretrainConfig:
 class FinetuneConfig:
     """``finetune`` section."""
 
-    train: TrainConfig = field(default_factory=_finetune_train)
+    train: TrainConfig = field(default_factory=_finetune_train)  #: optimisation settings
     #: unit subsets drawn of each window (unit_sampling random only)
     subsets: int = setting(1, minimum=1)
     #: "fixed": the evaluation choice of units in every batch (stable slot identity);
@@ -74,6 +74,7 @@ class FinetuneConfig:
     #: mode staged: the fraction of train.steps that trains read-in and head with the
     #: core frozen; the rest trains everything, the core at staged_lr_scale x lr
     stage1_fraction: float = setting(0.5, exclusive_minimum=0, exclusive_maximum=1)
+    #: mode staged, stage 2: core lr / head lr
     staged_lr_scale: float = setting(0.1, minimum=0)
     #: mode labelfree: steps of the pretraining objective on the target's unlabelled
     #: training spikes (read-in and read-out learned, core frozen) before the head

@@ -86,6 +86,7 @@ class NDTMasking:
     """``baselines.ndt.mask_ratio`` (also accepted inside ``pretrain:``): the fraction of
     bins masked by NDT's optional masked-modelling pretraining."""
 
+    #: fraction of bins masked
     mask_ratio: float = setting(0.25, exclusive_minimum=0, exclusive_maximum=1)
 
     def __post_init__(self) -> None:

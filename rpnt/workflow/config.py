@@ -1,6 +1,7 @@
-"""The workflow config: resolved against the schema with every default filled, checked
-across fields, written for the commands, and cut into the part each rule's jobs read
-(:func:`rule_config`), so that a config change reruns only the jobs it affects."""
+"""The workflow config: resolved against the schema generated from the config dataclasses
+(:mod:`.schema`) with every default filled, checked across fields, written for the
+commands, and cut into the part each rule's jobs read (:func:`rule_config`), so that a
+config change reruns only the jobs it affects."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from typing import Any
 
 import jsonschema
 import yaml
-from snakemake.utils import validate
 
 from rpnt.atomic import write_text
 from rpnt.configfile import load_yaml, merge, model_section
@@ -22,7 +22,8 @@ from rpnt.errors import RpntError
 from rpnt.provenance import config_hash
 from rpnt.rows import ALL, BUILTIN_ROWS, parse_row, pretraining_named, rpnt_row
 
-#: The workflow config's schema, shipped inside the package (importlib.resources).
+#: The workflow config's schema, generated from the config dataclasses
+#: (rpnt.workflow.schema; `rpnt config schema --out` writes it), shipped in the package.
 SCHEMA_PATH = Path(str(resources.files("rpnt") / "schemas" / "config.schema.yaml"))
 
 
@@ -51,13 +52,15 @@ def resolve_config(
 ) -> dict[str, Any]:
     """Validate ``config`` against the workflow schema and fill every default.
 
-    Returns a new dict (the input is not modified). Unknown keys, wrong types and
-    inconsistent settings raise :class:`RpntError` naming the key path, e.g.
-    ``config: pretrain.stepz: unknown key (allowed: ...)``.
+    ``schema``: a schema file to use instead of the workflow's (:data:`SCHEMA_PATH`).
+    Returns a new dict (the input is not
+    modified). Unknown keys, wrong types and inconsistent settings raise
+    :class:`RpntError` naming the key path, e.g. ``config: pretrain.stepz: unknown key
+    (allowed: ...)``.
     """
-    schema_path = Path(schema) if schema else SCHEMA_PATH
-    cfg = copy.deepcopy(dict(config))
-    sch = load_yaml(schema_path)
+    cfg = plain(copy.deepcopy(dict(config)))
+    sch = load_yaml(schema or SCHEMA_PATH)
+    where = f"; see {schema}" if schema else "; see `rpnt config schema`"
     # jsonschema first, for a one-line message naming the offending key path.
     validator = jsonschema.Draft202012Validator(sch)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
@@ -67,10 +70,29 @@ def resolve_config(
         if err.validator == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
             msg = f"{msg} (allowed: {', '.join(allowed)})"
-        raise RpntError(f"{source}: {_error_path(err)}: {msg}; see {schema_path}")
-    # Snakemake's own validator fills the defaults (the one the Snakefile uses).
-    validate(cfg, str(schema_path), set_default=True)
+        raise RpntError(f"{source}: {_error_path(err)}: {msg}{where}")
+    fill_defaults(cfg, sch)
     check_config(cfg, source)
+    return cfg
+
+
+def fill_defaults(cfg: dict[str, Any], schema: dict[str, Any],
+                  root: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``cfg`` with the default of every property it leaves out, recursively through the
+    mappings the schema describes (``properties``, and ``additionalProperties`` such as
+    each scenario; ``$ref`` within ``root``), in place; returns ``cfg``."""
+    root = schema if root is None else root
+    props = schema.get("properties", {})
+    for name, prop in props.items():
+        if name not in cfg and "default" in prop:
+            cfg[name] = copy.deepcopy(prop["default"])
+    extra = schema.get("additionalProperties")
+    for name, value in cfg.items():
+        sub = props.get(name, extra if isinstance(extra, dict) else None)
+        if isinstance(value, dict) and sub:
+            if "$ref" in sub:
+                sub = root["$defs"][sub["$ref"].rsplit("/", 1)[1]]
+            fill_defaults(value, sub, root)
     return cfg
 
 
