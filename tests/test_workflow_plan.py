@@ -107,3 +107,66 @@ def test_rule_digests_follow_budgets_modes_and_variants():
 def test_bad_rows_budgets_and_variants(change, match):
     with pytest.raises(RpntError, match=match):
         _cfg(**change)
+
+
+class _Built(Exception):
+    """Raised by the spy once a job has built its config part: the job stops there."""
+
+
+def _spy(monkeypatch, module, cls_name):
+    """Make ``module``'s part class record the part the job builds, then stop the job."""
+    built = []
+    real = getattr(module, cls_name)
+
+    class Spy(real):
+        @classmethod
+        def of(cls, *args, **kwargs):
+            built.append(real.of(*args, **kwargs))
+            raise _Built
+
+    monkeypatch.setattr(module, cls_name, Spy)
+    return built
+
+
+def test_each_job_reads_the_part_the_workflow_hashes(tmp_path, monkeypatch):
+    """A job started with the flags the workflow gives it (rules' shell lines) builds the
+    very part whose digest is its params, for every pretraining and row of a plan with
+    variants, budgets and all modes: what a job reads is declared once."""
+    from rpnt.cli import main
+    from rpnt.jobs import baseline, finetune, pretrain
+
+    cfg = _cfg(models=["gru", "wiener", "rpnt_scratch", "rpnt_ssl_labelfree",
+                       "rpnt_joint_staged", "rope_full", "rope_scratch"],
+               variants={k: VARIANTS[k] for k in ("rope_full", "rope_scratch")},
+               budgets=[4, "all"], labels={"selection": "none"})
+    path = tmp_path / "resolved.yaml"
+    W.write_resolved_config(cfg, path)
+    plan = _plan(cfg)
+    spies = {m: _spy(monkeypatch, mod, c) for m, mod, c in (
+        ("pretrain", pretrain, "PretrainPart"), ("finetune", finetune, "FinetunePart"),
+        ("baseline", baseline, "BaselinePart"))}
+    common = ["--config", str(path), "--out", str(tmp_path / "out"), "--seed", "0"]
+    checked = 0
+    for scenario, key, _seed in plan.pretrain_runs():
+        argv = ["pretrain", *common, "--manifest", "m.tsv", "--scenario", scenario,
+                *W.pretrain_flags(cfg, key).split()]
+        with pytest.raises(_Built):
+            main([*argv, "--verbose"])
+        assert spies["pretrain"].pop() == W.job_part(cfg, "pretrain", scenario=scenario,
+                                                      pretraining=key)
+        checked += 1
+    for run in plan.runs():
+        wc = {"scenario": run.scenario, "budget": run.budget}
+        where = ["--store", "s.zarr", "--scenario", run.scenario, "--budget", run.budget]
+        if run.model in W.BASELINES:
+            argv, rule = ["baseline", *common, *where, "--model", run.model], "baseline"
+            wc["baseline"] = run.model
+        else:
+            flags = W.finetune_flags(cfg, run.model, "init_dir").split()
+            argv, rule = ["finetune", *common, *where, *flags], "finetune"
+            wc["model"] = run.model
+        with pytest.raises(_Built):
+            main([*argv, "--verbose"])
+        assert spies[rule].pop() == W.job_part(cfg, rule, **wc), (rule, wc)
+        checked += 1
+    assert checked == len(plan.pretrain_runs()) + len(plan.runs())

@@ -68,10 +68,13 @@ def run(args: argparse.Namespace) -> int:
     from rpnt.errors import RpntError
     from rpnt.eval import figures
     from rpnt.eval.tables import read_table_csv
+    from rpnt.parts import TablePart
     from rpnt.store import load_session
 
     config = load_yaml(args.config) if args.config else None
     if args.figure is None:
+        # the figures' part of the config (what the workflow's digest of this rule hashes)
+        config = TablePart.of(config or {}, figures=True).as_dict() if config else None
         if not args.out_dir:
             raise RpntError("rpnt figures needs --out-dir DIR (or a subcommand, see --help)")
         paths = figures.write_all_figures(args.out_dir, config, args.metrics,

@@ -51,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
 
     from rpnt.configfile import load_yaml
     from rpnt.eval.tables import write_table
+    from rpnt.parts import TablePart
 
-    config = load_yaml(args.config) if args.config else None
+    # the table's part of the config (what the workflow's digest of this rule hashes)
+    config = TablePart.of(load_yaml(args.config)).as_dict() if args.config else None
     table = write_table(args.metrics, args.out_dir, config=config, name=args.name,
                         pretrained=args.pretrained)
     print((Path(args.out_dir) / "table.md").read_text())

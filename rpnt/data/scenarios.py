@@ -244,5 +244,12 @@ def apply_scenario_units(session: SessionData, config: Mapping[str, Any] | None,
     """
     if scenario is None:
         return session
-    target = scenario_section(config, scenario).get("target") or {}
-    return _unit_filter(target, exclude=False).apply(session)
+    return target_units(session, scenario_section(config, scenario))
+
+
+def target_units(session: SessionData, scenario: Mapping[str, Any] | None) -> SessionData:
+    """``session`` restricted to the units the target selector of the scenario section
+    ``scenario`` selects (unchanged for None or no unit-level target keys)."""
+    if scenario is None:
+        return session
+    return _unit_filter(scenario.get("target") or {}, exclude=False).apply(session)

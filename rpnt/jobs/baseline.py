@@ -10,11 +10,12 @@ from typing import Any
 
 from rpnt import provenance as prov
 from rpnt.configfile import load_yaml
-from rpnt.data.scenarios import apply_scenario_units
+from rpnt.data.scenarios import target_units
 from rpnt.decoders.base import write_skip
 from rpnt.decoders.poyo import SKIP_REASON
 from rpnt.errors import RpntError
 from rpnt.jobs.scoring import Scoring, score_trained
+from rpnt.parts import BaselinePart
 from rpnt.provenance import provenance
 from rpnt.rows import BASELINE_MODELS
 from rpnt.seeding import seed_everything
@@ -41,27 +42,28 @@ def baseline_job(model: str, store: str | Path, seed: int, out: str | Path,
     """
     seed_everything(seed)
     out = Path(out)
-    cfg = load_yaml(config) if config else None
-    if scenario and cfg is None:
+    if scenario and not config:
         raise RpntError("--scenario needs --config CFG.yaml (the scenarios section)")
-    baselines = (cfg or {}).get("baselines") or {}
-    if not isinstance(baselines, dict):
-        raise RpntError(f"{config}: baselines must be a mapping of model -> settings")
-    unknown = sorted(set(baselines) - set(BASELINE_MODELS))
+    # the one read of the config: the job's part, which the workflow's digest hashes
+    cfg = load_yaml(config) if config else {}
+    unknown = sorted(set(cfg.get("baselines") or {}) - set(BASELINE_MODELS))
     if unknown:
         raise RpntError(f"{config}: unknown baselines {unknown}; known: "
                         f"{', '.join(BASELINE_MODELS)}")
-    section = baselines.get(model) or {}
-    session = apply_scenario_units(load_session(store), cfg, scenario)
+    part = BaselinePart.of(cfg, scenario, model, budget)
+    section = part.baseline or {}
+    prov_cfg = cfg if config else None  # beyond the part, only its hash is recorded
+    session = target_units(load_session(store), part.scenario)
     if model == "poyo" and not prov.poyo_available():
         log.warning("POYO SKIPPED: %s. Install it with: pip install 'rpnt[peers]' "
                     "(torch-brain==0.2.1). Writing a skip record to %s so the table "
                     "says so.", SKIP_REASON, out)
         skip = write_skip(out, "poyo", SKIP_REASON, seed=seed, budget=str(budget),
-                          scenario=scenario, store=str(store), provenance=provenance(cfg))
+                          scenario=scenario, store=str(store), provenance=provenance(prov_cfg))
         return score_trained(scoring or Scoring(), session, out, skip, None,
-                             scenario=scenario, config=cfg, store=store)
-    labelled, selection = labelled_trials(cfg or {}, str(config), session, budget, seed)
+                             scenario=scenario, config=prov_cfg, store=store)
+    labelled, selection = labelled_trials({"labels": part.labels}, str(config), session,
+                                          budget, seed)
     ckpt = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(out)
     log_dir = ckpt / "logs"
     if log_dir.exists():
@@ -75,9 +77,9 @@ def baseline_job(model: str, store: str | Path, seed: int, out: str | Path,
                      session=session.session, store=str(store), fit=info,
                      data={**labelled.info(), "selection": selection},
                      units=int(session.n_unit),
-                     provenance=provenance(cfg, section=section, store=str(store),
+                     provenance=provenance(prov_cfg, section=section, store=str(store),
                                            budget=labelled.budget, selection=selection))
     log.info("%s trained on %s (%d units, %s labelled trials): %s", model, session.session,
              session.n_unit, labelled.budget, info)
     return score_trained(scoring or Scoring(), session, out, meta, dec, scenario=scenario,
-                         config=cfg, store=store)
+                         config=prov_cfg, store=store)

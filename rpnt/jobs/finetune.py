@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from rpnt.configfile import load_yaml
-from rpnt.data.scenarios import apply_scenario_units
+from rpnt.data.scenarios import target_units
 from rpnt.decoders.base import load_decoder, read_meta
 from rpnt.errors import RpntError
 from rpnt.jobs.scoring import Scoring, score_trained
+from rpnt.parts import FinetunePart
 from rpnt.provenance import config_hash, provenance, sha256_file
 from rpnt.rows import MODES
 from rpnt.seeding import seed_everything
@@ -48,21 +49,24 @@ def finetune_job(config: str | Path, mode: str, store: str | Path, seed: int,
     ``init`` pretrained on this very session.
     """
     seed_everything(seed)
-    cfg = load_yaml(config)
-    fcfg = finetune_config(cfg, str(config))
+    # the one read of the config: the job's part, which the workflow's digest hashes
+    cfg = load_yaml(config)  # beyond the part, only its hash is recorded (provenance)
+    part = FinetunePart.of(cfg, scenario, mode, budget, variant)
+    fcfg = finetune_config({"finetune": part.finetune}, str(config))
     if mode not in MODES:
         raise RpntError(f"finetune mode {mode!r} is not one of {MODES}")
     if mode == "scratch" and init:
         raise RpntError("--init is not used with --mode scratch (random initialisation); "
                         f"drop it or choose one of {', '.join(MODES[1:])}")
-    session = apply_scenario_units(load_session(store), cfg, scenario)
-    labelled, selection = labelled_trials(cfg, str(config), session, budget, seed)
+    session = target_units(load_session(store), part.scenario)
+    labelled, selection = labelled_trials({"labels": part.labels}, str(config), session,
+                                          budget, seed)
     init_decoder = None
     mcfg = None
     # the table row this decoder is: its variant, or rpnt_scratch / rpnt_<objective>_<mode>
     row = variant or "rpnt_scratch"
     if mode == "scratch":
-        mcfg = model_config(cfg, str(config), variant)
+        mcfg = model_config({"model": part.model}, str(config))
     else:
         if not init:
             raise RpntError(f"--mode {mode} needs --init PRETRAIN_DIR (from 'rpnt pretrain')")

@@ -8,8 +8,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rpnt.configfile import load_yaml
-from rpnt.data.scenarios import scenario_from_config
+from rpnt.data.scenarios import resolve_scenario
 from rpnt.manifest import read_manifest
+from rpnt.parts import PretrainPart
 from rpnt.provenance import config_hash, provenance
 from rpnt.seeding import seed_everything
 from rpnt.train.config import model_config, pretrain_config
@@ -25,17 +26,18 @@ def pretrain_job(config: str | Path, manifest: str | Path, scenario: str, seed: 
                  checkpoint_dir: str | Path | None = None) -> Path:
     """Pretrain RPNT on the sessions scenario ``scenario`` lets pretraining see.
 
-    ``config``: the workflow's resolved config file, read once; ``objective``: ``ssl`` or
-    ``joint`` (:func:`rpnt.train.pretrain.pretrain`); ``variant``: a ``variants`` entry
-    whose model overrides apply. Rolling checkpoints go to ``checkpoint_dir`` (default
-    ``<out>.ckpt``).
+    ``config``: the workflow's resolved config file, read once, of which the job reads its
+    part (:class:`rpnt.parts.PretrainPart`, what the workflow's digest hashes);
+    ``objective``: ``ssl`` or ``joint`` (:func:`rpnt.train.pretrain.pretrain`);
+    ``variant``: a ``variants`` entry whose model overrides apply. Rolling checkpoints go
+    to ``checkpoint_dir`` (default ``<out>.ckpt``).
     """
     seed_everything(seed)
-    cfg = load_yaml(config)
-    pcfg = pretrain_config(cfg, str(config))
-    mcfg = model_config(cfg, str(config), variant)
+    part = PretrainPart.of(load_yaml(config), scenario, objective, variant)
+    pcfg = pretrain_config({"pretrain": part.pretrain}, str(config))
+    mcfg = model_config({"model": part.model}, str(config))
     table = read_manifest(manifest)
-    scen = scenario_from_config(cfg, scenario, table)
+    scen = resolve_scenario(table, part.scenario, scenario)
     sessions = load_pretraining_sessions(table, scen, manifest)
     targets = set(scen.target_sessions)
     val_ids = [s.session for s in sessions if s.session not in targets]

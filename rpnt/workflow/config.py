@@ -1,6 +1,6 @@
 """The workflow config: resolved against the schema generated from the config dataclasses
 (:mod:`.schema`) with every default filled, checked across fields, written for the
-commands, and cut into the part each rule's jobs read (:func:`rule_config`), so that a
+commands, and cut into the part each rule's jobs read (:func:`job_part`), so that a
 config change reruns only the jobs it affects."""
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import jsonschema
 import yaml
 
 from rpnt.atomic import write_text
-from rpnt.configfile import load_yaml, merge, model_section
+from rpnt.configfile import load_yaml, merge
 from rpnt.errors import RpntError
+from rpnt.parts import BaselinePart, FinetunePart, Part, PretrainPart, TablePart
 from rpnt.provenance import config_hash
 from rpnt.rows import ALL, BUILTIN_ROWS, parse_row, pretraining_named, rpnt_row
 
@@ -187,69 +188,34 @@ def plain(obj: Any) -> Any:
     return obj
 
 
-def _drop_progress(obj: Any) -> Any:
-    """``obj`` without ``progress`` keys: a progress bar changes no output."""
-    if isinstance(obj, Mapping):
-        return {k: _drop_progress(v) for k, v in obj.items() if k != "progress"}
-    return obj
-
-
-#: finetune keys each mode reads besides train, subsets, unit_sampling and val_windows
-_MODE_KEYS = {"full": ("encoder_lr_scale",), "staged": ("stage1_fraction", "staged_lr_scale"),
-              "labelfree": ("labelfree_steps",)}
-
-
-_MODE_ONLY = {k for keys in _MODE_KEYS.values() for k in keys}
-
-
-def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str, Any]:
-    """The part of the resolved config that the command of one ``rule`` job reads.
-
-    Besides this, a job depends on its wildcards (scenario, model, pretraining, session,
-    budget, seed) and its input files. The workflow puts :func:`rule_digest` of it in the
-    job's ``params`` and hands the resolved config file to the command by path (a
-    ``params``, not an input: the file changes with any config value), so a config change
-    reruns exactly the jobs whose part changed (Snakemake's ``params`` rerun trigger) plus
-    what depends on their outputs; ``seeds``, ``budgets``, ``model_budgets``, ``models``,
-    ``dataset`` and ``bin_ms`` decide which jobs and paths exist instead. Keep this in
-    step with what the commands read (``rpnt pretrain|finetune|baseline|table|figures
-    --config``; the training jobs' own evaluation reads the scenario, which their part
-    holds).
-    """
+def job_part(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> Part:
+    """The part of the resolved config that the command of one ``rule`` job reads
+    (:mod:`rpnt.parts`): the job builds the same part from the same config and its flags,
+    and reads nothing else of the config."""
     cfg = plain(cfg)
-    if rule in ("pretrain", "finetune", "baseline"):
-        scen = {"scenario": cfg["scenarios"][wildcards["scenario"]]}
-    if rule in ("finetune", "baseline"):
-        labels = dict(cfg.get("labels") or {})
-        if wildcards["budget"] == ALL:
-            labels.pop("min_bins", None)  # draws k trials; all needs no draw
-        scen["labels"] = labels
+    scenario = wildcards.get("scenario")
     if rule == "pretrain":
         pre = pretraining_named(cfg, wildcards["pretraining"])
-        part = {"model": model_section(cfg, pre.variant), "pretrain": cfg["pretrain"],
-                "objective": pre.objective, **scen}
-    elif rule == "finetune":
+        return PretrainPart.of(cfg, scenario, pre.objective, pre.variant)
+    if rule == "finetune":
         row = rpnt_row(cfg, wildcards["model"])
-        fine = {k: v for k, v in cfg["finetune"].items()
-                if k not in _MODE_ONLY or k in _MODE_KEYS.get(row.mode, ())}
-        part = {"model": model_section(cfg, row.variant), "finetune": fine, "mode": row.mode,
-                **scen}
-    elif rule == "baseline":
-        part = {"baseline": (cfg.get("baselines") or {}).get(wildcards["baseline"]), **scen}
-    elif rule == "table":
-        part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios",
-                                        "budgets", "model_budgets")}
-    elif rule == "figures":
-        part = {k: cfg.get(k) for k in ("benchmark", "models", "ceiling", "scenarios",
-                                        "budgets", "model_budgets", "figures")}
-    else:
-        raise RpntError(f"internal error: no config part declared for rule {rule!r}")
-    return _drop_progress(part)
+        return FinetunePart.of(cfg, scenario, row.mode, wildcards["budget"], row.variant)
+    if rule == "baseline":
+        return BaselinePart.of(cfg, scenario, wildcards["baseline"], wildcards["budget"])
+    if rule in ("table", "figures"):
+        return TablePart.of(cfg, figures=rule == "figures")
+    raise RpntError(f"internal error: no config part declared for rule {rule!r}")
 
 
 def rule_digest(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> str:
-    """A short hash of :func:`rule_config`: the ``params`` value that reruns a job."""
-    return config_hash(rule_config(cfg, rule, **wildcards))
+    """A short hash of :func:`job_part`: the ``params`` value that reruns a job.
+
+    The workflow puts it in each job's ``params`` and hands the resolved config file to
+    the command by path (a ``params``, not an input: the file changes with any config
+    value), so a config change reruns exactly the jobs whose part changed (Snakemake's
+    ``params`` rerun trigger) plus what depends on their outputs.
+    """
+    return job_part(cfg, rule, **wildcards).digest()
 
 
 def ingest_digest(entry: Mapping[str, Any]) -> str:

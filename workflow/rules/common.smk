@@ -97,7 +97,7 @@ def logged(command):
 
 def reads(rule):
     """params value: a digest of the config part the rule's command reads
-    (rpnt.workflow.rule_config), so that a config change reruns only the jobs whose part
+    (rpnt/parts.py: the job reads that part and nothing else of the config), so that a config change reruns only the jobs whose part
     changed. (The resolved config file is no input: as one, or as an ancient() input made
     by a rule, any change would rerun every job, since Snakemake skips the params check
     of jobs downstream of a job it reruns.)"""
