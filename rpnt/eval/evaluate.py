@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from rpnt.atomic import atomic_path, write_json
-from rpnt.data.session import SessionData
+from rpnt.data.session import VELOCITY_NAMES, SessionData
 from rpnt.decoders.base import Decoder, load_decoder, read_meta, read_skip
 from rpnt.errors import RpntError
 from rpnt.online.replay import stream_session
@@ -141,7 +141,8 @@ def save_predictions(path: str | Path, session: SessionData, score: SessionScore
     Arrays (n = bins inside ``split`` trials): ``time`` (n,), ``true`` (n, A),
     ``pred`` (n, A; NaN where no window reached), ``scored`` (n,) bool,
     ``trial`` (n,) int index into the session's trial table, ``session`` (str) and
-    ``meta`` (a JSON string of ``meta``, e.g. model, scenario, seed).
+    ``meta`` (a JSON string of ``meta``, e.g. model, scenario, seed; with the store's
+    ``covariates`` and their units when they are not the velocity axes vx, vy).
     """
     in_trials = session.trial_bins(split)
     sel_trials = np.flatnonzero(session.trial_split == split)
@@ -149,6 +150,9 @@ def save_predictions(path: str | Path, session: SessionData, score: SessionScore
     # each bin's trial: the last selected trial starting at or before it
     pos = np.searchsorted(session.trial_start[sel_trials], t, side="right") - 1
     trial = sel_trials[np.clip(pos, 0, max(sel_trials.size - 1, 0))]
+    if session.covariate_names != list(VELOCITY_NAMES):  # a store of other covariates
+        meta = {"covariates": session.covariate_names,
+                "covariate_units": session.attrs.get("covariate_units", ""), **meta}
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(
