@@ -57,7 +57,7 @@ def edit(entry: dict, **changes) -> dict:
 
 # ------------------------------------------------------------------ the real registry
 #: simulated stand-ins of the FALCON layouts (their presets are named like them)
-SIM_FALCON: set[str] = set()
+SIM_FALCON = {"sim_falcon_m2", "sim_falcon_m1", "sim_falcon_h1"}
 
 
 def test_real_registry_entries():
