@@ -172,3 +172,54 @@ def test_variance_weighted_r2_is_the_official_metric():
     ours = [r2_variance_weighted(a, b) for a, b in zip(y, p, strict=True)]
     assert official["R2 Mean"] == pytest.approx(np.mean(ours), abs=1e-9)
     assert official["R2 Std."] == pytest.approx(np.std(ours), abs=1e-9)
+
+
+def _vw_record(seed: int = 3):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(150, 4)) * [1.0, 3.0, 0.5, 2.0]
+    p = y + rng.normal(size=y.shape)
+    return {"session": "s", "r2": r2_report(y, p, list("abcd"), variance_weighted=True)}, y, p
+
+
+def test_record_says_where_its_falcon_metric_comes_from(monkeypatch):
+    from rpnt.eval import falcon_metric
+
+    monkeypatch.setattr(falcon_metric, "falcon_available", lambda: False)
+    rec, y, p = _vw_record()
+    before = rec["r2"]["variance_weighted"]
+    falcon_metric.apply_official(rec, y, p)
+    assert rec["r2_source"] == falcon_metric.OURS and rec["r2"]["variance_weighted"] == before
+    plain = {"r2": r2_report(y, p)}  # not a FALCON store: untouched
+    falcon_metric.apply_official(plain, y, p)
+    assert "r2_source" not in plain
+
+
+@needs_falcon
+def test_record_takes_the_official_value():
+    from rpnt.eval.falcon_metric import apply_official
+
+    rec, y, p = _vw_record()
+    ours = rec["r2"]["variance_weighted"]
+    apply_official(rec, y, p)
+    assert "falcon-challenge" in rec["r2_source"]
+    assert rec["r2"]["variance_weighted"] == pytest.approx(ours, abs=1e-9)
+
+
+def test_table_pools_the_configured_metric(tmp_path):
+    import json
+
+    from rpnt.eval.tables import write_table
+
+    paths = []
+    for i, (mean, vw) in enumerate([(0.5, 0.7), (0.3, 0.6)]):
+        p = tmp_path / f"m{i}.json"
+        p.write_text(json.dumps({"model": "gru", "scenario": "held_out", "session": f"s{i}",
+                                 "seed": 0, "r2": {"a": mean, "mean": mean,
+                                                   "variance_weighted": vw}}))
+        paths.append(p)
+    table = write_table(paths, tmp_path / "t", config={"metric": "variance_weighted",
+                                                       "scenarios": {"held_out": {}}})
+    assert table.cell("gru", "held_out").mean == pytest.approx(0.65)
+    assert "variance-weighted" in (tmp_path / "t" / "table.md").read_text()
+    plain = write_table(paths, tmp_path / "u")
+    assert plain.cell("gru", "held_out").mean == pytest.approx(0.4)

@@ -28,6 +28,7 @@ from rpnt.atomic import atomic_path, write_json
 from rpnt.data.session import VELOCITY_NAMES, SessionData
 from rpnt.decoders.base import Decoder, load_decoder, read_meta, read_skip
 from rpnt.errors import RpntError
+from rpnt.eval.falcon_metric import apply_official
 from rpnt.online.replay import stream_session
 from rpnt.provenance import provenance
 from rpnt.scoring.stitch import SessionScore, evaluate_session
@@ -84,8 +85,10 @@ def score_decoder(
 
     ``stream``: score it streamed bin by bin from the session's start
     (:func:`rpnt.online.replay.stream_session`) instead of stitched windows; the record
-    gains ``scoring``, ``latency`` and ``stream_check_max_abs_diff``. The record carries
-    provenance (git commit, packages, config hash when ``config`` is given).
+    gains ``scoring``, ``latency`` and ``stream_check_max_abs_diff``. On a FALCON store the
+    variance-weighted R² comes from FALCON's evaluator when it is installed
+    (:func:`rpnt.eval.falcon_metric.apply_official`). The record carries provenance
+    (git commit, packages, config hash when ``config`` is given).
     """
     online: dict[str, Any] = {}
     if stream:
@@ -95,6 +98,7 @@ def score_decoder(
     rec = _identity(meta, dict(tags or {}), scenario, session)
     rec["kind"] = meta.get("kind")
     rec.update(score.metrics())
+    apply_official(rec, session.velocity[score.mask], score.pred[score.mask])
     rec.update(online)
     rec["provenance"] = provenance(config, model_dir=None if model_dir is None
                                    else str(model_dir))
