@@ -223,3 +223,37 @@ def test_table_pools_the_configured_metric(tmp_path):
     assert "variance-weighted" in (tmp_path / "t" / "table.md").read_text()
     plain = write_table(paths, tmp_path / "u")
     assert plain.cell("gru", "held_out").mean == pytest.approx(0.4)
+
+
+def test_real_config_plans_held_out_targets_from_an_asset_list(tmp_path):
+    """What the workflow plans once list_assets has listed DANDI 000941: the held-out
+    calibration files are the few-shot targets, the minival files the held-in targets,
+    and neither enters the held-out scenario's pretraining."""
+    from rpnt.configfile import load_yaml
+    from rpnt.data.scenarios import scenario_from_config
+    from rpnt.workflow.datasets import sessions_from_asset_tsv, target_sessions
+
+    days = {"held-in-calib": ["20120924", "20120926", "20120927", "20120928"],
+            "held-in-minival": ["20120924", "20120926", "20120927", "20120928"],
+            "held-out-calib": ["20121004", "20121017", "20121024"]}
+    rows = ["path\tasset_id\tsize\tsha256\tdandiset_id\tversion"]
+    for split, ds in days.items():
+        for d in ds:  # the file names of falcon-challenge's data_demos/m1.ipynb
+            rows.append(f"sub-MonkeyL-{split}/sub-MonkeyL-{split}_ses-{d}_behavior+ecephys.nwb"
+                        f"\tid-{split}-{d}\t1\t{'0' * 64}\t000941\t0.241029.1405")
+    tsv = tmp_path / "assets.tsv"
+    tsv.write_text("\n".join(rows) + "\n")
+    cfg = load_yaml("config/benchmarks/falcon_m1.yaml")
+    sessions = sessions_from_asset_tsv(get_dataset("falcon_m1", REGISTRY), tsv)
+    targets = target_sessions(cfg, sessions)
+    assert targets["held_out"] == [f"sub-MonkeyL-held-out-calib_ses-{d}"
+                                   for d in days["held-out-calib"]]
+    assert targets["held_in"] == [f"sub-MonkeyL-held-in-minival_ses-{d}"
+                                  for d in days["held-in-minival"]]
+    import pandas as pd
+    table = pd.DataFrame([{"dataset": "falcon_m1", **{k: s.get(k) for k in
+                           ("session", "subject", "task", "date", "split")}}
+                          for s in sessions])
+    scen = scenario_from_config(cfg, "held_out", table)
+    assert set(scen.pretrain_sessions) == {f"sub-MonkeyL-held-in-calib_ses-{d}"
+                                           for d in days["held-in-calib"]}
