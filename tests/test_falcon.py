@@ -257,3 +257,50 @@ def test_real_config_plans_held_out_targets_from_an_asset_list(tmp_path):
     scen = scenario_from_config(cfg, "held_out", table)
     assert set(scen.pretrain_sessions) == {f"sub-MonkeyL-held-in-calib_ses-{d}"
                                            for d in days["held-in-calib"]}
+
+
+@pytest.fixture(scope="module")
+def sim_m1(tmp_path_factory):
+    """One held-out day of the FALCON M1 stand-in (16 EMG-like covariates), ingested."""
+    from rpnt.sim.falcon import write_falcon_nwb
+    from rpnt.sim.presets import get_preset
+    from rpnt.sim.session import simulate_session
+
+    root = tmp_path_factory.mktemp("sim_m1")
+    preset = get_preset("falcon_m1")
+    spec = preset.sessions[-1]
+    nwb = root / spec.relpath
+    nwb.parent.mkdir(parents=True)
+    write_falcon_nwb(simulate_session(preset, spec, 0), nwb, "m1")
+    store = ingest_file(nwb, root / "s.zarr", registry=REGISTRY,
+                        cfg=IngestConfig(dataset="sim_falcon_m1"))
+    return nwb, load_session(store)
+
+
+def test_decoders_decode_sixteen_named_covariates(sim_m1):
+    """Peers and RPNT train on and predict the store's 16 covariates; the score names
+    each one and carries FALCON's metric."""
+    from rpnt.model.config import RPNTConfig
+    from rpnt.scoring.stitch import evaluate_session
+    from rpnt.train.config import FinetuneConfig, TrainConfig
+    from rpnt.train.finetune import finetune
+    from rpnt.train.peers import train_baseline
+
+    _nwb, s = sim_m1
+    assert s.n_axis == 16 and s.attrs["falcon_split"] == "held_out_calib"
+    quick = {"train": {"steps": 3, "batch_size": 4, "eval_every": 3}}
+    decoders = {m: train_baseline(m, s, sec, seed=0)[0]
+                for m, sec in (("wiener", {"lags": 2}), ("gru", {"hidden": 8, **quick}))}
+    cfg = RPNTConfig.preset("tiny", n_axis=16, readin="session")
+    decoders["rpnt"] = finetune(s, "scratch", FinetuneConfig(train=TrainConfig(
+        steps=2, batch_size=4, eval_every=2, checkpoint_every=2)), 0, cfg,
+        selection="none")[0]
+    for name, dec in decoders.items():
+        r2 = evaluate_session(dec, s).r2
+        assert list(r2)[:16] == s.covariate_names, name
+        assert np.isfinite(r2["variance_weighted"]) and np.isfinite(r2["mean"]), name
+    # the Wiener filter decodes the rectified (nonlinear) mixtures above chance (R² 0)
+    assert evaluate_session(decoders["wiener"], s).r2["variance_weighted"] > 0.1
+    wrong = RPNTConfig.preset("tiny", n_axis=2)
+    with pytest.raises(RpntError, match=r"model\.n_axis"):
+        finetune(s, "scratch", FinetuneConfig(), 0, wrong)

@@ -377,8 +377,9 @@ def generic(f: h5py.File, meta: Meta, entry: dict) -> Source:
 
 def falcon(f: h5py.File, path, entry: dict) -> Source:
     """A FALCON file: the file's bins, covariates, eval_mask and split (every trial valid)."""
-    layout, meta, split, names, data, grid, start, stop = fal.read_falcon(f, path, entry)
+    layout, meta, split, names, data, grid, trials = fal.read_falcon(f, path, entry)
     obj, _starts, units, task = fal.LAYOUTS[layout]
+    start, stop = trials if trials is not None else _base_trials(f)[1:]
     n = start.shape[0]
     trials = Trials(start, stop, np.full(n, np.nan), np.full(n, "", dtype=object),
                     np.ones(n, bool), start.copy(), stop.copy())

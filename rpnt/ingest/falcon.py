@@ -147,7 +147,8 @@ def file_key(layout: str, date: str, run: str | None) -> str:
 
 
 def read_falcon(f: h5py.File, path, entry: dict) -> tuple:
-    """(layout, meta, split, names, data (n, D), FileGrid, trial start, stop)."""
+    """(layout, meta, split, names, data (n, D), FileGrid, (trial start, stop) or None
+    where the trials table holds them)."""
     layout = (entry.get("falcon") or {}).get("layout") or detect_layout(f)
     if layout not in LAYOUTS:
         raise RpntError(f"{f.filename}: not a FALCON layout: none of "
@@ -168,11 +169,10 @@ def read_falcon(f: h5py.File, path, entry: dict) -> tuple:
         edges, keep = bin_edges(stamps, FALCON_BIN_S, starts)
     except RpntError as exc:
         raise RpntError(f"{f.filename}: {obj}: {exc}") from None
+    trials = None  # M1, M2: the trials table (read by the adapter)
     if layout == "h1":
         trial_num = nwb_read.read(f, f"{ACQ}/TrialNum/data")
-        start, stop = _trials_from_runs(np.asarray(trial_num).ravel(), edges, keep)
-    else:
-        _cols, start, stop = _trials_table(f)
+        trials = _trials_from_runs(np.asarray(trial_num).ravel(), edges, keep)
     sid = session_id_from_asset_path(str(path))
     parsed = parse_session_id(sid)
     nwb_meta = nwb_read.read_meta(f, path)
@@ -183,16 +183,7 @@ def read_falcon(f: h5py.File, path, entry: dict) -> tuple:
         split = str(parsed["split"])
         run = sid.rsplit("-", 1)[-1] if sid.rsplit("-", 1)[-1].startswith("Run") else None
         _check_split(f.filename, entry, layout, split, file_key(layout, meta.date, run))
-    return (layout, meta, split, names, data, FileGrid(edges, keep, emask), start, stop)
-
-
-def _trials_table(f: h5py.File) -> tuple[set[str], np.ndarray, np.ndarray]:
-    cols = nwb_read.trial_columns(f)
-    if not {"start_time", "stop_time"} <= cols:
-        raise RpntError(f"{f.filename}: no trials table with start_time/stop_time at "
-                        f"{nwb_read.TRIALS}; FALCON M1/M2 files have one")
-    return (cols, nwb_read.trial_col(f, "start_time").astype(np.float64),
-            nwb_read.trial_col(f, "stop_time").astype(np.float64))
+    return (layout, meta, split, names, data, FileGrid(edges, keep, emask), trials)
 
 
 def _check_split(fn: str, entry: dict, layout: str, split: str, key: str) -> None:
