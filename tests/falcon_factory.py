@@ -76,6 +76,19 @@ def _spikes(rng: np.random.Generator, n_units: int, t0: float, t1: float,
     return out
 
 
+def _channels(nwb, name: str, names: list[str], data: np.ndarray, t: np.ndarray,
+              unit: str) -> None:
+    """A BehavioralTimeSeries ``name``: one TimeSeries per channel on timestamps ``t``
+    (falcon-challenge's ``create_multichannel_timeseries``)."""
+    from pynwb.behavior import BehavioralTimeSeries
+
+    bts = BehavioralTimeSeries(name=name)
+    for i, ch in enumerate(names):
+        bts.create_timeseries(name=ch, data=data[:, i], unit=unit, timestamps=t,
+                              comments=f"columns=[{ch}]")
+    nwb.add_acquisition(bts)
+
+
 def _write(nwb, path: Path) -> None:
     from pynwb import NWBHDF5IO
 
@@ -87,7 +100,6 @@ def _write(nwb, path: Path) -> None:
 def write_m2(path: str | Path, seed: int = 0, n_units: int = 5,
              session_id: str = "sub-MonkeyN-held-in-calib_ses-2020-10-19-Run1") -> FalconTruth:
     from pynwb import TimeSeries
-    from pynwb.behavior import BehavioralTimeSeries
 
     rng = np.random.default_rng(seed)
     # three trial segments of 20 ms samples: a gap of 0.3 s, then one of 0.013 s (short)
@@ -106,11 +118,7 @@ def write_m2(path: str | Path, seed: int = 0, n_units: int = 5,
     spikes = _spikes(rng, n_units, 0.9, t[-1] + 0.05, np.concatenate([t, t + 0.02]))
     _units(nwb, spikes)
     for name, data in (("finger_pos", np.cumsum(vel, axis=0)), ("finger_vel", vel)):
-        bts = BehavioralTimeSeries(name=name)
-        for i, ch in enumerate(["index", "mrs"]):
-            bts.create_timeseries(name=ch, data=data[:, i], unit="AU", timestamps=t,
-                                  comments=f"columns=[{ch}]")
-        nwb.add_acquisition(bts)
+        _channels(nwb, name, ["index", "mrs"], data, t, "AU")
     nwb.add_acquisition(TimeSeries(name="eval_mask", description="Timesteps to keep",
                                    timestamps=t, data=emask, unit="bool"))
     _write(nwb, Path(path))
@@ -120,7 +128,6 @@ def write_m2(path: str | Path, seed: int = 0, n_units: int = 5,
 def write_m1(path: str | Path, seed: int = 1, n_units: int = 6,
              session_id: str = "sub-MonkeyL-held-out-calib_ses-20121004") -> FalconTruth:
     from pynwb import TimeSeries
-    from pynwb.behavior import BehavioralTimeSeries
 
     rng = np.random.default_rng(seed)
     first, last = 0.4137, 6.2
@@ -140,11 +147,7 @@ def write_m1(path: str | Path, seed: int = 1, n_units: int = 6,
     spikes = _spikes(rng, n_units, first, last, np.concatenate([t, t - 0.02]))
     spikes[1] = np.append(spikes[1], [first - 0.5, last + 1.0])  # outside every bin
     _units(nwb, spikes)
-    bts = BehavioralTimeSeries(name="preprocessed_emg")
-    for i, m in enumerate(M1_MUSCLES):
-        bts.create_timeseries(name=m, data=emg[:, i], unit="mV", timestamps=t,
-                              comments=f"columns=[{m}]")
-    nwb.add_acquisition(bts)
+    _channels(nwb, "preprocessed_emg", M1_MUSCLES, emg, t, "mV")
     nwb.add_acquisition(TimeSeries(name="eval_mask", description="Timesteps to KEEP",
                                    timestamps=t, data=emask, unit="bool"))
     _write(nwb, Path(path))

@@ -130,46 +130,35 @@ _MULTISITE_SUBJECTS = {
     ),
 }
 
-def _falcon(subject: str, task: str, held_in: str, held_out: str,
-            n_trials: int) -> tuple[SessionSpec, ...]:
-    """FALCON-style sessions: one held-in calibration file per held-in day, one held-out
+
+def _falcon(layout: str, subject: str, task: str, held_in: str, held_out: str,
+            n_trials: int, what: str) -> Preset:
+    """A FALCON stand-in: one held-in calibration file per held-in day, one held-out
     calibration file per held-out day (its trials give the few-shot labels and the
-    scored test trials)."""
-    return tuple(SessionSpec(subject, task, d, n_trials, split)
-                 for days, split in ((held_in, "held-in-calib"), (held_out, "held-out-calib"))
-                 for d in days.split())
+    scored test trials); one monkey (or participant) with one M1 array."""
+    sessions = tuple(SessionSpec(subject, task, d, n_trials, split)
+                     for days, split in ((held_in, "held-in-calib"),
+                                         (held_out, "held-out-calib"))
+                     for d in days.split())
+    return Preset(
+        name=f"falcon_{layout}",
+        description=f"FALCON {layout.upper()} stand-in: {what}, {len(held_in.split())} "
+                    f"held-in and {len(held_out.split())} held-out days",
+        subjects={subject: SubjectSpec(subject, _utah("M1"), pop_per_site=60,
+                                       units_per_site=(36, 44))},
+        sessions=sessions, extra={"layout": layout})
 
 
-#: FALCON stand-ins: small, one monkey (or participant) each; held-in days, then held-out
-#: days weeks later (the population drifts with the date, so held-out days differ).
-_FALCON_SUBJECTS = {
-    name: SubjectSpec(name, _utah("M1"), pop_per_site=60, units_per_site=(36, 44))
-    for name in ("SimN", "SimL", "SimP")
-}
-FALCON_PRESETS: dict[str, Preset] = {
-    "falcon_m2": Preset(
-        name="falcon_m2",
-        description="FALCON M2 stand-in: two finger-group velocities, 4 held-in and 2 "
-                    "held-out days",
-        subjects={"SimN": _FALCON_SUBJECTS["SimN"]},
-        sessions=_falcon("SimN", "CO", "20201019 20201020 20201027 20201028",
-                         "20201118 20201124", 40),
-        extra={"layout": "m2"}),
-    "falcon_m1": Preset(
-        name="falcon_m1",
-        description="FALCON M1 stand-in: 16 EMG-like channels (rectified, low-passed "
-                    "mixtures of the kinematics), 3 held-in and 2 held-out days",
-        subjects={"SimL": _FALCON_SUBJECTS["SimL"]},
-        sessions=_falcon("SimL", "CO", "20120924 20120926 20120927", "20121017 20121024", 40),
-        extra={"layout": "m1"}),
-    "falcon_h1": Preset(
-        name="falcon_h1",
-        description="FALCON H1 stand-in: 7 velocities (mixtures of the 2-D kinematics), 3 "
-                    "held-in and 2 held-out days",
-        subjects={"SimP": _FALCON_SUBJECTS["SimP"]},
-        sessions=_falcon("SimP", "RT", "20150105 20150112 20150117", "20150202 20150213", 30),
-        extra={"layout": "h1"}),
-}
+#: FALCON stand-ins: held-in days, then held-out days weeks later (the population drifts
+#: with the date, so held-out days differ).
+FALCON_PRESETS: dict[str, Preset] = {p.name: p for p in (
+    _falcon("m2", "SimN", "CO", "20201019 20201020 20201027 20201028", "20201118 20201124",
+            40, "two finger-group velocities"),
+    _falcon("m1", "SimL", "CO", "20120924 20120926 20120927", "20121017 20121024", 40,
+            "16 EMG-like channels (rectified, low-passed mixtures of the kinematics)"),
+    _falcon("h1", "SimP", "RT", "20150105 20150112 20150117", "20150202 20150213", 30,
+            "7 velocities (mixtures of the 2-D kinematics)"),
+)}
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
