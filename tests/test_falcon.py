@@ -304,3 +304,15 @@ def test_decoders_decode_sixteen_named_covariates(sim_m1):
     wrong = RPNTConfig.preset("tiny", n_axis=2)
     with pytest.raises(RpntError, match=r"model\.n_axis"):
         finetune(s, "scratch", FinetuneConfig(), 0, wrong)
+
+
+def test_ingest_command_offers_every_adapter():
+    import argparse
+
+    from rpnt.commands import ingest as cmd
+    from rpnt.ingest.adapters import ADAPTERS
+
+    p = argparse.ArgumentParser()
+    cmd.add_arguments(p)
+    choices = next(a.choices for a in p._actions if a.dest == "adapter")
+    assert set(choices) == {"auto", *ADAPTERS}

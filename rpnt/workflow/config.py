@@ -222,6 +222,8 @@ def rule_config(cfg: Mapping[str, Any], rule: str, **wildcards: str) -> dict[str
                                         "budgets", "model_budgets", "figures")}
     else:
         raise RpntError(f"internal error: no config part declared for rule {rule!r}")
+    if rule in ("table", "figures") and cfg.get("metric"):  # absent: the digest of before
+        part["metric"] = cfg["metric"]
     return _drop_progress(part)
 
 
