@@ -8,8 +8,9 @@ NAME = "ingest"
 HELP = "convert one NWB session into a Zarr store (binned counts, raw spikes, behaviour, splits)"
 DESCRIPTION = """\
 Reads one NWB file (DANDI 000688 / Perich-Miller, NLB, FALCON M1/M2/H1 (already binned:
-their bins are kept), or a layout described by a registry entry) directly with h5py (the 'waveforms' column is never read), bins spikes
-into half-open bins [t, t+bin), averages behaviour per bin, splits valid trials 70/10/20
+their bins are kept), or a layout described by a registry entry) directly with h5py (the
+'waveforms' column is never read), bins spikes into half-open bins [t, t+bin), averages
+behaviour per bin, splits valid trials 70/10/20
 (seed 42) and writes an xarray Dataset as a Zarr v3 store, schema v2
 (docs/store-schema.md). The store is written to a temporary path and renamed at the end,
 so a failed run leaves nothing at --out.
