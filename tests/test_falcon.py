@@ -316,3 +316,23 @@ def test_ingest_command_offers_every_adapter():
     cmd.add_arguments(p)
     choices = next(a.choices for a in p._actions if a.dest == "adapter")
     assert set(choices) == {"auto", *ADAPTERS}
+
+
+def test_poyo_times_each_output_at_its_own_bin_on_gapped_bins(stores):
+    """FALCON M2's bins jump between trials: POYO (the one peer that reads spike times)
+    asks for each output at its bin's own time and reads the spikes up to the window's
+    last bin, not ``length`` bins of time from its start."""
+    pytest.importorskip("torch_brain", reason="POYO needs torch-brain (the peers extra)")
+    from rpnt.decoders.poyo import POYODecoder
+    from rpnt.train.peers import train_baseline
+
+    _nwb, _truth, s = stores["m2"]
+    assert not s.contiguous and stores["m1"][2].contiguous
+    dec, _info = train_baseline("poyo", s, {"dim": 16, "depth": 1, "window_bins": 20,
+                                            "train": {"steps": 1, "batch_size": 2}}, seed=0)
+    assert isinstance(dec, POYODecoder)
+    start = 50  # the window [50, 70) crosses the 0.3 s gap after bin 59
+    tok = dec.tokens(s, np.array([start, 0]), 20)
+    want = s.time[start:start + 20] - s.time[start] + 0.01
+    np.testing.assert_allclose(tok["output_timestamps"][0].cpu().numpy(), want, atol=1e-6)
+    assert want[-1] > 20 * 0.02  # later than a contiguous window would reach

@@ -87,6 +87,12 @@ class SessionData:
         return [f"v{i}" for i in range(self.n_axis)]
 
     @property
+    def contiguous(self) -> bool:
+        """Whether the bins follow each other without gaps (every store rpnt bins itself;
+        a FALCON file's own bins may jump between trials)."""
+        return bool(np.allclose(np.diff(self.time), self.bin_size_s))
+
+    @property
     def sites(self) -> list[str]:
         """Distinct sites in order of first appearance."""
         return list(dict.fromkeys(self.unit_site.tolist()))
