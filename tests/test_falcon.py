@@ -277,7 +277,7 @@ def sim_m1(tmp_path_factory):
     return nwb, load_session(store)
 
 
-def test_decoders_decode_sixteen_named_covariates(sim_m1):
+def test_decoders_decode_sixteen_named_covariates(sim_m1, tmp_path):
     """Peers and RPNT train on and predict the store's 16 covariates; the score names
     each one and carries FALCON's metric."""
     from rpnt.model.config import RPNTConfig
@@ -300,7 +300,17 @@ def test_decoders_decode_sixteen_named_covariates(sim_m1):
         assert list(r2)[:16] == s.covariate_names, name
         assert np.isfinite(r2["variance_weighted"]) and np.isfinite(r2["mean"]), name
     # the Wiener filter decodes the rectified (nonlinear) mixtures above chance (R² 0)
-    assert evaluate_session(decoders["wiener"], s).r2["variance_weighted"] > 0.1
+    score = evaluate_session(decoders["wiener"], s)
+    assert score.r2["variance_weighted"] > 0.1
+    # predictions keep the covariates' names and units for the figure
+    import json
+
+    from rpnt.eval.evaluate import save_predictions
+    from rpnt.eval.figures import plot_predictions
+    npz = save_predictions(tmp_path / "p.npz", s, score, model="wiener")
+    meta = json.loads(str(np.load(npz)["meta"]))
+    assert meta["covariates"] == s.covariate_names and meta["covariate_units"].startswith("mV")
+    assert plot_predictions(npz, tmp_path / "p.png").stat().st_size > 0
     wrong = RPNTConfig.preset("tiny", n_axis=2)
     with pytest.raises(RpntError, match=r"model\.n_axis"):
         finetune(s, "scratch", FinetuneConfig(), 0, wrong)
