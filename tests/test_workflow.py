@@ -202,10 +202,10 @@ def test_paper_dry_run_builds_the_whole_dag_offline(workdir):
 
 def test_falcon_stand_in_dry_run(workdir):
     """FALCON M2 stand-in: the held-out days are few-shot targets at every budget, the
-    last two held-in days are decoded within day; pretraining never sees a held-out day."""
+    last held-in day is decoded within day."""
     proc = run_snakemake(workdir, "-n", "--configfile", "config/benchmarks/falcon_m2_sim.yaml")
     n = job_counts(proc.stdout)
-    runs = (2 + 2) * 3  # (held-out + held-in targets) x budgets, one seed
+    runs = (2 + 1) * 3  # (held-out + held-in targets) x budgets, one seed
     assert n["simulate"] == 1 and n["ingest"] == 6 and n["pretrain"] == 2 * 2
     assert n["finetune"] == 6 * runs and n["baseline"] == _n_baselines() * runs
     out = proc.stdout
