@@ -1,7 +1,9 @@
 """The manifest: one row per ingested session, the table scenarios select sessions from.
 
 Columns (tab-separated file, in this order): dataset, session, subject, task, date, areas,
-sites, n_units, n_trials, n_valid, duration_s, rate_mean_hz, rate_median_hz, store.
+sites, n_units, n_trials, n_valid, duration_s, rate_mean_hz, rate_median_hz, store, split.
+``split`` is the FALCON file split of the session (store attribute ``falcon_split``,
+e.g. ``held_out_calib``), empty for other datasets.
 ``areas`` and ``sites`` are comma-separated distinct values in unit order; rates are per-unit
 mean firing rates over the whole session (total spikes / duration).
 """
@@ -20,8 +22,9 @@ from rpnt.errors import RpntError
 from rpnt.store import as_str, open_store
 
 COLUMNS = ("dataset", "session", "subject", "task", "date", "areas", "sites", "n_units",
-           "n_trials", "n_valid", "duration_s", "rate_mean_hz", "rate_median_hz", "store")
-_STR = ("dataset", "session", "subject", "task", "date", "areas", "sites", "store")
+           "n_trials", "n_valid", "duration_s", "rate_mean_hz", "rate_median_hz", "store",
+           "split")
+_STR = ("dataset", "session", "subject", "task", "date", "areas", "sites", "store", "split")
 
 
 def manifest_row(path: str | Path) -> dict:
@@ -46,6 +49,7 @@ def manifest_row(path: str | Path) -> dict:
             "rate_mean_hz": float(rates.mean()) if n_units else float("nan"),
             "rate_median_hz": float(np.median(rates)) if n_units else float("nan"),
             "store": str(path),
+            "split": str(a.get("falcon_split", "")),
         }
     finally:
         ds.close()
@@ -79,6 +83,8 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
                                                            "rate_median_hz")})
     except (OSError, ValueError) as exc:
         raise RpntError(f"{path}: cannot read the manifest ({exc})") from exc
+    if "split" not in df.columns:  # written before FALCON's splits were kept
+        df["split"] = ""
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise RpntError(f"{path}: manifest lacks columns {', '.join(missing)}; rebuild it with "

@@ -28,7 +28,8 @@ MODE_SETTINGS = {"full": ("encoder_lr_scale",), "staged": ("stage1_fraction", "s
                  "labelfree": ("labelfree_steps",)}
 _MODE_ONLY = {k for keys in MODE_SETTINGS.values() for k in keys}
 #: the planning keys the table reads (the figures read these and ``figures``)
-TABLE_KEYS = ("benchmark", "models", "ceiling", "scenarios", "budgets", "model_budgets")
+TABLE_KEYS = ("benchmark", "models", "ceiling", "scenarios", "budgets", "model_budgets",
+              "metric")
 
 
 def _plain(obj: Any) -> Any:
@@ -138,6 +139,7 @@ class TablePart(Part):
     scenarios: dict[str, Any] | None
     budgets: list[Any] | None
     model_budgets: dict[str, Any] | None
+    metric: str | None
     figures: dict[str, Any] | None = None
 
     @classmethod

@@ -433,6 +433,7 @@ def load_session(path: str | Path) -> SessionData:
                              if "trial_condition" in ds else None),
             spike_times=spike_times,
             spike_unit=spike_unit,
+            axis=as_str(ds["axis"].values),
             attrs=attrs,
         )
     finally:

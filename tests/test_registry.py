@@ -56,23 +56,31 @@ def edit(entry: dict, **changes) -> dict:
 
 
 # ------------------------------------------------------------------ the real registry
+#: simulated stand-ins of the FALCON layouts (their presets are named like them)
+SIM_FALCON = {"sim_falcon_m2", "sim_falcon_m1", "sim_falcon_h1"}
+
+
 def test_real_registry_entries():
     reg = load_registry(REAL)
     assert set(reg) == {"perich_miller_2018", "nlb_mc_maze", "nlb_mc_maze_small", "nlb_mc_rtt",
-                        "nlb_area2_bump", "sim_tiny", "sim_default", "sim_multisite"}
+                        "nlb_area2_bump", "sim_tiny", "sim_default", "sim_multisite",
+                        "falcon_m1", "falcon_m2", "falcon_h1"} | SIM_FALCON
     pins = {n: e["source"].get("version") for n, e in reg.items()
             if e["source"]["type"] == "dandi"}
     assert pins == {"perich_miller_2018": "0.250122.1735", "nlb_mc_maze": "0.220113.0400",
                     "nlb_mc_maze_small": "0.220113.0408", "nlb_mc_rtt": None,
-                    "nlb_area2_bump": "0.220113.0359"}
+                    "nlb_area2_bump": "0.220113.0359", "falcon_m1": "0.241029.1405",
+                    "falcon_m2": None, "falcon_h1": None}
     ids = {n: e["source"]["dandiset"] for n, e in reg.items() if e["source"]["type"] == "dandi"}
     assert ids == {"perich_miller_2018": "000688", "nlb_mc_maze": "000128",
                    "nlb_mc_maze_small": "000140", "nlb_mc_rtt": "000129",
-                   "nlb_area2_bump": "000127"}
+                   "nlb_area2_bump": "000127", "falcon_m1": "000941", "falcon_m2": "000953",
+                   "falcon_h1": "000954"}
     assert reg["nlb_mc_rtt"]["source"]["allow_draft"] is False
     assert {n: (e["source"].get("preset"), e["source"].get("seed")) for n, e in reg.items()
             if e["source"]["type"] == "simulated"} == {
-        "sim_tiny": ("tiny", 0), "sim_default": ("default", 0), "sim_multisite": ("multisite", 0)}
+        "sim_tiny": ("tiny", 0), "sim_default": ("default", 0), "sim_multisite": ("multisite", 0),
+        **{n: (n[4:], 0) for n in SIM_FALCON}}
 
 
 def test_perich_miller_planned_sessions_match_reference():

@@ -199,6 +199,30 @@ def test_paper_dry_run_builds_the_whole_dag_offline(workdir):
     assert "models/T-CO/rpnt_ssl_full/sub-T_ses-RT-20130820" not in out
 
 
+def test_falcon_stand_in_dry_run(workdir):
+    """FALCON M2 stand-in: the held-out days are few-shot targets at every budget, the
+    last held-in day is decoded within day."""
+    proc = run_snakemake(workdir, "-n", "--configfile", "config/benchmarks/falcon_m2_sim.yaml")
+    n = job_counts(proc.stdout)
+    runs = (2 + 1) * 3  # (held-out + held-in targets) x budgets, one seed
+    assert n["simulate"] == 1 and n["ingest"] == 6 and n["pretrain"] == 2 * 2
+    assert n["finetune"] == 6 * runs and n["baseline"] == _n_baselines() * runs
+    out = proc.stdout
+    for path in ("results/falcon_m2_sim/models/held_out/rpnt_joint_staged/"
+                 "sub-SimN-held-out-calib_ses-20201124/5trials/seed0",
+                 "results/falcon_m2_sim/models/held_in/wiener/"
+                 "sub-SimN-held-in-calib_ses-20201028/alltrials/seed0"):
+        assert path in out, path
+    assert "models/held_out/gru/sub-SimN-held-in-calib" not in out
+
+
+def test_real_falcon_config_lists_its_dandiset(workdir):
+    proc = run_snakemake(workdir, "-n", "--configfile", "config/benchmarks/falcon_m1.yaml")
+    n = job_counts(proc.stdout)
+    assert n["list_assets"] == 1 and "download" not in n and "simulate" not in n
+    assert "resources/assets/falcon_m1.tsv" in proc.stdout
+
+
 def test_dataset_without_manifest_is_listed_by_a_checkpoint(workdir):
     proc = run_snakemake(workdir, "-n", "--configfile", "config/benchmarks/nlb_mc_maze.yaml")
     n = job_counts(proc.stdout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "evaluate"
-HELP = "score a decoder on the test trials of a store (stitched R² of vx, vy) -> metrics JSON"
+HELP = "score a decoder on the test trials of a store (stitched R² per covariate) -> metrics JSON"
 DESCRIPTION = """\
 Score one saved decoder (the directory written by 'rpnt baseline' or 'rpnt finetune') on
 one session store, the way the peers score:
@@ -13,7 +13,9 @@ one session store, the way the peers score:
   * test trials only, and only the store's eval_mask bins with finite velocity;
   * windows of the decoder's length overlapping by 50 %, predictions averaged per bin
     ("stitched") before scoring;
-  * R² of vx and of vy separately, then averaged.
+  * R² of each covariate the store names (vx and vy for a velocity) separately, then
+    averaged; on a FALCON store also FALCON's variance-weighted R² (from its own
+    evaluator when falcon-challenge is installed).
 
 Numbers are computed afresh on every call. With --scenario (and --config) the scenario's
 unit-level selection (e.g. only PMd units) is applied to the store first, exactly as in

@@ -7,9 +7,10 @@ import argparse
 NAME = "ingest"
 HELP = "convert one NWB session into a Zarr store (binned counts, raw spikes, behaviour, splits)"
 DESCRIPTION = """\
-Reads one NWB file (DANDI 000688 / Perich-Miller, NLB, or a layout described by a
-registry entry) directly with h5py (the 'waveforms' column is never read), bins spikes
-into half-open bins [t, t+bin), averages behaviour per bin, splits valid trials 70/10/20
+Reads one NWB file (DANDI 000688 / Perich-Miller, NLB, FALCON M1/M2/H1 (already binned:
+their bins are kept), or a layout described by a registry entry) directly with h5py (the
+'waveforms' column is never read), bins spikes into half-open bins [t, t+bin), averages
+behaviour per bin, splits valid trials 70/10/20
 (seed 42) and writes an xarray Dataset as a Zarr v3 store, schema v2
 (docs/store-schema.md). The store is written to a temporary path and renamed at the end,
 so a failed run leaves nothing at --out.
@@ -26,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="STORE.zarr", help="store to write")
     p.add_argument("--bin-ms", type=float, default=20.0, help="bin size in ms (default 20)")
     p.add_argument("--adapter", default="auto",
-                   choices=["auto", "perich_miller", "nlb", "generic"],
+                   choices=["auto", "perich_miller", "nlb", "generic", "falcon"],
                    help="NWB layout; auto decides by the objects in the file (default)")
     p.add_argument("--dataset", metavar="NAME",
                    help="dataset name recorded in the store and looked up in --registry")

@@ -14,7 +14,9 @@ Write a dandiset-like folder of simulated motor-cortex recordings:
   DIR/derivatives/ground-truth/<session_id>.npz   (true rates, latents, kinematics)
 
 Presets: tiny (CI, seconds), default (the embedded benchmark: 12 sessions, 3 subjects,
-both tasks, M1 and PMd, 2013-2016), multisite (Neuropixels-style probe sites with x/y/z).
+both tasks, M1 and PMd, 2013-2016), multisite (Neuropixels-style probe sites with x/y/z),
+and the FALCON stand-ins falcon_m2, falcon_m1, falcon_h1 (files in the FALCON layouts of
+DANDI 000953, 000941, 000954: held-in and held-out calibration days).
 The whole folder is written atomically; an existing DIR needs --force.
 
 With --realism DIR, nothing is written: the realism statistics of an existing simulated
@@ -31,7 +33,8 @@ Examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="default",
-                        help="tiny | default | multisite (default: %(default)s)")
+                        help="tiny | default | multisite | falcon_m2 | falcon_m1 | "
+                             "falcon_h1 (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--out", metavar="DIR", help="output folder (dandiset-like)")
     parser.add_argument("--force", action="store_true", help="replace an existing DIR")

@@ -8,8 +8,10 @@ Config (docs/architecture.md "Scenarios")::
         holdout: {area: [PMd]}          # optional; defaults to target
         pretrain_on_target_train: false # optional; true = the paper's looser variant
 
-Selector keys: ``dataset``, ``session``, ``subject``, ``task``, ``date_from``, ``date_to``
-(session level: keys are ANDed, list values ORed, dates inclusive ISO strings) and
+Selector keys: ``dataset``, ``session``, ``subject``, ``task``, ``date_from``, ``date_to``,
+``split`` (session level: keys are ANDed, list values ORed, dates inclusive ISO strings;
+``split`` is a FALCON file split, ``held_in_calib``, ``held_in_minival`` or
+``held_out_calib``, and ``held_in`` / ``held_out`` select every split of that side) and
 ``area``, ``site`` (unit level). Rules implemented by :func:`resolve_scenario`:
 
 - target sessions = sessions matching the target's session-level keys;
@@ -38,7 +40,7 @@ from rpnt.data.session import SessionData
 from rpnt.errors import RpntError
 
 TASK_CODES = {"CO": "center_out", "RT": "random_target"}
-SESSION_KEYS = ("dataset", "session", "subject", "task", "date_from", "date_to")
+SESSION_KEYS = ("dataset", "session", "subject", "task", "date_from", "date_to", "split")
 UNIT_KEYS = ("area", "site")
 SCENARIO_KEYS = ("target", "holdout", "pretrain_on_target_train")
 _SESSION_RE = re.compile(r"^sub-(?P<subject>[^_]+)_ses-(?P<task>[A-Za-z]+)-(?P<date>\d{8})")
@@ -155,6 +157,15 @@ def match_sessions(table: pd.DataFrame, sel: Mapping[str, Any], where: str = "se
             if key not in table.columns:
                 raise RpntError(f"{where}: the session table has no column {key!r}")
             ok &= table[key].astype(str).isin(want).to_numpy()
+    if "split" in sel:
+        if "split" not in table.columns:
+            raise RpntError(f"{where}: the session table has no column 'split' (FALCON "
+                            "stores have one); re-run rpnt manifest")
+        want = [str(x) for x in _as_list(sel["split"])]
+        have = table["split"].fillna("").astype(str)
+        # "held_out" selects held_out_calib (and any other held-out split)
+        ok &= np.array([any(v == w or v.startswith(w + "_") for w in want) for v in have],
+                       bool)
     if "date_from" in sel or "date_to" in sel:
         dates = [_as_date(d, f"{where}: session table date") for d in table["date"]]
         if "date_from" in sel:

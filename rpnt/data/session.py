@@ -12,6 +12,11 @@ from typing import Any
 
 import numpy as np
 
+#: Names of the two velocity axes of a store whose ``axis`` coordinate is x, y (or unknown).
+VELOCITY_NAMES: tuple[str, ...] = ("vx", "vy")
+#: Axis names that mean "velocity along this spatial axis": covariate ``v<name>``.
+SPATIAL_AXES = ("x", "y", "z", "w")
+
 #: Bin-level split codes of ``split(time)`` in the store (labels in its attrs).
 SPLIT_CODES: dict[str, int] = {"none": -1, "train": 0, "valid": 1, "test": 2}
 
@@ -47,6 +52,9 @@ class SessionData:
     trial_condition: np.ndarray | None = None
     spike_times: np.ndarray | None = None  #: (n_spike,) float64 s, sorted
     spike_unit: np.ndarray | None = None  #: (n_spike,) int32 unit index
+    #: (n_axis,) str, the store's ``axis`` coordinate: x, y (velocity) or the covariates'
+    #: own names (FALCON: finger groups, muscles, arm dimensions); None when unknown
+    axis: np.ndarray | None = None
     attrs: dict[str, Any] = field(default_factory=dict)  #: all store attributes
 
     @property
@@ -56,6 +64,33 @@ class SessionData:
     @property
     def n_unit(self) -> int:
         return int(self.spike_counts.shape[1])
+
+    @property
+    def n_axis(self) -> int:
+        return int(self.velocity.shape[1])
+
+    @property
+    def covariate_names(self) -> list[str]:
+        """Names of the decoded covariates, one per column of ``velocity``.
+
+        Spatial axes (x, y, z, w) name velocities ``vx``, ``vy``, ...; other axis names
+        (a store of finger velocities, EMG channels, ...) are used as they are. Without
+        names: ``vx``, ``vy`` for two columns, else ``v0``, ``v1``, ...
+        """
+        names = [] if self.axis is None else [str(a) for a in self.axis]
+        if len(names) == self.n_axis and names:
+            if all(n in SPATIAL_AXES for n in names):
+                return [f"v{n}" for n in names]
+            return names
+        if self.n_axis == len(VELOCITY_NAMES):
+            return list(VELOCITY_NAMES)
+        return [f"v{i}" for i in range(self.n_axis)]
+
+    @property
+    def contiguous(self) -> bool:
+        """Whether the bins follow each other without gaps (every store rpnt bins itself;
+        a FALCON file's own bins may jump between trials)."""
+        return bool(np.allclose(np.diff(self.time), self.bin_size_s))
 
     @property
     def sites(self) -> list[str]:

@@ -108,7 +108,8 @@ class POYODecoder(Decoder):
         Returns tensors: input_unit_index / input_timestamps / input_token_type /
         input_mask (B, 2N + S_max), latent_index / latent_timestamps (B, L),
         session_index (B,), output_timestamps (B, length). Times are seconds from the
-        window start; spikes in [t0, t0 + length * bin).
+        window start; spikes in [t0, t0 + length * bin), or, on bins with gaps (FALCON),
+        up to the end of the window's last bin, each output at its own bin's centre.
         """
         if session.spike_times is None or session.spike_unit is None:
             raise RpntError(f"session {session.session} has no raw spike times; POYO needs "
@@ -125,8 +126,13 @@ class POYODecoder(Decoder):
         b, n = starts.size, session.n_unit
         dt = float(session.bin_size_s)
         t0 = session.time[starts]
+        out_t = (np.arange(length) + 0.5) * dt
+        end = t0 + length * dt
+        if not session.contiguous:  # bins with gaps (FALCON): each bin at its own time
+            out_t = session.time[starts[:, None] + np.arange(length)] - t0[:, None] + 0.5 * dt
+            end = session.time[starts + length - 1] + dt
         lo = np.searchsorted(session.spike_times, t0, side="left")
-        hi = np.searchsorted(session.spike_times, t0 + length * dt, side="left")
+        hi = np.searchsorted(session.spike_times, end, side="left")
         n_spk = hi - lo
         s_max = max(int(n_spk.max(initial=0)), 1)
         col = np.arange(s_max)
@@ -144,7 +150,6 @@ class POYODecoder(Decoder):
         lat_i, lat_t = create_linspace_latent_tokens(
             0.0, self.seq_len_s, float(self.hparams["latent_step"]),
             int(self.hparams["num_latents_per_step"]))
-        out_t = (np.arange(length) + 0.5) * dt
         dev = self.vel_mean.device
 
         def tt(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
@@ -158,7 +163,8 @@ class POYODecoder(Decoder):
             "latent_index": tt(np.broadcast_to(lat_i, (b, lat_i.size)), torch.long),
             "latent_timestamps": tt(np.broadcast_to(lat_t, (b, lat_t.size)), torch.float32),
             "session_index": torch.ones(b, dtype=torch.long, device=dev),
-            "output_timestamps": tt(np.broadcast_to(out_t, (b, length)), torch.float32),
+            "output_timestamps": tt(np.array(np.broadcast_to(out_t, (b, length))),
+                                    torch.float32),
         }
 
     def forward(self, tokens: dict) -> torch.Tensor:

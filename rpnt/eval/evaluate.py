@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from rpnt.atomic import atomic_path, write_json
-from rpnt.data.session import SessionData
+from rpnt.data.session import VELOCITY_NAMES, SessionData
 from rpnt.decoders.base import Decoder, load_decoder, read_meta, read_skip
 from rpnt.errors import RpntError
+from rpnt.eval.falcon_metric import apply_official
 from rpnt.online.replay import stream_session
 from rpnt.provenance import provenance
 from rpnt.scoring.stitch import SessionScore, evaluate_session
@@ -84,8 +85,10 @@ def score_decoder(
 
     ``stream``: score it streamed bin by bin from the session's start
     (:func:`rpnt.online.replay.stream_session`) instead of stitched windows; the record
-    gains ``scoring``, ``latency`` and ``stream_check_max_abs_diff``. The record carries
-    provenance (git commit, packages, config hash when ``config`` is given).
+    gains ``scoring``, ``latency`` and ``stream_check_max_abs_diff``. On a FALCON store the
+    variance-weighted R² comes from FALCON's evaluator when it is installed
+    (:func:`rpnt.eval.falcon_metric.apply_official`). The record carries provenance
+    (git commit, packages, config hash when ``config`` is given).
     """
     online: dict[str, Any] = {}
     if stream:
@@ -95,6 +98,7 @@ def score_decoder(
     rec = _identity(meta, dict(tags or {}), scenario, session)
     rec["kind"] = meta.get("kind")
     rec.update(score.metrics())
+    apply_official(rec, session.velocity[score.mask], score.pred[score.mask])
     rec.update(online)
     rec["provenance"] = provenance(config, model_dir=None if model_dir is None
                                    else str(model_dir))
@@ -141,7 +145,8 @@ def save_predictions(path: str | Path, session: SessionData, score: SessionScore
     Arrays (n = bins inside ``split`` trials): ``time`` (n,), ``true`` (n, A),
     ``pred`` (n, A; NaN where no window reached), ``scored`` (n,) bool,
     ``trial`` (n,) int index into the session's trial table, ``session`` (str) and
-    ``meta`` (a JSON string of ``meta``, e.g. model, scenario, seed).
+    ``meta`` (a JSON string of ``meta``, e.g. model, scenario, seed; with the store's
+    ``covariates`` and their units when they are not the velocity axes vx, vy).
     """
     in_trials = session.trial_bins(split)
     sel_trials = np.flatnonzero(session.trial_split == split)
@@ -149,6 +154,9 @@ def save_predictions(path: str | Path, session: SessionData, score: SessionScore
     # each bin's trial: the last selected trial starting at or before it
     pos = np.searchsorted(session.trial_start[sel_trials], t, side="right") - 1
     trial = sel_trials[np.clip(pos, 0, max(sel_trials.size - 1, 0))]
+    if session.covariate_names != list(VELOCITY_NAMES):  # a store of other covariates
+        meta = {"covariates": session.covariate_names,
+                "covariate_units": session.attrs.get("covariate_units", ""), **meta}
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(

@@ -35,13 +35,15 @@ from rpnt.data.scenarios import apply_scenario_units
 from rpnt.data.windows import covering_starts
 from rpnt.decoders.base import load_decoder
 from rpnt.errors import RpntError
-from rpnt.eval.tables import Table, build_table, load_records
+from rpnt.eval.tables import Table, build_table, load_records, table_metric
 from rpnt.rows import row_order
 from rpnt.store import load_session
 from rpnt.train.runlog import read_history
 
 #: The table row drawn as a marker on the R² chart rather than as a bar.
 CEILING = "ceiling"
+#: The R² axis label per table metric (:data:`rpnt.eval.tables.METRICS`).
+METRIC_LABELS = {"mean": "mean of vx, vy", "variance_weighted": "variance-weighted, FALCON"}
 #: Axis labels of the two curve panels: (training, validation), by kind of run.
 CURVE_LABELS = {
     "decoder": ("training loss: MSE of z-scored velocity",
@@ -65,7 +67,7 @@ def _save(fig: Figure, path: str | Path) -> Path:
 
 def plot_r2_bars(models: Sequence[str], scenarios: Sequence[str],
                  cells: dict[str, dict[str, dict[str, Any]]], out: str | Path,
-                 title: str = "R² per scenario and model") -> Path:
+                 title: str = "R² per scenario and model", metric: str = "mean") -> Path:
     """Grouped bars. ``cells[model][scenario]`` = {"mean", "std", "n", "note"} (as read by
     :func:`rpnt.eval.tables.read_table_csv`), optionally "values" (one R² per session and
     seed, drawn as dots). The ``ceiling`` row is a marker across each group; models
@@ -99,7 +101,7 @@ def plot_r2_bars(models: Sequence[str], scenarios: Sequence[str],
         ax.plot([], [], "o", ms=2.5, mfc="white", mec="k", mew=0.5,
                 label="one session × seed")
     ax.set_xticks(x, list(scenarios))
-    ax.set_ylabel("R² on test trials (mean of vx, vy)")
+    ax.set_ylabel(f"R² on test trials ({METRIC_LABELS[metric]})")
     ax.axhline(0, color="k", lw=0.5)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
@@ -143,7 +145,7 @@ def plot_label_efficiency(table: Table, out: str | Path,
         ax.set_xticks(x, [str(b) for b in budgets])
         ax.set_title(scen, fontsize=10)
         ax.set_xlabel("labelled training trials of the target session")
-        ax.set_ylabel("test R² (mean of vx, vy)")
+        ax.set_ylabel(f"test R² ({METRIC_LABELS[table.metric]})")
         ax.grid(alpha=0.3)
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -183,14 +185,20 @@ def plot_predictions(path: str | Path, out: str | Path, trial: int | None = None
         raise RpntError(f"{path}: trial {trial} is not among its test trials "
                         f"{sorted(set(d['trial'].tolist()))}")
     t = d["time"][sel] - d["time"][sel][0]
-    fig = _figure(7.5, 4.8)
-    axes = np.atleast_1d(fig.subplots(d["true"].shape[1], 1, sharex=True))
+    names = d["meta"].get("covariates")
+    n_axis = d["true"].shape[1]
+    fig = _figure(7.5, 4.8 if n_axis <= 3 else min(1.2 * n_axis, 16.0))
+    axes = np.atleast_1d(fig.subplots(n_axis, 1, sharex=True))
     for a, ax in enumerate(axes):
         ax.plot(t, d["true"][sel, a], "k", lw=1.5, label="true")
         ax.plot(t, d["pred"][sel, a], "C1", lw=1.2, label="predicted (stitched)")
         ax.fill_between(t, 0, 1, where=d["scored"][sel], transform=ax.get_xaxis_transform(),
                         color="C0", alpha=0.08, label="scored bins")
-        ax.set_ylabel(f"v{'xyz'[a] if a < 3 else a} (cm/s)")
+        if names:  # a store of other covariates (FALCON): their names and units
+            unit = d["meta"].get("covariate_units")
+            ax.set_ylabel(f"{names[a]}" + (f" ({unit})" if unit else ""), fontsize=7)
+        else:
+            ax.set_ylabel(f"v{'xyz'[a] if a < 3 else a} (cm/s)")
     axes[-1].set_xlabel("time in trial (s)")
     meta = d["meta"]
     fig.suptitle(f"{meta.get('model', '?')} · {meta.get('scenario', '')} · "
@@ -362,7 +370,7 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
     written: list[str] = []
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        records = load_records(metrics) if metrics else []
+        records = load_records(metrics, table_metric(config)) if metrics else []
         # where each run's store is (rpnt evaluate records it), for the attention maps
         stores = {(r.get("model"), r.get("scenario"), r.get("session"), r.get("seed")):
                   r["store_path"] for r in records if r.get("store_path")}
@@ -371,7 +379,7 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
             budget = "" if table.budgets == ["all"] else f", {table.budgets[-1]} trials"
             plot_r2_bars(table.models, table.scenarios, _table_cells(table), tmp / "r2.png",
                          title=f"R² per scenario and model ({cfg.get('benchmark', '')}"
-                               f"{budget})")
+                               f"{budget})", metric=table.metric)
             written.append("r2.png")
             if len(table.budgets) > 1:
                 plot_label_efficiency(table, tmp / "label_efficiency.png",

@@ -93,7 +93,8 @@ def wiener_r2(session: SessionData, lags: int = WIENER_LAGS) -> dict[str, float]
                              session.split_mask("train"), session.split_mask("valid"),
                              lags=lags)
     test = scored_mask(session, "test")
-    return r2_report(session.velocity[test], model.predict(session.spike_counts)[test])
+    return r2_report(session.velocity[test], model.predict(session.spike_counts)[test],
+                     session.covariate_names)
 
 
 def session_stats(session: SessionData, truth_path: Path) -> dict[str, Any]:

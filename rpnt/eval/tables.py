@@ -2,7 +2,8 @@
 differences against RPNT from scratch and the GRU, and the ridge probe of pretraining.
 
 Each cell pools every metrics record of one model, scenario and budget over sessions and
-seeds: ``mean ± std (n=...)`` of the records' ``r2.mean``, with the sample standard
+seeds: ``mean ± std (n=...)`` of the records' ``r2.mean`` (or ``r2.variance_weighted``,
+FALCON's metric, when the config says ``metric: variance_weighted``), with the sample standard
 deviation (ddof = 1; shown as "n/a" for a single record). Records whose R² is undefined
 (NaN, a constant test target) are left out and counted in the cell's note. Rows for
 models without results say why: a skip record's reason (e.g. "torch-brain not
@@ -44,6 +45,20 @@ from rpnt.rows import SCRATCH, row_order
 
 #: The rows every other row is compared with, run by run.
 REFERENCES = (SCRATCH, "gru")
+#: metric (the config's ``metric``, a key of a record's ``r2``) -> what the table says
+METRICS = {
+    "mean": "R² of velocity (mean of vx and vy)",
+    "variance_weighted": "R² of the decoded covariates, variance-weighted over the "
+                         "covariates per session (FALCON's metric)",
+}
+
+
+def table_metric(config: dict[str, Any] | None) -> str:
+    """The key of ``r2`` a table pools: the config's ``metric`` (default ``mean``)."""
+    metric = str((config or {}).get("metric") or "mean")
+    if metric not in METRICS:
+        raise RpntError(f"config: metric {metric!r} is not one of {sorted(METRICS)}")
+    return metric
 
 
 def budget_key(budget: Any) -> tuple[int, int]:
@@ -83,8 +98,9 @@ class Cell:
         return f"{mean} ± {std} (n={self.n}{note})"
 
 
-def load_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Read metrics JSON files (one record each, or a list of records)."""
+def load_records(paths: Sequence[str | Path], metric: str = "mean") -> list[dict[str, Any]]:
+    """Read metrics JSON files (one record each, or a list of records) that carry
+    ``r2[metric]`` (or a skip)."""
     out = []
     for p in paths:
         try:
@@ -98,9 +114,10 @@ def load_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
                                 "by rpnt evaluate or rpnt ceiling")
             if rec.get("skipped") is None:
                 r2 = rec.get("r2")
-                if not isinstance(r2, dict) or "mean" not in r2:
-                    raise RpntError(f"{p}: metrics record without r2.mean; re-run rpnt "
-                                    "evaluate")
+                if not isinstance(r2, dict) or metric not in r2:
+                    raise RpntError(f"{p}: metrics record without r2.{metric}; re-run rpnt "
+                                    "evaluate" + ("" if metric == "mean" else " on a store "
+                                                  "whose adapter records it (FALCON)"))
             out.append({**rec, "_path": str(p)})
     return out
 
@@ -109,8 +126,9 @@ def _budget(rec: dict[str, Any]) -> str:
     return str(rec.get("budget", ALL))
 
 
-def summarise(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], Cell]:
-    """Pool records into cells keyed by (model, scenario, budget).
+def summarise(records: Sequence[dict[str, Any]],
+              metric: str = "mean") -> dict[tuple[str, str, str], Cell]:
+    """Pool records' ``r2[metric]`` into cells keyed by (model, scenario, budget).
 
     A (model, scenario, budget, session, seed) seen twice is an error: it would be
     counted twice.
@@ -129,7 +147,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], C
         if rec.get("skipped") is not None:
             cell.skipped = str(rec["skipped"])
             continue
-        value = rec["r2"]["mean"]
+        value = rec["r2"][metric]
         if value is None or not math.isfinite(float(value)):
             cell.undefined += 1
             continue
@@ -147,6 +165,7 @@ class Table:
     budgets: list[str]
     cells: dict[tuple[str, str, str], Cell]
     row_notes: dict[str, str]  #: model -> reason when the model has no result at all
+    metric: str = "mean"  #: the key of the records' ``r2`` pooled (:data:`METRICS`)
 
     def cell(self, model: str, scenario: str, budget: str | None = None) -> Cell:
         """The cell of ``model`` in ``scenario`` at ``budget`` (default: the last budget,
@@ -183,7 +202,8 @@ def build_table(records: Sequence[dict[str, Any]],
     Budgets: the config's ``budgets`` and those of the records (numbers, then all); a
     row the config's ``model_budgets`` trains at some budgets only says "not run" at the
     others."""
-    cells = summarise(records)
+    metric = table_metric(config)
+    cells = summarise(records, metric)
     present = {m for m, _, _ in cells}
     expected: set[str] = set()
     if config is not None:
@@ -219,7 +239,7 @@ def build_table(records: Sequence[dict[str, Any]],
         else:
             notes[m] = "no results"
     return Table(models=models, scenarios=scenarios, budgets=budgets, cells=cells,
-                 row_notes=notes)
+                 row_notes=notes, metric=metric)
 
 
 def provenance_block(records: Sequence[dict[str, Any]],
@@ -348,7 +368,7 @@ def _probe_lines(probes: Sequence[dict[str, Any]]) -> list[str]:
 def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark",
                 probes: Sequence[dict[str, Any]] = ()) -> str:
     lines = [f"# Benchmark: {name}", "",
-             "R² of velocity (mean of vx and vy), stitched predictions on held-out test "
+             f"{METRICS[table.metric]}, stitched predictions on held-out test "
              "trials (eval_mask bins), mean ± sample std over sessions and seeds (n = "
              "session × seed runs).", ""]
     lines += _main_tables(table)
@@ -445,7 +465,7 @@ def write_table(metrics: Sequence[str | Path], out_dir: str | Path,
     """Build the table from metrics files (and the probes of ``pretrained`` model
     directories) and write ``table.md``, ``table.csv``, ``differences.csv`` and
     ``probe.csv``."""
-    records = load_records(metrics)
+    records = load_records(metrics, table_metric(config))
     table = build_table(records, config)
     probes = load_probes(pretrained)
     prov = provenance_block(records, config)

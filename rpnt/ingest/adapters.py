@@ -11,6 +11,8 @@
   Task: the registry entry's ``task`` (``maze`` for MC_Maze), else from the trial columns.
 - ``generic``: a dataset config mapping names the series and trial columns (see
   docs/store-schema.md).
+- ``falcon`` (000941 M1, 000953 M2, 000954 H1): bins, covariates and ``eval_mask`` as the
+  file gives them (:mod:`rpnt.ingest.falcon`); every trial valid, scored on ``eval_mask``.
 
 ``auto`` decides by content (which objects exist), never by the file path.
 """
@@ -25,12 +27,13 @@ import h5py
 import numpy as np
 
 from rpnt.errors import RpntError
+from rpnt.ingest import falcon as fal
 from rpnt.nwb import read as nwb_read
 from rpnt.nwb.read import BEHAVIOUR, Meta, Series, Units
 
 log = logging.getLogger("rpnt.ingest")
 
-ADAPTERS = ("perich_miller", "nlb", "generic")
+ADAPTERS = ("perich_miller", "nlb", "generic", "falcon")
 PM_VEL = f"{BEHAVIOUR}/Velocity/cursor_vel"
 PM_POS = f"{BEHAVIOUR}/Position/cursor_pos"
 PM_ACC = f"{BEHAVIOUR}/Acceleration/cursor_acc"
@@ -72,6 +75,10 @@ class Source:
     adapter: str
     eval_period: str
     notes: list[str] = field(default_factory=list)
+    #: bins given by the file (FALCON): the store keeps them instead of its own grid
+    grid: fal.FileGrid | None = None
+    axis_names: list[str] | None = None  #: the covariates' names (default x, y, ...)
+    attrs: dict[str, Any] = field(default_factory=dict)  #: extra store attributes
 
 
 def detect(f: h5py.File, entry: dict[str, Any] | None = None) -> str:
@@ -80,6 +87,8 @@ def detect(f: h5py.File, entry: dict[str, Any] | None = None) -> str:
         return "perich_miller"
     if any(nwb_read.is_series(f, f"{BEHAVIOUR}/{n}") for n in NLB_VEL + NLB_POS):
         return "nlb"
+    if fal.detect_layout(f):
+        return "falcon"
     if entry and entry.get("generic"):
         return "generic"
     if entry and entry.get("adapter") in ADAPTERS:
@@ -366,6 +375,23 @@ def generic(f: h5py.File, meta: Meta, entry: dict) -> Source:
                   "generic", period, notes)
 
 
+def falcon(f: h5py.File, path, entry: dict) -> Source:
+    """A FALCON file: the file's bins, covariates, eval_mask and split (every trial valid)."""
+    layout, meta, split, names, data, grid, trials = fal.read_falcon(f, path, entry)
+    obj, _starts, units, task = fal.LAYOUTS[layout]
+    start, stop = trials if trials is not None else _base_trials(f)[1:]
+    n = start.shape[0]
+    trials = Trials(start, stop, np.full(n, np.nan), np.full(n, "", dtype=object),
+                    np.ones(n, bool), start.copy(), stop.copy())
+    attrs = {"falcon_layout": layout, "falcon_split": split, "covariate_units": units,
+             "r2_weighting": "variance_weighted",
+             "grid": "the file's bins (FALCON bin_units: each bin the 20 ms before its "
+                     "end; padding bins over gaps dropped)"}
+    return Source(meta, entry.get("task") or task, nwb_read.read_units(f),
+                  fal.series_of(names, data, grid, obj), None, obj, trials, "falcon",
+                  "FALCON eval_mask", [], grid=grid, axis_names=names, attrs=attrs)
+
+
 def load_source(f: h5py.File, path, adapter: str, entry: dict | None) -> Source:
     """Run the chosen adapter (``auto``: by content) on an open NWB file."""
     entry = entry or {}
@@ -373,6 +399,8 @@ def load_source(f: h5py.File, path, adapter: str, entry: dict | None) -> Source:
         adapter = detect(f, entry)
     if adapter not in ADAPTERS:
         raise RpntError(f"unknown adapter {adapter!r}; choose one of auto, {', '.join(ADAPTERS)}")
+    if adapter == "falcon":
+        return falcon(f, path, entry)
     meta = nwb_read.read_meta(f, path)
     return {"perich_miller": perich_miller, "nlb": nlb, "generic": generic}[adapter](
         f, meta, entry)

@@ -185,20 +185,24 @@ def build_store(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",
     fn = fn or src.meta.session
     t, ends = sort_units(src, notes, fn)
     vel, pos = src.velocity, src.position
-    edges = session_grid(src, t, ends, bin_s)
-    t, ends = keep_inside(t, ends, float(edges[0]), float(edges[-1]), notes, fn)
-    bin_starts = edges[:-1]
-    counts = binning.count_spikes(t, ends, edges, threads=threads)
+    if src.grid is not None:  # the file's own bins (FALCON): counts, covariates, eval_mask
+        t, ends, counts, bin_starts, velocity = _file_bins(src, t, ends, bin_s, notes, fn)
+    else:
+        edges = session_grid(src, t, ends, bin_s)
+        t, ends = keep_inside(t, ends, float(edges[0]), float(edges[-1]), notes, fn)
+        bin_starts = edges[:-1]
+        counts = binning.count_spikes(t, ends, edges, threads=threads)
+        velocity = binning.bin_behaviour(vel.t, vel.data, edges, _max_gap(vel, cfg))
     spike_unit = Runs(np.arange(ends.shape[0], dtype=np.int32),
                       np.diff(np.concatenate([[0], ends])))
-    velocity = binning.bin_behaviour(vel.t, vel.data, edges, _max_gap(vel, cfg))
     n_axis = velocity.shape[1]
-    axis = np.array(["x", "y", "z", "w"][:n_axis] if n_axis <= 4
-                    else [f"a{i}" for i in range(n_axis)], dtype=object)
+    axis = np.array(src.axis_names or (["x", "y", "z", "w"][:n_axis] if n_axis <= 4
+                    else [f"a{i}" for i in range(n_axis)]), dtype=object)
     tr = src.trials
     tsplit = splits.trial_splits(tr.valid, cfg.split, tr.file_split)
     split = splits.bin_split(bin_starts, tr.start, tr.stop, tsplit, cfg.split.padding_s)
-    emask = splits.eval_mask(bin_starts, tr.eval_start, tr.eval_stop, tr.valid)
+    emask = (src.grid.eval_mask if src.grid is not None else
+             splits.eval_mask(bin_starts, tr.eval_start, tr.eval_stop, tr.valid))
     n_valid = int(tr.valid.sum())
     if n_valid == 0:
         msg = (f"{fn}: {src.meta.session}: no valid trials: every trial split is 'none', every bin "
@@ -212,7 +216,11 @@ def build_store(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",
                         {"units": "cm/s", "source": src.velocity_source,
                          "binning": "mean of samples in the bin; empty bins: linear "
                                     "interpolation at the bin centre across gaps <= "
-                                    f"{cfg.max_gap_bins:g} sample intervals, else NaN"}),
+                                    f"{cfg.max_gap_bins:g} sample intervals, else NaN"}
+                        if src.grid is None else
+                        {"units": src.attrs.get("covariate_units", ""),
+                         "source": src.velocity_source,
+                         "binning": "the file's samples, one per bin (already binned)"}),
         "split": Var(("time",), split, dict(SPLIT_ATTRS)),
         "eval_mask": Var(("time",), emask, {"period": src.eval_period}),
         "trial_start": Var(("trial",), tr.start.astype(np.float64)),
@@ -231,14 +239,17 @@ def build_store(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",
             "description": "condition labels of each trial, -1 = none (center-out: the "
                            "target id; random target: the direction octant of each "
                            "attempted reach, octant k centred on k x 45 degrees)"})
-    if pos is not None:
+    if pos is not None and src.grid is None:
         p = binning.bin_behaviour(pos.t, pos.data, edges, _max_gap(pos, cfg))
         if p.shape[1] == n_axis:
             data["position"] = Var(("time", "axis"), p, {"units": "cm", "source": pos.path})
     coords = {
         "time": Var(("time",), bin_starts, {
             "units": "s", "description": "bin starts; the edges are time[0] + bin_size_s * "
-                                         "arange(n_time + 1), bins are half-open"}),
+                                         "arange(n_time + 1), bins are half-open"}
+                    if src.grid is None else {
+            "units": "s", "description": "bin starts of the file's bins (each bin_size_s "
+                                         "long; gaps between bins where the file has them)"}),
         "axis": Var(("axis",), axis),
         "unit_id": Var(("unit",), u.ids.astype(object)),
         "unit_area": Var(("unit",), u.area.astype(object)),
@@ -259,8 +270,26 @@ def build_store(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",
         else "shuffled valid trials",
         "n_valid_trials": n_valid,
         "ingest_config": {k: v for k, v in asdict(cfg).items() if k != "split"},
+        **src.attrs,
     }
     return StoreData(data, coords, attrs)
+
+
+def _file_bins(src: Source, t: np.ndarray, ends: np.ndarray, bin_s: float, notes: list[str],
+               fn: str) -> tuple[np.ndarray, ...]:
+    """Counts, bin starts and covariates on the file's bins (``src.grid``): each kept bin
+    counts like ``np.histogram`` over all the edges (the last edge closed), as FALCON's
+    ``bin_units`` does. Returns (t, ends, counts, bin starts, covariates float32)."""
+    grid = src.grid
+    assert grid is not None
+    if abs(bin_s - float(grid.edges[1] - grid.edges[0])) > 1e-9:
+        raise RpntError(f"{fn}: the file is binned at {grid.edges[1] - grid.edges[0]:g} s; "
+                        f"ingest it with --bin-ms {1000 * (grid.edges[1] - grid.edges[0]):g}")
+    lo, hi = float(grid.edges[0]), float(np.nextafter(grid.edges[-1], np.inf))
+    t, ends = keep_inside(t, ends, lo, hi, notes, fn)
+    counts = binning.count_on_edges(t, ends, grid.edges)[grid.keep]
+    return (t, ends, counts, grid.edges[:-1][grid.keep],
+            np.asarray(src.velocity.data, dtype=np.float32))
 
 
 def build_dataset(src: Source, cfg: IngestConfig, notes: list[str], fn: str = "",

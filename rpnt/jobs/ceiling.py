@@ -56,6 +56,7 @@ def ceiling_job(runs: list[CeilingRun], *, scenario: str | None = None,
             {"lags": lags}, store=str(store), truth=str(truth), truth_sha256=truth_sha)
         write_metrics(out, record)
         print(f"{session_id}: ceiling R² {res['r2']['mean']:.3f} "
-              f"(vx {res['r2']['vx']:.3f}, vy {res['r2']['vy']:.3f}) -> {out}")
+              f"({', '.join(f'{k} {v:.3f}' for k, v in res['r2'].items() if k != 'mean')})"
+              f" -> {out}")
         records.append(record)
     return records

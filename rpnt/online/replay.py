@@ -22,8 +22,8 @@ from rpnt.decoders.base import Decoder
 from rpnt.errors import RpntError
 from rpnt.machine import cpu_model
 from rpnt.online.base import stream_decoder
-from rpnt.scoring.metrics import AXIS_NAMES, r2_report
-from rpnt.scoring.stitch import SessionScore, scored_mask
+from rpnt.scoring.metrics import r2_report
+from rpnt.scoring.stitch import SessionScore, scored_mask, variance_weighted
 
 #: Bins stepped one at a time for the latency fields.
 LATENCY_BINS = 500
@@ -38,7 +38,8 @@ def stream_session(decoder: Decoder, session: SessionData, split: str = "test",
                         "finite velocity to score; check the store's split and eval_mask")
     stream = stream_decoder(decoder)
     pred = stream.offline(session, session.spike_counts).astype(np.float64)
-    r2 = r2_report(session.velocity[mask].astype(np.float64), pred[mask], AXIS_NAMES)
+    r2 = r2_report(session.velocity[mask].astype(np.float64), pred[mask],
+                   session.covariate_names, variance_weighted(session))
     t = session.time[mask]
     sel = session.trial_split == split
     lo = np.searchsorted(t, session.trial_start[sel], side="left")

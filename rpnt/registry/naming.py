@@ -19,6 +19,14 @@ TASK_CODES = {"CO": "center_out", "RT": "random_target"}
 
 _PERICH = re.compile(r"sub-(?P<subject>[A-Za-z0-9]+)_ses-(?P<code>CO|RT)-(?P<date>\d{8})")
 _SUBJECT = re.compile(r"sub-(?P<subject>[A-Za-z0-9]+)(?:_|$)")
+#: FALCON (DANDI 000941/000953/000954): the split is part of the subject entity, e.g.
+#: ``sub-MonkeyN-held-in-calib_ses-2020-10-19-Run1``, ``sub-MonkeyL-held-out-calib_ses-
+#: 20121004``, ``sub-HumanPitt-held-in-calib_ses-19250101T111740``
+_FALCON = re.compile(r"sub-(?P<subject>[A-Za-z0-9]+)-(?P<split>held-in-calib|held-in-minival|"
+                     r"held-out-calib)_ses-(?P<date>\d{4}-?\d{2}-?\d{2})(?:T\d{6})?"
+                     r"(?:-(?P<run>Run\d+))?")
+#: FALCON's file splits, as stores and session tables name them (selector ``split``)
+FALCON_SPLITS = ("held_in_calib", "held_in_minival", "held_out_calib")
 
 
 def session_id_from_asset_path(path: str) -> str:
@@ -47,13 +55,20 @@ def parse_session_id(session: str) -> dict[str, str | None]:
     ``sub-M_ses-RT-20140114`` -> ``{"subject": "M", "task": "random_target",
     "date": "2014-01-14"}``. Ids outside the 000688 pattern (e.g. NLB's
     ``sub-Jenkins_ses-full_desc-train``) give the subject when there is a ``sub-`` entity
-    and ``None`` for task and date.
+    and ``None`` for task and date. FALCON ids give subject, date and ``split``
+    (``sub-MonkeyN-held-out-calib_ses-2020-10-30-Run1`` -> subject ``MonkeyN``, date
+    2020-10-30, split ``held_out_calib``; the task comes from the registry entry).
     """
     m = _PERICH.fullmatch(session)
     if m:
         d = m["date"]
         return {"subject": m["subject"], "task": TASK_CODES[m["code"]],
                 "date": f"{d[:4]}-{d[4:6]}-{d[6:]}"}
+    m = _FALCON.fullmatch(session)
+    if m:
+        d = m["date"].replace("-", "")
+        return {"subject": m["subject"], "task": None, "date": f"{d[:4]}-{d[4:6]}-{d[6:]}",
+                "split": m["split"].replace("-", "_")}
     m = _SUBJECT.match(session)
     return {"subject": m["subject"] if m else None, "task": None, "date": None}
 

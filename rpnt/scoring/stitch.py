@@ -16,7 +16,7 @@ import numpy as np
 from rpnt.data.session import SessionData
 from rpnt.data.windows import covering_starts
 from rpnt.errors import RpntError
-from rpnt.scoring.metrics import AXIS_NAMES, r2_report
+from rpnt.scoring.metrics import r2_report
 
 #: Window length (bins) used when a decoder's hparams do not say (the paper's T = 50).
 DEFAULT_WINDOW_BINS = 50
@@ -44,6 +44,12 @@ def window_length(decoder: Predictor) -> int:
         return int(decoder.hparams["window_bins"])
     window = getattr(getattr(decoder, "config", None), "window", None)
     return int(window) if window else DEFAULT_WINDOW_BINS
+
+
+def variance_weighted(session: SessionData) -> bool:
+    """Whether scores of ``session`` carry FALCON's variance-weighted R² too: its store
+    says so (attribute ``r2_weighting``, written by the FALCON adapter)."""
+    return session.attrs.get("r2_weighting") == "variance_weighted"
 
 
 def scored_mask(session: SessionData, split: str = "test") -> np.ndarray:
@@ -96,7 +102,7 @@ def stitch(
 class SessionScore:
     """The result of scoring one session: metrics plus what is needed for figures."""
 
-    r2: dict[str, float]  #: {"vx", "vy", "mean"}
+    r2: dict[str, float]  #: {<covariate>: .., "mean": ..[, "variance_weighted": ..]}
     n_bins: int  #: scored bins
     n_trials: int  #: trials with at least one scored bin
     split: str
@@ -133,7 +139,7 @@ def evaluate_session(
     pred, _ = stitch(decoder, session, mask, length, stride, batch_size)
     y_true = session.velocity[mask].astype(np.float64)
     y_pred = pred[mask]
-    r2 = r2_report(y_true, y_pred, AXIS_NAMES)  # other axis counts get names v0, v1, ...
+    r2 = r2_report(y_true, y_pred, session.covariate_names, variance_weighted(session))
     # trials with a scored bin: which trial interval each scored bin falls in
     t = session.time[mask]
     sel = session.trial_split == split

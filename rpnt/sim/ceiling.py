@@ -18,7 +18,7 @@ from rpnt.data.session import SessionData
 from rpnt.errors import RpntError
 from rpnt.linear import fit_lagged_ridge
 from rpnt.scoring.metrics import r2_report
-from rpnt.scoring.stitch import scored_mask
+from rpnt.scoring.stitch import scored_mask, variance_weighted
 
 CEILING_LAGS = 10  #: bins of rate history (200 ms at 20 ms bins; covers M1/PMd leads)
 
@@ -74,7 +74,7 @@ def _truth_columns(session: SessionData, n_truth: int, path: Path) -> np.ndarray
 
 def noise_ceiling(session: SessionData, truth_npz_path: str | Path, *,
                   lags: int = CEILING_LAGS) -> dict[str, Any]:
-    """R² (vx, vy, mean) of lagged ridge on the true rates; also n_bins, n_trials, lambda.
+    """R² (per covariate, mean) of lagged ridge on the true rates; also n_bins, n_trials, lambda.
 
     Train on ``split == train`` bins, choose the penalty on ``split == valid`` bins,
     score on the bins every decoder is scored on (:func:`rpnt.scoring.stitch.scored_mask`:
@@ -96,7 +96,7 @@ def noise_ceiling(session: SessionData, truth_npz_path: str | Path, *,
     model = fit_lagged_ridge(rates, vel, session.split_mask("train"),
                              session.split_mask("valid"), lags=lags)
     pred = model.predict(rates)
-    rep = r2_report(vel[test], pred[test])
+    rep = r2_report(vel[test], pred[test], session.covariate_names, variance_weighted(session))
     return {"r2": rep, "n_bins": int(test.sum()),
             "n_trials": int((session.trial_split == "test").sum()),
             "lambda": model.lam, "lags": lags}

@@ -6,6 +6,9 @@ Layout written by :func:`simulate_dataset` (whole folder written atomically)::
     DIR/sub-<S>/sub-<S>_ses-<CO|RT>-<YYYYMMDD>_behavior+ecephys.nwb
     DIR/derivatives/ground-truth/<session_id>.npz     (ingest never reads these)
 
+FALCON stand-in presets write ``DIR/sub-<S>-<split>/<session_id>_behavior+ecephys.nwb``
+in their FALCON layout (:mod:`rpnt.sim.falcon`) instead.
+
 Each session is simulated by :mod:`rpnt.sim.session` and written by :mod:`rpnt.sim.nwb`.
 """
 
@@ -21,6 +24,7 @@ from tqdm import tqdm
 from rpnt.atomic import atomic_path, check_overwrite
 from rpnt.errors import RpntError
 from rpnt.provenance import provenance
+from rpnt.sim.falcon import write_falcon_nwb
 from rpnt.sim.nwb import write_nwb
 from rpnt.sim.presets import Preset, get_preset
 from rpnt.sim.session import simulate_session, subject_model, truth_arrays
@@ -78,7 +82,10 @@ def simulate_dataset(preset_name: str, seed: int, out: str | Path, *, force: boo
             sim = simulate_session(preset, spec, seed, models[spec.subject])
             nwb_path = tmp / spec.relpath
             nwb_path.parent.mkdir(exist_ok=True)
-            write_nwb(sim, nwb_path, waveforms_per_unit=preset.waveforms_per_unit)
+            if preset.extra.get("layout"):  # a FALCON stand-in
+                write_falcon_nwb(sim, nwb_path, preset.extra["layout"])
+            else:
+                write_nwb(sim, nwb_path, waveforms_per_unit=preset.waveforms_per_unit)
             with open(truth_dir / f"{spec.session_id}.npz", "wb") as fh:
                 np.savez(fh, **truth_arrays(sim, models[spec.subject]))
     return [out / s.relpath for s in preset.sessions]

@@ -5,7 +5,10 @@ benchmark scenarios select sessions by these names, so the session lists are par
 contract (docs/architecture.md): change them only together with ``config/``.
 
 A session id is the NWB ``session_id`` (``sub-C_ses-CO-20131003``): subject, task code
-(``CO`` center-out, ``RT`` random target) and recording date.
+(``CO`` center-out, ``RT`` random target) and recording date. The FALCON stand-ins
+(``falcon_m2``, ``falcon_m1``, ``falcon_h1``: the layouts of DANDI 000953, 000941, 000954,
+written by :mod:`rpnt.sim.falcon`) name sessions as FALCON names its files, with the file
+split in the subject entity: ``sub-SimN-held-out-calib_ses-20201030``.
 """
 
 from __future__ import annotations
@@ -51,9 +54,13 @@ class SessionSpec:
     task: str  #: "CO" or "RT"
     date: str  #: "YYYYMMDD"
     n_trials: int
+    #: FALCON file split ("held-in-calib", "held-out-calib"); "" outside the FALCON presets
+    split: str = ""
 
     @property
     def session_id(self) -> str:
+        if self.split:
+            return f"sub-{self.subject}-{self.split}_ses-{self.date}"
         return f"sub-{self.subject}_ses-{self.task}-{self.date}"
 
     @property
@@ -66,8 +73,9 @@ class SessionSpec:
 
     @property
     def relpath(self) -> str:
-        """Path inside the dandiset folder, as in DANDI 000688."""
-        return f"sub-{self.subject}/{self.session_id}_behavior+ecephys.nwb"
+        """Path inside the dandiset folder, as in DANDI 000688 (FALCON: a folder per split)."""
+        folder = f"sub-{self.subject}" + (f"-{self.split}" if self.split else "")
+        return f"{folder}/{self.session_id}_behavior+ecephys.nwb"
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,36 @@ _MULTISITE_SUBJECTS = {
     ),
 }
 
+
+def _falcon(layout: str, subject: str, task: str, held_in: str, held_out: str,
+            n_trials: int, what: str) -> Preset:
+    """A FALCON stand-in: one held-in calibration file per held-in day, one held-out
+    calibration file per held-out day (its trials give the few-shot labels and the
+    scored test trials); one monkey (or participant) with one M1 array."""
+    sessions = tuple(SessionSpec(subject, task, d, n_trials, split)
+                     for days, split in ((held_in, "held-in-calib"),
+                                         (held_out, "held-out-calib"))
+                     for d in days.split())
+    return Preset(
+        name=f"falcon_{layout}",
+        description=f"FALCON {layout.upper()} stand-in: {what}, {len(held_in.split())} "
+                    f"held-in and {len(held_out.split())} held-out days",
+        subjects={subject: SubjectSpec(subject, _utah("M1"), pop_per_site=60,
+                                       units_per_site=(36, 44))},
+        sessions=sessions, extra={"layout": layout})
+
+
+#: FALCON stand-ins: held-in days, then held-out days weeks later (the population drifts
+#: with the date, so held-out days differ).
+FALCON_PRESETS: dict[str, Preset] = {p.name: p for p in (
+    _falcon("m2", "SimN", "CO", "20201019 20201020 20201027 20201028", "20201118 20201124",
+            40, "two finger-group velocities"),
+    _falcon("m1", "SimL", "CO", "20120924 20120926 20120927", "20121017 20121024", 40,
+            "16 EMG-like channels (rectified, low-passed mixtures of the kinematics)"),
+    _falcon("h1", "SimP", "RT", "20150105 20150112 20150117", "20150202 20150213", 30,
+            "7 velocities (mixtures of the 2-D kinematics)"),
+)}
+
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         name="tiny",
@@ -155,6 +193,7 @@ PRESETS: dict[str, Preset] = {
         subjects=_MULTISITE_SUBJECTS,
         sessions=_sessions("N", "CO 20160301, CO 20160302, RT 20160303", co=100, rt=50),
     ),
+    **FALCON_PRESETS,
 }
 
 

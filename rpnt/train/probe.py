@@ -25,7 +25,7 @@ from rpnt.data.session import SessionData
 from rpnt.data.windows import covering_starts
 from rpnt.decoders.rpnt_decoder import RPNTDecoder
 from rpnt.linear import fit_lagged_ridge
-from rpnt.scoring.metrics import AXIS_NAMES, r2_report
+from rpnt.scoring.metrics import r2_report
 from rpnt.scoring.stitch import scored_mask
 
 
@@ -65,7 +65,7 @@ def probe_r2(features: np.ndarray, session: SessionData) -> float:
     fit = fit_lagged_ridge(x, session.velocity, train, valid, lags=0)
     pred = fit.predict(x)
     return float(r2_report(session.velocity[test].astype(np.float64), pred[test],
-                           AXIS_NAMES)["mean"])
+                           session.covariate_names)["mean"])
 
 
 def probe_sessions(sessions: Sequence[SessionData], n: int) -> list[SessionData]:

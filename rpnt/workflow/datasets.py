@@ -76,8 +76,9 @@ def target_sessions(
     """
     table = pd.DataFrame(
         [{"dataset": cfg["dataset"], "session": s["session"], "subject": s.get("subject"),
-          "task": s.get("task"), "date": s.get("date")} for s in sessions],
-        columns=["dataset", "session", "subject", "task", "date"],
+          "task": s.get("task"), "date": s.get("date"), "split": s.get("split") or ""}
+         for s in sessions],
+        columns=["dataset", "session", "subject", "task", "date", "split"],
     )
     out: dict[str, list[str]] = {}
     for name in cfg["scenarios"]:

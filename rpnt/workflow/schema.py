@@ -26,6 +26,7 @@ from rpnt.decoders.ndt import NDTParams
 from rpnt.decoders.poyo import POYOParams
 from rpnt.fields import section_schema, setting
 from rpnt.model.config import PRESETS, RPNTConfig
+from rpnt.registry.naming import FALCON_SPLITS
 from rpnt.rows import ALL
 from rpnt.train.config import FinetuneConfig, LabelsConfig, PretrainConfig
 from rpnt.train.peers import DEFAULT_TRAIN, NDTMasking, WienerConfig
@@ -41,14 +42,20 @@ _DATE = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 
 def _selector() -> dict[str, Any]:
     """A scenario selector: the session- and unit-level keys scenarios.py reads."""
-    tasks = sorted(set(TASK_CODES.values()))
-    task = {"oneOf": [{"type": "string", "enum": tasks},
-                      {"type": "array", "minItems": 1, "items": {"type": "string",
-                                                                 "enum": tasks}}]}
-    props = {k: (_DATE if k.startswith("date_") else task if k == "task" else _NAMES)
-             for k in (*SESSION_KEYS, *UNIT_KEYS)}
+    def one_or_list(choices: list[str]) -> dict[str, Any]:
+        return {"oneOf": [{"type": "string", "enum": choices},
+                          {"type": "array", "minItems": 1, "items": {"type": "string",
+                                                                     "enum": choices}}]}
+
+    # a FALCON file split, or every split of one side ("held_out": held_out_calib)
+    splits = sorted({*FALCON_SPLITS, *(s.split("_")[0] + "_" + s.split("_")[1]
+                                       for s in FALCON_SPLITS)})
+    special = {"task": one_or_list(sorted(set(TASK_CODES.values()))),
+               "split": one_or_list(splits), "date_from": _DATE, "date_to": _DATE}
+    props = {k: special.get(k, _NAMES) for k in (*SESSION_KEYS, *UNIT_KEYS)}
     return {"description": f"Session-level keys (ANDed; a list is ORed): "
-                           f"{', '.join(SESSION_KEYS)} (dates inclusive, YYYY-MM-DD). "
+                           f"{', '.join(SESSION_KEYS)} (dates inclusive, YYYY-MM-DD; split: "
+                           f"a FALCON file split, or held_in / held_out for either side). "
                            f"Unit-level keys: {', '.join(UNIT_KEYS)}.",
             "type": "object", "additionalProperties": False,
             "properties": copy.deepcopy(props)}
@@ -120,6 +127,10 @@ class BenchmarkKeys:
             "properties": {"row": {"type": "string"},
                            "model": {"type": "object", "description": "keys of the model "
                                      "section (checked against it)"}}}})
+    #: the R² a table cell pools: mean (the plain mean over the covariates, the peers'
+    #: metric) or variance_weighted (FALCON's metric: the covariates' R² weighted by their
+    #: variance, from stores whose adapter records it)
+    metric: str = setting("mean", enum=("mean", "variance_weighted"))
     #: add the noise-ceiling row (simulated datasets only; ignored otherwise)
     ceiling: bool = setting(True)
     #: scenario name -> target (and holdout) selectors (docs/architecture.md)
