@@ -20,6 +20,7 @@ from rpnt.store import load_session
 from rpnt.train.config import finetune_config, labelled_trials, model_config
 from rpnt.train.finetune import finetune
 from rpnt.train.output import default_checkpoint_dir, fit_summary, write_run
+from rpnt.train.probe import pretraining_name, target_probe_report
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,17 @@ def finetune_job(config: str | Path, mode: str, store: str | Path, seed: int,
                                      init=init_decoder, budget=labelled,
                                      selection=selection, ckpt_dir=ckpt,
                                      log_dir=ckpt / "log", run_key=config_hash(record))
+    # the pretrained features probed where transfer happens: on this target, fit on the
+    # budget's trials only, scored on its test trials (a table section of its own); after
+    # finetuning, so that it draws no random number the training would have drawn
+    probe = {} if init_decoder is None else {"target_probe": {
+        "pretraining": pretraining_name(read_meta(init).get("pretraining") or {}),
+        **target_probe_report(init_decoder, session, labelled, seed)}}
     meta = write_run(decoder, out, ckpt / "log", ckpt, stage="finetune",
                      model=row, mode=mode, seed=seed, budget=labelled.budget,
                      scenario=scenario, session=session.session, init=init, variant=variant,
-                     data=info, fit=fit_summary(result), provenance=provenance(record))
+                     data=info, fit=fit_summary(result), provenance=provenance(record),
+                     **probe)
     log.info("finetuned (%s, %s labelled trials) %d steps in %.1f s -> %s", mode,
              labelled.budget, result.steps_done, result.seconds, out)
     return score_trained(scoring or Scoring(), session, out, meta, decoder,
