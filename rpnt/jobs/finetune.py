@@ -10,6 +10,7 @@ from typing import Any
 
 from rpnt.configfile import load_yaml
 from rpnt.data.scenarios import apply_scenario_units
+from rpnt.data.session import SessionData
 from rpnt.decoders.base import load_decoder, read_meta
 from rpnt.errors import RpntError
 from rpnt.jobs.scoring import Scoring, score_trained
@@ -32,6 +33,15 @@ def _check_no_leak(init_meta: dict[str, Any], session: str, init_dir: str) -> No
         raise RpntError(f"{init_dir}/meta.json: this encoder was pretrained on {session}, the "
                         "session being finetuned; use the pretraining of a scenario that "
                         "holds it out")
+
+
+def _check_bin_size(init_meta: dict[str, Any], session: SessionData, init_dir: str) -> None:
+    pre = (init_meta.get("pretraining") or {}).get("bin_size_s")
+    if pre is not None and abs(float(pre) - float(session.bin_size_s)) > 1e-9:
+        raise RpntError(f"{init_dir}/meta.json: this encoder was pretrained on "
+                        f"{float(pre) * 1e3:g} ms bins, session {session.session} has "
+                        f"{float(session.bin_size_s) * 1e3:g} ms bins; ingest it at the "
+                        "pretraining's bin_ms")
 
 
 def finetune_job(config: str | Path, mode: str, store: str | Path, seed: int,
@@ -73,6 +83,7 @@ def finetune_job(config: str | Path, mode: str, store: str | Path, seed: int,
                             "RPNT decoder; pass the output of 'rpnt pretrain'")
         if scenario:
             _check_no_leak(init_meta, session.session, str(init))
+        _check_bin_size(init_meta, session, str(init))
         init_decoder = load_decoder(init)
         objective = (init_meta.get("pretraining") or {}).get("objective") or "ssl"
         row = variant or f"rpnt_{objective}_{mode}"

@@ -73,11 +73,13 @@ def pretraining_sessions(sessions: Mapping[str, SessionData], scenario: Scenario
 
 
 def resolve_store(row: Any, manifest_path: str | Path) -> Path:
-    """The store path of a manifest row (relative paths: to the cwd, else the manifest)."""
+    """The store path of a manifest row (relative paths: to the cwd, else the manifest:
+    the row's own ``manifest`` in a corpus of several, else ``manifest_path``)."""
     p = Path(str(row["store"]))
     if p.exists() or p.is_absolute():
         return p
-    alt = Path(manifest_path).parent / p
+    own = row.get("manifest") if hasattr(row, "get") else None
+    alt = Path(str(own) if isinstance(own, str) and own else manifest_path).parent / p
     return alt if alt.exists() else p
 
 
@@ -95,6 +97,34 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
         loaded[sid] = replace(load_session(resolve_store(rows.loc[sid], manifest_path)),
                               spike_times=None, spike_unit=None)
     return pretraining_sessions(loaded, scenario)
+
+
+def check_corpus(sessions: Sequence[SessionData], objective: str, n_axis: int,
+                 where: str = "pretraining corpus") -> None:
+    """Refuse a corpus pretraining cannot pool (one-line RpntError naming the sessions).
+
+    Every session must share one bin size (a window is ``window`` bins, and the time band
+    and the Poisson rates are per bin; datasets are ingested at the benchmark's
+    ``bin_ms``). The ``ssl`` objective reads spike counts only, so any covariates do; the
+    ``joint`` objective decodes velocity, so every session must carry ``n_axis`` velocity
+    axes (the target's; cm/s as ingest writes them).
+    """
+    sizes = {round(float(s.bin_size_s) * 1e3, 6): s for s in sessions}
+    if len(sizes) > 1:
+        (a, sa), (b, sb) = list(sizes.items())[:2]
+        raise RpntError(
+            f"{where}: sessions of {len(sizes)} bin sizes, e.g. {sa.session} "
+            f"({sa.dataset}) at {a:g} ms and {sb.session} "
+            f"({sb.dataset}) at {b:g} ms; ingest every dataset of the "
+            "corpus at one bin_ms")
+    if objective == "joint":
+        bad = [s for s in sessions if s.velocity.ndim != 2 or s.velocity.shape[1] != n_axis]
+        if bad:
+            raise RpntError(
+                f"{where}: the joint objective decodes {n_axis} velocity axes, but session "
+                f"{bad[0].session} ({bad[0].dataset}) has "
+                f"{bad[0].velocity.shape[1:] or 'no'} axes; pretrain with --objective ssl "
+                "(spike counts only) or leave its dataset out of the corpus")
 
 
 
@@ -133,6 +163,7 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: RPNTConfig, pcfg: Pretr
     if objective not in OBJECTIVES:
         raise RpntError(f"pretraining objective {objective!r} is not one of {OBJECTIVES}")
     joint = objective == "joint"
+    check_corpus(sessions, objective, model_cfg.n_axis)
     vocab = Vocab.from_sessions(sessions)
     torch.manual_seed(seed)
     decoder = RPNTDecoder.build(model_cfg, vocab, eval_seed=seed)
