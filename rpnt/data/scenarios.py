@@ -8,6 +8,7 @@ Config (docs/architecture.md "Scenarios")::
         holdout: {area: [PMd]}          # optional; defaults to target
         pretrain_on_target_train: false # optional; true = the paper's looser variant
         n_pretrain_sessions: 4          # optional; pretrain on 4 of the allowed sessions
+        pretrain_manifests: [B.tsv]     # optional; other datasets' sessions join the corpus
 
 Selector keys: ``dataset``, ``session``, ``subject``, ``task``, ``date_from``, ``date_to``
 (session level: keys are ANDed, list values ORed, dates inclusive ISO strings) and
@@ -27,9 +28,10 @@ Selector keys: ``dataset``, ``session``, ``subject``, ``task``, ``date_from``, `
   first n of one seeded permutation, so for one seed the 1 are among the 2, the 2 among
   the 4, and so on. Every rule above still applies: the n come from the allowed ones.
 
-The session table may be a corpus of several datasets (:func:`rpnt.manifest.read_corpus`):
-the rules apply to every session of every dataset (a target subject's sessions in a
-second dataset are held out too).
+The session table may be a corpus of several datasets (:func:`rpnt.manifest.read_corpus`;
+``pretrain_manifests`` names the manifests of the other datasets, which the pretraining
+job reads besides the benchmark's own): the rules apply to every session of every
+dataset (a target subject's sessions in a second dataset are held out too).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ from rpnt.errors import RpntError
 TASK_CODES = {"CO": "center_out", "RT": "random_target"}
 SESSION_KEYS = ("dataset", "session", "subject", "task", "date_from", "date_to")
 UNIT_KEYS = ("area", "site")
-SCENARIO_KEYS = ("target", "holdout", "pretrain_on_target_train", "n_pretrain_sessions")
+SCENARIO_KEYS = ("target", "holdout", "pretrain_on_target_train", "n_pretrain_sessions",
+                 "pretrain_manifests")
 _SESSION_RE = re.compile(r"^sub-(?P<subject>[^_]+)_ses-(?P<task>[A-Za-z]+)-(?P<date>\d{8})")
 
 
@@ -216,6 +219,11 @@ def resolve_scenario(table: pd.DataFrame, scenario_cfg: Mapping[str, Any],
     holdout = (target if scenario_cfg.get("holdout") is None
                else _check_selector(scenario_cfg["holdout"], f"{where}.holdout"))
     loose = bool(scenario_cfg.get("pretrain_on_target_train", False))
+    extra = scenario_cfg.get("pretrain_manifests")
+    if extra is not None and (not isinstance(extra, list)
+                              or not all(isinstance(m, str) and m for m in extra)):
+        raise RpntError(f"{where}.pretrain_manifests: {extra!r} must be a list of manifest "
+                        "paths (rpnt manifest output of another dataset)")
     n_pre = scenario_cfg.get("n_pretrain_sessions")
     if n_pre is not None and (isinstance(n_pre, bool) or not isinstance(n_pre, int)
                               or n_pre < 1):
@@ -277,3 +285,10 @@ def apply_scenario_units(session: SessionData, config: Mapping[str, Any] | None,
         return session
     target = scenario_section(config, scenario).get("target") or {}
     return _unit_filter(target, exclude=False).apply(session)
+
+
+def pretrain_manifests(config: Mapping[str, Any] | None, scenario: str) -> list[str]:
+    """The manifests of other datasets whose sessions join scenario ``scenario``'s
+    pretraining corpus (``scenarios.<name>.pretrain_manifests``; none by default)."""
+    return [str(m) for m in scenario_section(config, scenario).get("pretrain_manifests")
+            or []]

@@ -31,19 +31,26 @@ PROBE_KEYS = ("where", "scenario", "pretraining", "budget", "seed", "session",
               "pretrained", "random", "counts")
 
 
+def pretrained_metas(pretrained: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The meta.json of every pretrained model directory."""
+    out = []
+    for d in pretrained:
+        path = Path(d) / "meta.json"
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RpntError(f"{path}: cannot read a pretrained model's meta.json ({exc}); "
+                            "pass directories written by rpnt pretrain") from exc
+    return out
+
+
 def load_probes(pretrained: Sequence[str | Path],
                 records: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """Probe rows: one per probe session of every pretrained model directory (its
     meta.json's ``probe``), then one per (scenario, pretraining, budget, seed, target) of
     the metrics ``records`` that carry a ``target_probe``."""
     rows = []
-    for d in pretrained:
-        path = Path(d) / "meta.json"
-        try:
-            meta = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RpntError(f"{path}: cannot read a pretrained model's meta.json ({exc}); "
-                            "pass directories written by rpnt pretrain") from exc
+    for meta in pretrained_metas(pretrained):
         name = pretraining_name(meta.get("pretraining") or {})
         for r in (meta.get("probe") or {}).get("sessions", []):
             rows.append({"where": "pretraining", "scenario": str(meta.get("scenario")),

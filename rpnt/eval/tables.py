@@ -19,7 +19,9 @@ then the paired differences, the probe and a provenance block); ``table.csv`` (o
 model; per column (``<scenario>``, or ``<scenario>@<budget>`` with several budgets) the
 columns ``:mean``, ``:std``, ``:n``, ``:note``); ``differences.csv`` (scenario, budget,
 model, reference, mean, std, n); ``probe.csv`` (rpnt.eval.probes: one row per
-pretraining, seed and probe session, and per target, budget and seed).
+pretraining, seed and probe session, and per target, budget and seed); ``scaling.csv``
+(rpnt.eval.scaling: R² against the pretraining corpus, header only without a scaling
+scenario).
 """
 
 from __future__ import annotations
@@ -303,8 +305,8 @@ def _difference_tables(table: Table) -> list[str]:
 
 def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark",
                 probes: Sequence[str] = ()) -> str:
-    """The table as markdown; ``probes``: the probe sections'
-    lines (:func:`rpnt.eval.probes.probe_lines`)."""
+    """The table as markdown; ``probes``: the lines of the sections after the paired
+    differences (the probes, the scaling study)."""
     lines = [f"# Benchmark: {name}", "",
              "R² of velocity (mean of vx and vy), stitched predictions on held-out test "
              "trials (eval_mask bins), mean ± sample std over sessions and seeds (n = "
@@ -397,17 +399,22 @@ def write_table(metrics: Sequence[str | Path], out_dir: str | Path,
                 pretrained: Sequence[str | Path] = ()) -> Table:
     """Build the table from metrics files (and the probes: of ``pretrained`` model
     directories, on the targets of the records) and write ``table.md``, ``table.csv``,
-    ``differences.csv`` and ``probe.csv``."""
-    from rpnt.eval.probes import load_probes, probe_csv, probe_lines  # it reads Cell
+    ``differences.csv``, ``probe.csv`` and ``scaling.csv`` (rpnt.eval.scaling)."""
+    # they read Cell and Table: imported here, not at the top
+    from rpnt.eval.probes import load_probes, pretrained_metas, probe_csv, probe_lines
+    from rpnt.eval.scaling import scaling_csv, scaling_groups, scaling_lines
 
     records = load_records(metrics)
     table = build_table(records, config)
     probes = load_probes(pretrained, records)
+    groups = scaling_groups(config, pretrained_metas(pretrained))
     prov = provenance_block(records, config)
     name = name or str((config or {}).get("benchmark", "benchmark"))
     out_dir = Path(out_dir)
-    write_text(out_dir / "table.md", to_markdown(table, prov, name, probe_lines(probes)))
+    write_text(out_dir / "table.md", to_markdown(
+        table, prov, name, [*probe_lines(probes), *scaling_lines(table, groups)]))
     write_text(out_dir / "table.csv", to_csv(table))
     write_text(out_dir / "differences.csv", differences_csv(table))
     write_text(out_dir / "probe.csv", probe_csv(probes))
+    write_text(out_dir / "scaling.csv", scaling_csv(table, groups))
     return table

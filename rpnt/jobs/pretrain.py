@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rpnt.configfile import load_yaml
-from rpnt.data.scenarios import scenario_from_config
+from rpnt.data.scenarios import pretrain_manifests, scenario_from_config
 from rpnt.manifest import read_corpus
 from rpnt.provenance import config_hash, provenance
 from rpnt.seeding import seed_everything
@@ -39,6 +39,8 @@ def pretrain_job(config: str | Path, manifest: str | Path | Sequence[str | Path]
     pcfg = pretrain_config(cfg, str(config))
     mcfg = model_config(cfg, str(config), variant)
     manifests = [manifest] if isinstance(manifest, (str, Path)) else list(manifest)
+    manifests += [m for m in pretrain_manifests(cfg, scenario)
+                  if m not in {str(x) for x in manifests}]
     table = read_corpus(manifests)
     scen = scenario_from_config(cfg, scenario, table).limited(seed)
     sessions = load_pretraining_sessions(table, scen, manifests[0])
