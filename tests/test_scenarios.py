@@ -9,7 +9,7 @@ from rpnt.data.scenarios import plan_sessions, resolve_scenario
 from rpnt.data.session import SPLIT_CODES
 from rpnt.errors import RpntError
 from rpnt.train.config import PretrainConfig
-from rpnt.train.pretrain import pretrain, pretraining_sessions
+from rpnt.train.pretrain import check_corpus, pretrain, pretraining_sessions
 from rpnt.train.trainer import TrainConfig
 
 torch.set_num_threads(1)
@@ -186,10 +186,19 @@ def test_no_leakage_from_a_corpus_across_datasets(name):
     coarse = dataclasses.replace(pre[-1], bin_size_s=0.05)
     with pytest.raises(RpntError, match=r"bin sizes.*ingest every dataset"):
         pretrain([*pre[:-1], coarse], mcfg, pcfg, seed=0, ckpt_dir=None, log_dir=None)
+    # a session with other covariates (one velocity axis) joins the joint objective's
+    # reconstruction only: its velocity is unknown (NaN) to the velocity loss
     flat = dataclasses.replace(pre[-1], velocity=pre[-1].velocity[:, :1])
-    with pytest.raises(RpntError, match="joint objective decodes 2 velocity axes"):
-        pretrain([*pre[:-1], flat], mcfg, pcfg, seed=0, ckpt_dir=None, log_dir=None,
-                 objective="joint")
+    pooled = check_corpus([*pre[:-1], flat], "joint", 2)
+    assert pooled[-1].velocity.shape == (flat.n_time, 2)
+    assert np.isnan(pooled[-1].velocity).all() and np.isfinite(pooled[0].velocity).any()
+    rec2 = Recorder()
+    _, res = pretrain([*pre[:-1], flat], mcfg, pcfg, seed=0, ckpt_dir=None, log_dir=None,
+                      objective="joint", observer=rec2)
+    losses = [r["loss"] for r in res.history if "loss" in r]
+    assert flat.session in rec2.bins and losses and np.isfinite(losses).all()
+    with pytest.raises(RpntError, match="no session carries them"):
+        pretrain([flat], mcfg, pcfg, seed=0, ckpt_dir=None, log_dir=None, objective="joint")
 
 
 def test_n_pretrain_sessions_draws_nested_subsets_of_the_allowed_sessions():

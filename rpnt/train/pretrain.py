@@ -99,15 +99,22 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
     return pretraining_sessions(loaded, scenario)
 
 
+def covariates_match(session: SessionData, n_axis: int) -> bool:
+    """Whether ``session`` carries the ``n_axis`` velocity axes the decoder predicts."""
+    return session.velocity.ndim == 2 and session.velocity.shape[1] == n_axis
+
+
 def check_corpus(sessions: Sequence[SessionData], objective: str, n_axis: int,
-                 where: str = "pretraining corpus") -> None:
-    """Refuse a corpus pretraining cannot pool (one-line RpntError naming the sessions).
+                 where: str = "pretraining corpus") -> list[SessionData]:
+    """The corpus pretraining pools, or a one-line RpntError naming the sessions.
 
     Every session must share one bin size (a window is ``window`` bins, and the time band
     and the Poisson rates are per bin; datasets are ingested at the benchmark's
-    ``bin_ms``). The ``ssl`` objective reads spike counts only, so any covariates do; the
-    ``joint`` objective decodes velocity, so every session must carry ``n_axis`` velocity
-    axes (the target's; cm/s as ingest writes them).
+    ``bin_ms``). Covariates may differ: the ``ssl`` objective reads spike counts only;
+    the ``joint`` objective decodes velocity on the sessions that carry the target's
+    ``n_axis`` axes (:func:`covariates_match`; cm/s as ingest writes them) and only
+    reconstructs the others, whose velocity is returned as NaN (unknown: the velocity
+    loss skips it). Joint pretraining needs at least one matching session.
     """
     sizes = {round(float(s.bin_size_s) * 1e3, 6): s for s in sessions}
     if len(sizes) > 1:
@@ -117,16 +124,14 @@ def check_corpus(sessions: Sequence[SessionData], objective: str, n_axis: int,
             f"({sa.dataset}) at {a:g} ms and {sb.session} "
             f"({sb.dataset}) at {b:g} ms; ingest every dataset of the "
             "corpus at one bin_ms")
-    if objective == "joint":
-        bad = [s for s in sessions if s.velocity.ndim != 2 or s.velocity.shape[1] != n_axis]
-        if bad:
-            raise RpntError(
-                f"{where}: the joint objective decodes {n_axis} velocity axes, but session "
-                f"{bad[0].session} ({bad[0].dataset}) has "
-                f"{bad[0].velocity.shape[1:] or 'no'} axes; pretrain with --objective ssl "
-                "(spike counts only) or leave its dataset out of the corpus")
-
-
+    if objective == "joint" and not any(covariates_match(s, n_axis) for s in sessions):
+        raise RpntError(
+            f"{where}: the joint objective decodes {n_axis} velocity axes, and no session "
+            f"carries them (e.g. {sessions[0].session}: {sessions[0].velocity.shape[1:]}); "
+            "pretrain with --objective ssl (spike counts only)")
+    return [s if covariates_match(s, n_axis) else
+            replace(s, velocity=np.full((s.n_time, n_axis), np.nan, np.float32))
+            for s in sessions]
 
 
 def _val_batches(windows: Sequence[SessionWindows], n_windows: int, seed: int,
@@ -163,7 +168,8 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: RPNTConfig, pcfg: Pretr
     if objective not in OBJECTIVES:
         raise RpntError(f"pretraining objective {objective!r} is not one of {OBJECTIVES}")
     joint = objective == "joint"
-    check_corpus(sessions, objective, model_cfg.n_axis)
+    matches = [covariates_match(s, model_cfg.n_axis) for s in sessions]
+    sessions = check_corpus(sessions, objective, model_cfg.n_axis)
     vocab = Vocab.from_sessions(sessions)
     torch.manual_seed(seed)
     decoder = RPNTDecoder.build(model_cfg, vocab, eval_seed=seed)
@@ -172,11 +178,13 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: RPNTConfig, pcfg: Pretr
     mean, std = velocity_stats(sessions, masks)
     decoder.set_normalisation(mean, std)
     windows = []
-    for s, labelled in zip(sessions, masks, strict=True):
+    for s, labelled, match in zip(sessions, masks, matches, strict=True):
         # joint: windows of labelled training bins, velocity normalised per session (the
-        # head learns one normalised space, as finetuning normalises per target)
-        vm, vs = velocity_stats([s], [labelled]) if joint else (None, None)
-        allowed = labelled if joint else s.split_bins("train", finite_velocity=False)
+        # head learns one normalised space, as finetuning normalises per target); a
+        # session without the target's covariates is reconstructed only (NaN velocity)
+        vm, vs = velocity_stats([s], [labelled]) if joint and match else (None, None)
+        allowed = labelled if joint and match else s.split_bins("train",
+                                                                finite_velocity=False)
         windows.append(SessionWindows(s, vocab, cfg.coords, cfg.n_units, cfg.window,
                                       allowed=allowed, vel_mean=vm, vel_std=vs))
     tcfg = replace(pcfg.train, seed=seed)

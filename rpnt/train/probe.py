@@ -37,6 +37,7 @@ from rpnt.linear import DEFAULT_LAMBDAS, fit_lagged_ridge
 from rpnt.scoring.metrics import AXIS_NAMES, r2_report
 from rpnt.scoring.stitch import scored_mask
 from rpnt.train.finetune import start_decoder
+from rpnt.train.pretrain import covariates_match
 
 #: Trial-grouped folds of the target probe's penalty choice (leave-one-trial-out at 5).
 TARGET_FOLDS = 5
@@ -101,7 +102,9 @@ def probe_report(decoder: RPNTDecoder, sessions: Sequence[SessionData], n_sessio
     "pretrained", "random", "counts"}`` (the last three: means over the sessions; empty
     without a usable session).
     """
-    chosen = probe_sessions(sessions, n_sessions)
+    # sessions with the decoder's velocity axes (a corpus may hold others)
+    chosen = probe_sessions([s for s in sessions
+                             if covariates_match(s, decoder.config.n_axis)], n_sessions)
     if not chosen:
         return {"sessions": []}
     torch.manual_seed(seed + 1)  # the random encoder: another draw than the pretrained init
