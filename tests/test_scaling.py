@@ -12,6 +12,8 @@ from rpnt.eval.tables import write_table
 TARGET = {"subject": ["C"], "date_from": "2016-10-01"}
 CONFIG = {"benchmark": "scaling", "models": ["gru", "rpnt_scratch", "rpnt_ssl_full"],
           "budgets": [5, "all"],
+          # the rows that do not depend on the corpus run in one scenario of the group
+          "model_scenarios": {"gru": ["cs_all"], "rpnt_scratch": ["cs_all"]},
           "scenarios": {"cs_n1": {"target": TARGET, "n_pretrain_sessions": 1},
                         "cs_n4": {"target": TARGET, "n_pretrain_sessions": 4},
                         "cs_all": {"target": TARGET},
@@ -42,10 +44,11 @@ def test_scaling_table_and_figure(tmp_path):
         for seed in (0, 1):
             for b in (5, "all"):
                 base = 0.3 if b == 5 else 0.6
-                recs += [{**_rec("rpnt_ssl_full", scen, "tgt", seed, base + 0.01 * n + 0.01 * seed),
-                          "budget": b},
-                         {**_rec("rpnt_scratch", scen, "tgt", seed, base), "budget": b},
-                         {**_rec("gru", scen, "tgt", seed, base + 0.02), "budget": b}]
+                recs.append({**_rec("rpnt_ssl_full", scen, "tgt", seed,
+                                    base + 0.01 * n + 0.01 * seed), "budget": b})
+                if scen == "cs_all":
+                    recs += [{**_rec("rpnt_scratch", scen, "tgt", seed, base), "budget": b},
+                             {**_rec("gru", scen, "tgt", seed, base + 0.02), "budget": b}]
     metrics, pre = _write(tmp_path, recs), _pretrained(tmp_path)
     write_table(metrics, tmp_path / "out", CONFIG, pretrained=pre)
     md = (tmp_path / "out" / "table.md").read_text()
@@ -56,6 +59,9 @@ def test_scaling_table_and_figure(tmp_path):
     assert md.index("| a | 4 | cs_n4") < md.index("| a | 10 | cs_all") < \
         md.index("| a+b | 13 | cs_plus")
     assert "| other |" not in md.split("## Scaling")[1]  # not a scaling scenario's target
+    # scratch and the GRU ran in cs_all only: every point is paired with those runs
+    assert "| rpnt_scratch | – | cs_all | 0.300 ± 0.000 (n=2) |" in md
+    assert "| rpnt_scratch | not run | not run |" in md  # the main table: cs_n1, 5 and all
     with open(tmp_path / "out" / "scaling.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 4 * 2  # 4 points x 2 budgets

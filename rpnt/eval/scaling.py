@@ -7,7 +7,9 @@ datasets its pretrainings read) and its number of pretraining sessions (the targ
 excluded), from the pretrained models' ``meta.json``. The cells are the benchmark
 table's (:class:`rpnt.eval.tables.Table`): mean ± std of R² over targets × seeds at each
 label budget, and paired differences against ``rpnt_scratch`` and ``gru`` on the same
-(target, seed) runs, i.e. the same labelled and test trials.
+(target, seed) runs, i.e. the same labelled and test trials. Those two rows do not depend
+on the corpus: they may run in one scenario of the group (``model_scenarios``), whose
+runs every point is paired with.
 
 Outputs: a markdown section of ``table.md``, ``scaling.csv`` (long format) and the
 figure ``scaling.png`` (R² against pretraining sessions, one line per label budget, one
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from rpnt.eval.figures import _figure, _save
-from rpnt.eval.tables import REFERENCES, Table, _csv
+from rpnt.eval.tables import REFERENCES, Cell, Table, _csv
 from rpnt.rows import SCRATCH
 
 #: scaling.csv columns
@@ -78,6 +80,26 @@ def scaling_groups(config: Mapping[str, Any] | None,
     return groups
 
 
+def _reference(table: Table, ref: str, pts: Sequence[Point], budget: str) -> str:
+    """The scenario of the group whose ``ref`` runs the points are compared with: the
+    first with results (``model_scenarios`` may train ``ref`` in one scenario only; it
+    does not depend on the corpus, and its runs share target, seed and trials)."""
+    return next((p.scenario for p in pts if table.cell(ref, p.scenario, budget).values),
+                pts[0].scenario)
+
+
+def _paired(table: Table, model: str, point: Point, ref: str, pts: Sequence[Point],
+            budget: str) -> Cell:
+    """``model`` at ``point`` minus ``ref`` over the (target, seed) runs both have."""
+    a = table.cell(model, point.scenario, budget)
+    b = table.cell(ref, _reference(table, ref, pts, budget), budget)
+    out = Cell()
+    for run in sorted(set(a.runs) & set(b.runs), key=str):
+        out.values.append(a.runs[run] - b.runs[run])
+        out.runs[run] = out.values[-1]
+    return out
+
+
 def _rows(table: Table, groups: Mapping[str, list[Point]]) -> list[tuple[str, str, Point]]:
     """(group, model, point) for every pretrained RPNT row with results in the group."""
     models = [m for m in table.models if m.startswith("rpnt_") and m != SCRATCH]
@@ -100,7 +122,7 @@ def scaling_csv(table: Table, groups: Mapping[str, list[Point]]) -> str:
     for g, m, p in _rows(table, groups):
         for b in table.budgets:
             c = table.cell(m, p.scenario, b)
-            d = {r: table.difference(m, r, p.scenario, b) for r in REFERENCES}
+            d = {r: _paired(table, m, p, r, groups[g], b) for r in REFERENCES}
             rows.append([g, m, p.corpus, p.n_sessions, p.scenario, b, num(c.mean),
                          num(c.std), c.n, num(d[SCRATCH].mean), num(d[SCRATCH].std),
                          num(d["gru"].mean), num(d["gru"].std), d[SCRATCH].n])
@@ -119,7 +141,7 @@ def scaling_lines(table: Table, groups: Mapping[str, list[Point]]) -> list[str]:
              "(target, seed) runs (same labelled and test trials). Sessions: pretraining "
              "sessions, the targets excluded (n_pretrain_sessions draws them with each "
              "seed). RPNT from scratch and the GRU do not depend on the corpus: their "
-             "rows are the group's first scenario.", ""]
+             "rows are those of the group's first scenario that has them.", ""]
     done: set[tuple[str, str]] = set()
     for g, m, _ in rows:
         if (g, m) in done:
@@ -133,14 +155,16 @@ def scaling_lines(table: Table, groups: Mapping[str, list[Point]]) -> list[str]:
         for p in pts:
             cells = []
             for b in budgets:
-                d = table.difference(m, SCRATCH, p.scenario, b)
+                d = _paired(table, m, p, SCRATCH, groups[g], b)
                 cells.append(f"{table.cell(m, p.scenario, b).text()}<br>"
                              f"− scratch {d.text(sign=True)}")
             lines.append(f"| {p.corpus} | {p.n_sessions:g} | {p.scenario} | "
                          + " | ".join(cells) + " |")
         for ref in REFERENCES:
-            cells = [table.cell(ref, pts[0].scenario, b).text() for b in budgets]
-            lines.append(f"| {ref} | – | {pts[0].scenario} | " + " | ".join(cells) + " |")
+            scen = _reference(table, ref, groups[g], budgets[-1])
+            cells = [table.cell(ref, _reference(table, ref, groups[g], b), b).text()
+                     for b in budgets]
+            lines.append(f"| {ref} | – | {scen} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 
@@ -176,7 +200,7 @@ def plot_scaling(table: Table, groups: Mapping[str, list[Point]], out: str | Pat
                             else "s", ms=4, capsize=2, lw=1.6,
                             label=f"{b} trials" + ("" if k == 0 else f", {corpus}"))
             for ref, ls in ((SCRATCH, ":"), ("gru", "-.")):
-                c = table.cell(ref, pts[0].scenario, b)
+                c = table.cell(ref, _reference(table, ref, groups[g], b), b)
                 if c.values:
                     ax.axhline(c.mean, color=color, ls=ls, lw=1,
                                label=f"{ref}, {b} trials")

@@ -183,8 +183,8 @@ def build_table(records: Sequence[dict[str, Any]],
     list, plus ``ceiling`` when ``ceiling: true``), in :func:`rpnt.rows.row_order`.
     Columns: the config's scenarios in order, else the scenarios of the records (sorted).
     Budgets: the config's ``budgets`` and those of the records (numbers, then all); a
-    row the config's ``model_budgets`` trains at some budgets only says "not run" at the
-    others."""
+    row the config's ``model_budgets`` (``model_scenarios``) trains at some budgets
+    (scenarios) only says "not run" at the others."""
     cells = summarise(records)
     present = {m for m, _, _ in cells}
     expected: set[str] = set()
@@ -206,6 +206,11 @@ def build_table(records: Sequence[dict[str, Any]],
         if m == "ceiling":  # shown in every budget column
             for other in budgets:
                 cells.setdefault((m, sc, other), c)
+    for m, scens in ((config or {}).get("model_scenarios") or {}).items():
+        for sc in scenarios:
+            for b in budgets:
+                if sc not in scens:  # the config trains this row in other scenarios only
+                    cells.setdefault((m, sc, b), Cell(skipped="not run"))
     for m, bs in ((config or {}).get("model_budgets") or {}).items():
         planned = {str(b) for b in bs}
         for sc in scenarios:
