@@ -10,7 +10,7 @@ mean firing rates over the whole session (total spikes / duration).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +92,26 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     for c in ("n_units", "n_trials", "n_valid"):
         df[c] = df[c].astype(np.int64)
     return df
+
+
+def read_corpus(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Several manifests (datasets) as one session table, for a pretraining corpus across
+    datasets: their rows in order, with a ``manifest`` column (the file each came from,
+    against which its relative store paths resolve). A session id in two manifests is an
+    RpntError: scenarios, read-ins and the leak check name sessions by id."""
+    if not paths:
+        raise RpntError("no manifest given; pass --manifest M.tsv (repeat it for a corpus "
+                        "across datasets)")
+    frames = []
+    for p in paths:
+        df = read_manifest(p)
+        df["manifest"] = str(p)
+        frames.append(df)
+    table = pd.concat(frames, ignore_index=True)
+    dup = table[table.duplicated("session", keep=False)]
+    if len(dup):
+        sid = dup["session"].iloc[0]
+        where = ", ".join(dup.loc[dup["session"] == sid, "manifest"])
+        raise RpntError(f"session {sid} is in more than one manifest ({where}); a "
+                        "pretraining corpus needs distinct session ids: drop one manifest")
+    return table

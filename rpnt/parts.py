@@ -29,7 +29,7 @@ MODE_SETTINGS = {"full": ("encoder_lr_scale",), "staged": ("stage1_fraction", "s
 _MODE_ONLY = {k for keys in MODE_SETTINGS.values() for k in keys}
 #: the planning keys the table reads (the figures read these and ``figures``)
 TABLE_KEYS = ("benchmark", "models", "ceiling", "scenarios", "budgets", "model_budgets",
-              "metric")
+              "model_scenarios", "metric")
 
 
 def _plain(obj: Any) -> Any:
@@ -139,6 +139,7 @@ class TablePart(Part):
     scenarios: dict[str, Any] | None
     budgets: list[Any] | None
     model_budgets: dict[str, Any] | None
+    model_scenarios: dict[str, Any] | None
     metric: str | None
     figures: dict[str, Any] | None = None
 

@@ -10,11 +10,13 @@ import pytest
 import torch
 from train_helpers import make_session
 
+from rpnt.data.budget import budget_bins
 from rpnt.data.session import SPLIT_CODES
+from rpnt.scoring.stitch import scored_mask
 from rpnt.train.config import FinetuneConfig, PretrainConfig
 from rpnt.train.finetune import finetune, labelfree_stage, start_decoder
 from rpnt.train.pretrain import pretrain
-from rpnt.train.probe import probe_report
+from rpnt.train.probe import budget_probe_r2, probe_report, target_probe_report
 from rpnt.train.stages import fit_stages
 from rpnt.train.trainer import TrainConfig
 from tests.model_helpers import tiny_config
@@ -129,3 +131,31 @@ def test_joint_pretraining_learns_velocity_and_the_probe_reports_it(pretrained):
     # counts of velocity-tuned units carry velocity: the raw-count probe is well above 0
     assert report["counts"] > 0.2
     assert probe_report(dec, sources, 0, 0) == {"sessions": []}
+
+
+def test_target_probe_reads_only_the_budget_trials_and_scores_the_test_trials(pretrained):
+    dec = pretrained[0]
+    target = make_session("sub-C_ses-CO-20161013", seed=7)
+    budget = budget_bins(target, 5, 0, CFG.window)
+    assert budget.trials.size == 5
+    report = target_probe_report(dec, target, budget, 0)
+    assert report["session"] == target.session and report["budget"] == "5"
+    for k in ("pretrained", "random", "counts"):
+        assert np.isfinite(report[k]) and report[k] <= 1
+    assert report["counts"] > 0  # 5 trials of velocity-tuned counts carry velocity
+    # every label outside the budget and the test bins replaced by noise: nothing changes
+    test = scored_mask(target, "test")
+    keep = budget.bins | test
+    noise = np.random.default_rng(3).normal(0, 50, target.velocity.shape)
+    poisoned = dataclasses.replace(
+        target, velocity=np.where(keep[:, None], target.velocity, noise).astype(
+            target.velocity.dtype))
+    assert not np.allclose(poisoned.velocity, target.velocity)
+    assert target_probe_report(dec, poisoned, budget, 0) == report
+    # it is scored on the test bins: move their labels and the score moves
+    moved = target.velocity.copy()
+    moved[test] = moved[test][::-1]
+    shuffled = dataclasses.replace(target, velocity=moved)
+    x = target.spike_counts.astype(np.float64)
+    assert budget_probe_r2(x, shuffled, budget) != pytest.approx(
+        budget_probe_r2(x, target, budget))

@@ -197,3 +197,10 @@ def test_dataclasses_enforce_what_they_declare(cls):
                 cls(**{name: bad})
             checked += 1
     assert checked > 0
+
+
+def test_scenario_and_selector_schemas_hold_the_keys_scenarios_read():
+    from rpnt.data.scenarios import SCENARIO_KEYS, SESSION_KEYS, UNIT_KEYS
+
+    assert set(SCHEMA["$defs"]["scenario"]["properties"]) == set(SCENARIO_KEYS)
+    assert set(SCHEMA["$defs"]["selector"]["properties"]) == {*SESSION_KEYS, *UNIT_KEYS}

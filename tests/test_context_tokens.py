@@ -34,7 +34,7 @@ def test_changing_a_windows_metadata_changes_the_outputs(coord):
                 if ct == "shared":
                     # every bin, the first included: the tokens precede bin 0 (float64:
                     # the rounding noise is ~1e-15; one day on a one-pair date band of
-                    # 2922-day wavelength changes an untrained tiny model by ~5e-7)
+                    # 10228-day wavelength changes an untrained tiny model by ~1e-7)
                     assert float(diff.amax(dim=(0, 2)).min()) > 1e-9, (coord, step)
                 else:  # the released design: the window's metadata cancels exactly
                     assert float(diff.max()) < 1e-12, (coord, step)

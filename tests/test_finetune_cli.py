@@ -85,6 +85,13 @@ def test_finetune_modes_beat_chance(workspace):
         row = "rpnt_scratch" if mode == "scratch" else f"rpnt_ssl_{mode}"
         assert meta["mode"] == mode and meta["model"] == row
         assert meta["budget"] == "all" and meta["data"]["selection"] == "valid"
+        # the pretrained features probed on this target, on the budget's trials
+        assert ("target_probe" in meta) == (mode != "scratch")
+        if mode != "scratch":
+            tp = meta["target_probe"]
+            assert tp["session"] == TARGET and tp["budget"] == "all"
+            assert tp["pretraining"] == "ssl"
+            assert all(np.isfinite(tp[k]) for k in ("pretrained", "random", "counts"))
         assert (out / "curves.png").is_file() and (out / "metrics.jsonl").is_file()
         assert main(["evaluate", "--model", str(out), "--store", str(store), "--out",
                      str(workspace / f"{mode}.json")]) == 0

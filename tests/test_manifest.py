@@ -55,3 +55,37 @@ def test_library_matches_file_and_rejects_duplicates(stores, tmp_path):
     assert back[["session", "n_units", "areas"]].equals(df[["session", "n_units", "areas"]])
     with pytest.raises(RpntError, match="more than one store"):
         build_manifest([stores[0], stores[0]])
+
+
+def test_pretraining_corpus_across_datasets(stores, tmp_path):
+    """rpnt pretrain --manifest A --manifest B: a 000688-layout and an NLB-layout dataset
+    in one corpus; the scenario's target (subject C) stays out, both datasets come in."""
+    import json
+
+    import yaml
+
+    from rpnt.manifest import read_corpus, write_manifest
+
+    nlb = tmp_path / "nlb.zarr"
+    assert main(["ingest", str(stores[2]).replace(".zarr", ".nwb"), "--out", str(nlb),
+                 "--dataset", "nlbB"]) == 0
+    a, b = tmp_path / "a.tsv", tmp_path / "b.tsv"
+    write_manifest(build_manifest(stores[:2]), a)
+    write_manifest(build_manifest([nlb]), b)
+    with pytest.raises(RpntError, match="in more than one manifest"):
+        read_corpus([a, a])
+    assert read_corpus([a, b])["dataset"].tolist() == ["dsA", "dsA", "nlbB"]
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model": {"size": "tiny", "d_model": 16, "n_layers": 1, "n_spatial_layers": 1,
+                  "n_heads": 2, "n_units": 8, "window": 10},
+        "pretrain": {"train": {"steps": 4, "batch_size": 4, "eval_every": 4,
+                               "checkpoint_every": 0}, "probe_sessions": 0},
+        "scenarios": {"new_monkey": {"target": {"subject": ["C"]}}}}))
+    out = tmp_path / "pre"
+    assert main(["pretrain", "--config", str(cfg), "--manifest", str(a), "--manifest", str(b),
+                 "--scenario", "new_monkey", "--seed", "0", "--out", str(out)]) == 0
+    pre = json.loads((out / "meta.json").read_text())["pretraining"]
+    assert pre["datasets"] == ["dsA", "nlbB"] and pre["bin_size_s"] == pytest.approx(0.02)
+    assert sorted(pre["pretrain_sessions"]) == sorted(
+        [s for s in read_corpus([a, b])["session"] if not s.startswith("sub-C")])

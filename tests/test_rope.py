@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rpnt.data.batches import DataExtent
-from rpnt.model.config import RPNTConfig
+from rpnt.model.config import DATE_HORIZON, RPNTConfig
 from rpnt.model.rope import RotaryEmbedding, band_frequencies, band_sizes
 from tests.model_helpers import build, tiny_batch, tiny_config
 
@@ -162,7 +162,9 @@ def test_whole_model_is_relative_per_coordinate_with_context_tokens(coord):
         del enc.positions
     torch.testing.assert_close(out, ref, atol=1e-10, rtol=0)
     if coord in enc.meta:  # moving the window's value alone is a different input
-        moved = {**coords, coord: coords[coord] + 1.0}
+        # one id, or one week: the one-pair date band turns once per 2 x (span + 10 years)
+        step = 7.0 if coord == "date" else 1.0
+        moved = {**coords, coord: coords[coord] + step}
         with torch.no_grad():
             assert float((model.velocity(counts, um, moved, sm) - ref).abs().max()) > 1e-6
 
@@ -210,7 +212,8 @@ def test_fitted_ranges_per_coordinate():
     cfg = tiny_config(coords=SITES, window=50).fitted(_extent())
     r = cfg.wavelength_range
     assert r("time") == (6.0, 100.0)  # 6 bins .. 2T
-    assert r("date") == (14.0, 2 * 1150.0)  # two weeks .. 2 x the span of the dates
+    # two weeks .. 2 x (the span of the dates + a ten-year horizon)
+    assert r("date") == (14.0, 2 * (1150.0 + DATE_HORIZON))
     # ids: 4 .. 2K, K = 2 x the ids known (at least 4)
     assert r("subject") == (4.0, 12.0) and r("task") == (4.0, 8.0)
     assert r("site_x") == (4000.0, 24000.0) and r("site_y") == (2000.0, 12000.0)

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from train_helpers import SESSION_IDS, make_collection
+from train_helpers import SESSION_IDS, make_collection, make_session
 
 from rpnt.data.scenarios import plan_sessions, resolve_scenario
 from rpnt.data.session import SPLIT_CODES
 from rpnt.errors import RpntError
 from rpnt.train.config import PretrainConfig
-from rpnt.train.pretrain import pretrain, pretraining_sessions
+from rpnt.train.pretrain import check_corpus, pretrain, pretraining_sessions
 from rpnt.train.trainer import TrainConfig
 
 torch.set_num_threads(1)
@@ -136,3 +136,92 @@ def test_no_leakage_into_pretraining(name, loose, readin):
     if name == "cross_site":
         # the PMd-only subject has nothing left and is skipped
         assert not any(s.startswith("sub-T") for s in seen)
+
+
+# A second dataset in the corpus: another lab's monkey J (both tasks), and a session of T,
+# the cross-subject target, that the held-out rule must keep out wherever it comes from.
+SECOND = ("sub-J_ses-CO-20150101", "sub-J_ses-RT-20150102", "sub-T_ses-CO-20150103")
+
+
+@pytest.mark.parametrize("name", ["cross_subject", "cross_task"])
+def test_no_leakage_from_a_corpus_across_datasets(name):
+    """The scenario's rules apply to every session of a corpus of two datasets."""
+    import dataclasses
+
+    import pandas as pd
+
+    from rpnt.model import RPNTConfig
+
+    first = make_collection(trial_len=40, units_per_site=6, n_trials=16)
+    second = {sid: make_session(sid, seed=200 + i, trial_len=40, units_per_site=6,
+                                n_trials=16, dataset="second")
+              for i, sid in enumerate(SECOND)}
+    sessions = {**first, **second}
+    table = pd.concat([plan_sessions(SESSION_IDS, "first"), plan_sessions(SECOND, "second")],
+                      ignore_index=True)
+    scenario = resolve_scenario(table, SCENARIOS[name], name)
+    assert "sub-J_ses-CO-20150101" in scenario.pretrain_sessions
+    pre = pretraining_sessions(sessions, scenario)
+    rec = Recorder()
+    mcfg = RPNTConfig.preset("tiny", d_model=16, n_layers=1, n_spatial_layers=1, n_heads=2,
+                             n_units=8, window=20)
+    pcfg = PretrainConfig(train=TrainConfig(steps=40, batch_size=8, eval_every=40),
+                          subsets=2, val_windows=8)
+    dec, _ = pretrain(pre, mcfg, pcfg, seed=0, ckpt_dir=None, log_dir=None, observer=rec)
+    seen = set(rec.bins)
+    # the corpus is used: sessions of both datasets reach pretraining ...
+    assert {sessions[s].dataset for s in seen} == {"synthetic", "second"}
+    # ... each with its own subject, task and date for the context tokens and MRoPE
+    assert "J" in dec.vocab.subjects
+    assert {c["day"] for c in dec.vocab.contexts.values()} >= {730.0, 731.0}  # 2015-01-0x
+    # ... and nothing the scenario holds out, from either dataset
+    for sid in seen:
+        s = sessions[sid]
+        assert sid not in scenario.target_sessions
+        if name == "cross_subject":
+            assert s.subject != "T", sid
+        if name == "cross_task":
+            assert not (s.subject == "M" and s.task == "random_target"), sid
+    # one bin size per corpus; the joint objective needs the target's velocity axes
+    coarse = dataclasses.replace(pre[-1], bin_size_s=0.05)
+    with pytest.raises(RpntError, match=r"bin sizes.*ingest every dataset"):
+        pretrain([*pre[:-1], coarse], mcfg, pcfg, seed=0, ckpt_dir=None, log_dir=None)
+    # a session with other covariates (one velocity axis) joins the joint objective's
+    # reconstruction only: its velocity is unknown (NaN) to the velocity loss
+    flat = dataclasses.replace(pre[-1], velocity=pre[-1].velocity[:, :1])
+    pooled = check_corpus([*pre[:-1], flat], "joint", 2)
+    assert pooled[-1].velocity.shape == (flat.n_time, 2)
+    assert np.isnan(pooled[-1].velocity).all() and np.isfinite(pooled[0].velocity).any()
+    rec2 = Recorder()
+    _, res = pretrain([*pre[:-1], flat], mcfg, pcfg, seed=0, ckpt_dir=None, log_dir=None,
+                      objective="joint", observer=rec2)
+    losses = [r["loss"] for r in res.history if "loss" in r]
+    assert flat.session in rec2.bins and losses and np.isfinite(losses).all()
+    with pytest.raises(RpntError, match="no session carries them"):
+        pretrain([flat], mcfg, pcfg, seed=0, ckpt_dir=None, log_dir=None, objective="joint")
+
+
+def test_n_pretrain_sessions_draws_nested_subsets_of_the_allowed_sessions():
+    table = plan_sessions(SESSION_IDS)
+    full = resolve_scenario(table, SCENARIOS["cross_subject"], "cs")
+    assert full.limited(0) is full  # no limit
+    picks = {}
+    for n in (1, 2, 4, 8, 100):
+        scen = resolve_scenario(table, {**SCENARIOS["cross_subject"],
+                                        "n_pretrain_sessions": n}, "cs")
+        picks[n] = scen.limited(seed=3).pretrain_sessions
+        assert len(picks[n]) == min(n, len(full.pretrain_sessions))
+        assert set(picks[n]) <= set(full.pretrain_sessions)  # the held-out rules still hold
+    assert set(picks[1]) < set(picks[2]) < set(picks[4]) < set(picks[8]) == set(picks[100])
+    # another seed, another draw (over 4 of 8 sessions, seeds 0..4 cannot all agree)
+    draws = {tuple(resolve_scenario(table, {**SCENARIOS["cross_subject"],
+                                            "n_pretrain_sessions": 4}, "cs")
+                   .limited(seed).pretrain_sessions) for seed in range(5)}
+    assert len(draws) > 1
+    # the loose variant keeps the target's training trials on top of the n others
+    loose = resolve_scenario(table, {**SCENARIOS["cross_session"], "n_pretrain_sessions": 2,
+                                     "pretrain_on_target_train": True}, "cs").limited(0)
+    assert set(loose.target_sessions) <= set(loose.pretrain_sessions)
+    assert len(loose.pretrain_sessions) == 2 + len(loose.target_sessions)
+    with pytest.raises(RpntError, match="n_pretrain_sessions"):
+        resolve_scenario(table, {**SCENARIOS["cross_subject"], "n_pretrain_sessions": 0}, "x")

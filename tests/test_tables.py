@@ -8,6 +8,7 @@ import pytest
 
 from rpnt.cli import main
 from rpnt.errors import RpntError
+from rpnt.eval.probes import load_probes
 from rpnt.eval.tables import build_table, load_records, read_table_csv, write_table
 
 
@@ -98,6 +99,11 @@ def test_budgets_paired_differences_and_probe(tmp_path):
     recs = []
     for (m, b, sess, seed), v in r2.items():
         recs.append({**_rec(m, "cross_session", sess, seed, v), "budget": b})
+    # the target probe of the pretrained rows (fit on the budget's trials of the target)
+    tp = {"pretraining": "joint", "budget": "5", "session": "s1", "n_trials": 5,
+          "pretrained": 0.4, "random": 0.3, "counts": 0.35}
+    recs[5]["target_probe"] = tp
+    recs[6]["target_probe"] = {**tp, "pretrained": 0.6, "random": 0.3}
     pre = tmp_path / "pre"
     pre.mkdir()
     (pre / "meta.json").write_text(json.dumps({
@@ -129,6 +135,21 @@ def test_budgets_paired_differences_and_probe(tmp_path):
            "0.250 ± 0.071 (n=2) | +0.450 ± 0.071 (n=2) |" in md
     diffs = (out / "differences.csv").read_text().splitlines()
     assert "cross_session,all,rpnt_joint_frozen,gru,-0.010000000000000009,,1" in diffs
+    assert "| cross_session | joint | 5 | 0.500 ± 0.141 (n=2) | 0.300 ± 0.000 (n=2) | " \
+           "0.350 ± 0.000 (n=2) | +0.200 ± 0.141 (n=2) |" in md
+    assert md.index("## Probe of the pretrained features") < md.index("## Probe on the target")
     probe = (out / "probe.csv").read_text().splitlines()
-    assert probe[0] == "scenario,pretraining,seed,session,pretrained,random,counts"
-    assert len(probe) == 3
+    assert probe[0] == "where,scenario,pretraining,budget,seed,session,pretrained,random,counts"
+    assert len(probe) == 5
+    assert probe[3] == "target,cross_session,joint,5,0,s1,0.4,0.3,0.35"
+
+
+def test_the_modes_of_one_pretraining_share_one_target_probe():
+    tp = {"pretraining": "joint", "budget": "5", "session": "s1", "n_trials": 5,
+          "pretrained": 0.4, "random": 0.3, "counts": 0.35}
+    recs = [{**_rec(m, "cross_session", "s1", 0, 0.5), "budget": 5, "target_probe": tp}
+            for m in ("rpnt_joint_frozen", "rpnt_joint_staged")]
+    recs.append({**_rec("rpnt_joint_frozen", "cross_session", "s1", 1, 0.5), "budget": 5,
+                 "target_probe": tp})
+    rows = load_probes([], recs)
+    assert [(r["where"], r["seed"]) for r in rows] == [("target", 0), ("target", 1)]

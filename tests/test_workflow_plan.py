@@ -103,6 +103,9 @@ def test_rule_digests_follow_budgets_modes_and_variants():
     ({"variants": {"rpnt_scratch": {"row": "rpnt_ssl_full", "model": {}}}},
      "name of a built-in row"),
     ({"model_budgets": {"gru": [7]}}, r"model_budgets\.gru: \['7'\] not in budgets"),
+    ({"model_scenarios": {"gru": ["nowhere"]}}, r"model_scenarios\.gru: \['nowhere'\] not in"),
+    ({"model_scenarios": {"rpnt_ssl_full": ["cross_session"]}},
+     r"model_scenarios\.rpnt_ssl_full: not one of"),
 ])
 def test_bad_rows_budgets_and_variants(change, match):
     with pytest.raises(RpntError, match=match):
@@ -170,3 +173,20 @@ def test_each_job_reads_the_part_the_workflow_hashes(tmp_path, monkeypatch):
         assert spies[rule].pop() == W.job_part(cfg, rule, **wc), (rule, wc)
         checked += 1
     assert checked == len(plan.pretrain_runs()) + len(plan.runs())
+
+
+def test_rows_trained_in_some_scenarios_only():
+    """model_scenarios: rows that do not depend on the pretraining corpus run once."""
+    cfg = _cfg(models=["gru", "rpnt_scratch", "rpnt_joint_full"],
+               model_scenarios={"gru": ["cross_session"], "rpnt_scratch": ["cross_session"]})
+    plan = _plan(cfg)
+    scens = list(cfg["scenarios"])
+    assert len(scens) > 1
+    runs = plan.runs()
+    assert {r.scenario for r in runs if r.model in ("gru", "rpnt_scratch")} == \
+        {"cross_session"}
+    assert {r.scenario for r in runs if r.model == "rpnt_joint_full"} == set(scens)
+    assert {s for s, _, _ in plan.pretrain_runs()} == set(scens)
+    only = _plan(_cfg(models=["gru", "rpnt_joint_full"],
+                      model_scenarios={"rpnt_joint_full": [scens[0]]}))
+    assert {s for s, _, _ in only.pretrain_runs()} == {scens[0]}  # none for the others

@@ -36,8 +36,10 @@ example:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="CFG.yaml",
                         help="workflow config (sections model, pretrain, scenarios)")
-    parser.add_argument("--manifest", required=True, metavar="M.tsv",
-                        help="session manifest written by 'rpnt manifest' (store paths)")
+    parser.add_argument("--manifest", required=True, metavar="M.tsv", action="append",
+                        help="session manifest written by 'rpnt manifest' (store paths); "
+                        "repeat it to pretrain on a corpus across datasets (the scenario's "
+                        "held-out rules apply to every session of every manifest)")
     parser.add_argument("--scenario", required=True, metavar="NAME",
                         help="scenario of the config whose held-out data pretraining skips")
     parser.add_argument("--objective", choices=["ssl", "joint"], default="ssl",

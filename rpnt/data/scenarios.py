@@ -7,6 +7,8 @@ Config (docs/architecture.md "Scenarios")::
         target:  {subject: [M], task: [center_out], area: [PMd]}
         holdout: {area: [PMd]}          # optional; defaults to target
         pretrain_on_target_train: false # optional; true = the paper's looser variant
+        n_pretrain_sessions: 4          # optional; pretrain on 4 of the allowed sessions
+        pretrain_manifests: [B.tsv]     # optional; other datasets' sessions join the corpus
 
 Selector keys: ``dataset``, ``session``, ``subject``, ``task``, ``date_from``, ``date_to``,
 ``split`` (session level: keys are ANDed, list values ORed, dates inclusive ISO strings;
@@ -22,11 +24,21 @@ Selector keys: ``dataset``, ``session``, ``subject``, ``task``, ``date_from``, `
   their training bins (the pretraining sampler reads training bins only) - the paper's
   looser variant;
 - unit-level holdout keys remove matching units from every pretraining session; unit-level
-  target keys select the units used on target sessions.
+  target keys select the units used on target sessions;
+- ``n_pretrain_sessions: n`` (the scaling benchmark) keeps n of the allowed non-target
+  pretraining sessions, drawn with the pretraining's seed (:meth:`Scenario.limited`): the
+  first n of one seeded permutation, so for one seed the 1 are among the 2, the 2 among
+  the 4, and so on. Every rule above still applies: the n come from the allowed ones.
+
+The session table may be a corpus of several datasets (:func:`rpnt.manifest.read_corpus`;
+``pretrain_manifests`` names the manifests of the other datasets, which the pretraining
+job reads besides the benchmark's own): the rules apply to every session of every
+dataset (a target subject's sessions in a second dataset are held out too).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
@@ -42,7 +54,8 @@ from rpnt.errors import RpntError
 TASK_CODES = {"CO": "center_out", "RT": "random_target"}
 SESSION_KEYS = ("dataset", "session", "subject", "task", "date_from", "date_to", "split")
 UNIT_KEYS = ("area", "site")
-SCENARIO_KEYS = ("target", "holdout", "pretrain_on_target_train")
+SCENARIO_KEYS = ("target", "holdout", "pretrain_on_target_train", "n_pretrain_sessions",
+                 "pretrain_manifests")
 _SESSION_RE = re.compile(r"^sub-(?P<subject>[^_]+)_ses-(?P<task>[A-Za-z]+)-(?P<date>\d{8})")
 
 
@@ -116,6 +129,21 @@ class Scenario:
     pretrain_unit_filter: UnitFilter = field(default_factory=UnitFilter)
     target_unit_filter: UnitFilter = field(default_factory=UnitFilter)
     pretrain_on_target_train: bool = False
+    #: keep this many of the non-target pretraining sessions (None: all), see limited()
+    n_pretrain: int | None = None
+
+    def limited(self, seed: int) -> Scenario:
+        """This scenario with ``n_pretrain`` of its non-target pretraining sessions: the
+        first n of a permutation drawn with ``seed`` (nested in n for one seed), kept in
+        table order; itself when there is no limit or no more sessions than it."""
+        targets = set(self.target_sessions)
+        others = [s for s in self.pretrain_sessions if s not in targets]
+        if self.n_pretrain is None or self.n_pretrain >= len(others):
+            return self
+        order = np.random.default_rng(seed).permutation(len(others))
+        keep = {others[i] for i in order[: self.n_pretrain]} | targets
+        return dataclasses.replace(
+            self, pretrain_sessions=[s for s in self.pretrain_sessions if s in keep])
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -202,6 +230,16 @@ def resolve_scenario(table: pd.DataFrame, scenario_cfg: Mapping[str, Any],
     holdout = (target if scenario_cfg.get("holdout") is None
                else _check_selector(scenario_cfg["holdout"], f"{where}.holdout"))
     loose = bool(scenario_cfg.get("pretrain_on_target_train", False))
+    extra = scenario_cfg.get("pretrain_manifests")
+    if extra is not None and (not isinstance(extra, list)
+                              or not all(isinstance(m, str) and m for m in extra)):
+        raise RpntError(f"{where}.pretrain_manifests: {extra!r} must be a list of manifest "
+                        "paths (rpnt manifest output of another dataset)")
+    n_pre = scenario_cfg.get("n_pretrain_sessions")
+    if n_pre is not None and (isinstance(n_pre, bool) or not isinstance(n_pre, int)
+                              or n_pre < 1):
+        raise RpntError(f"{where}.n_pretrain_sessions: {n_pre!r} must be a positive number "
+                        "of sessions (leave it out for all)")
     if not any(k in target for k in SESSION_KEYS):
         raise RpntError(f"{where}.target: needs at least one session-level key "
                         f"({', '.join(SESSION_KEYS)})")
@@ -224,6 +262,7 @@ def resolve_scenario(table: pd.DataFrame, scenario_cfg: Mapping[str, Any],
         pretrain_unit_filter=_unit_filter(holdout, exclude=True),
         target_unit_filter=_unit_filter(target, exclude=False),
         pretrain_on_target_train=loose,
+        n_pretrain=n_pre,
     )
 
 
@@ -264,3 +303,10 @@ def target_units(session: SessionData, scenario: Mapping[str, Any] | None) -> Se
     if scenario is None:
         return session
     return _unit_filter(scenario.get("target") or {}, exclude=False).apply(session)
+
+
+def pretrain_manifests(config: Mapping[str, Any] | None, scenario: str) -> list[str]:
+    """The manifests of other datasets whose sessions join scenario ``scenario``'s
+    pretraining corpus (``scenarios.<name>.pretrain_manifests``; none by default)."""
+    return [str(m) for m in scenario_section(config, scenario).get("pretrain_manifests")
+            or []]

@@ -64,6 +64,8 @@ def _identity(meta: dict[str, Any], tags: dict[str, Any], scenario: str | None,
     }
     if "budget" in meta:  # the label budget the decoder was trained at (a table column)
         rec["budget"] = str(tags.get("budget", meta["budget"]))
+    if "target_probe" in meta:  # the pretrained features' probe on this target
+        rec["target_probe"] = meta["target_probe"]
     rec.update({k: v for k, v in tags.items() if k not in rec})
     return rec
 

@@ -361,6 +361,7 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
 
     ``r2.png`` from the metrics; ``predictions_<scenario>.png`` for the config's
     :func:`example_model`; ``label_efficiency.png`` when there are several label budgets;
+    ``scaling.png`` with scaling scenarios (rpnt.eval.scaling);
     ``curves_<model>.png`` per model over its runs; ``attention_<scenario>.png`` for RPNT
     runs of the example model with spatial attention (multi-site data), on the store
     named in meta.json or in the run's metrics record (``store_path``).
@@ -401,6 +402,14 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
             meta = _run_meta(run) if run.is_dir() else {}
             model = str(meta.get("model") or "pretrain")
             groups.setdefault(model, []).append((run, curve_group(run)))
+        if metrics:  # R² against pretraining sessions (a scaling benchmark only)
+            from rpnt.eval.scaling import plot_scaling, scaling_groups  # it reads _save
+
+            metas = [_run_meta(r) for r in map(Path, runs) if r.is_dir()]
+            if plot_scaling(table, scaling_groups(cfg, [m for m in metas
+                                                        if m.get("stage") == "pretrain"]),
+                            tmp / "scaling.png"):
+                written.append("scaling.png")
         wanted = example_model(cfg, [m.get("model") for _, m in preds] + list(groups))
         done: set[str] = set()
         for p, meta in preds:

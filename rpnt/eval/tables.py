@@ -19,8 +19,10 @@ when the benchmark has one budget, else one table per scenario with a column per
 then the paired differences, the probe and a provenance block); ``table.csv`` (one row per
 model; per column (``<scenario>``, or ``<scenario>@<budget>`` with several budgets) the
 columns ``:mean``, ``:std``, ``:n``, ``:note``); ``differences.csv`` (scenario, budget,
-model, reference, mean, std, n); ``probe.csv`` (one row per pretraining, seed and probe
-session).
+model, reference, mean, std, n); ``probe.csv`` (rpnt.eval.probes: one row per
+pretraining, seed and probe session, and per target, budget and seed); ``scaling.csv``
+(rpnt.eval.scaling: R² against the pretraining corpus, header only without a scaling
+scenario).
 """
 
 from __future__ import annotations
@@ -200,8 +202,8 @@ def build_table(records: Sequence[dict[str, Any]],
     list, plus ``ceiling`` when ``ceiling: true``), in :func:`rpnt.rows.row_order`.
     Columns: the config's scenarios in order, else the scenarios of the records (sorted).
     Budgets: the config's ``budgets`` and those of the records (numbers, then all); a
-    row the config's ``model_budgets`` trains at some budgets only says "not run" at the
-    others."""
+    row the config's ``model_budgets`` (``model_scenarios``) trains at some budgets
+    (scenarios) only says "not run" at the others."""
     metric = table_metric(config)
     cells = summarise(records, metric)
     present = {m for m, _, _ in cells}
@@ -224,6 +226,11 @@ def build_table(records: Sequence[dict[str, Any]],
         if m == "ceiling":  # shown in every budget column
             for other in budgets:
                 cells.setdefault((m, sc, other), c)
+    for m, scens in ((config or {}).get("model_scenarios") or {}).items():
+        for sc in scenarios:
+            for b in budgets:
+                if sc not in scens:  # the config trains this row in other scenarios only
+                    cells.setdefault((m, sc, b), Cell(skipped="not run"))
     for m, bs in ((config or {}).get("model_budgets") or {}).items():
         planned = {str(b) for b in bs}
         for sc in scenarios:
@@ -321,52 +328,10 @@ def _difference_tables(table: Table) -> list[str]:
     return lines
 
 
-def load_probes(pretrained: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """One row per probe session of every pretrained model directory (its meta.json's
-    ``probe``): scenario, pretraining, seed, session, pretrained, random, counts."""
-    rows = []
-    for d in pretrained:
-        path = Path(d) / "meta.json"
-        try:
-            meta = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RpntError(f"{path}: cannot read a pretrained model's meta.json ({exc}); "
-                            "pass directories written by rpnt pretrain") from exc
-        pre = meta.get("pretraining") or {}
-        name = str(pre.get("objective", "ssl")) + (
-            f" ({pre['variant']})" if pre.get("variant") else "")
-        for r in (meta.get("probe") or {}).get("sessions", []):
-            rows.append({"scenario": str(meta.get("scenario")), "pretraining": name,
-                         "seed": meta.get("seed"), **r})
-    return rows
-
-
-def _probe_lines(probes: Sequence[dict[str, Any]]) -> list[str]:
-    if not probes:
-        return []
-    lines = ["## Probe of the pretrained features", "",
-             "Test R² of a per-bin ridge map to velocity, fit on the training trials of "
-             "pretraining sessions (its penalty on their valid trials), from the pooled "
-             "features of the frozen pretrained encoder, of a randomly initialised encoder "
-             "of the same architecture, and from the raw spike counts: mean ± std over "
-             "seeds × probe sessions (n).", "",
-             "| scenario | pretraining | pretrained | random encoder | raw counts | "
-             "pretrained − random |", "|---|---|---|---|---|---|"]
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in probes:
-        groups.setdefault((r["scenario"], r["pretraining"]), []).append(r)
-    for (scen, name), rows in sorted(groups.items()):
-        def text(values: list[float]) -> str:
-            return Cell(values=[v for v in values if math.isfinite(v)]).text()
-        cells = [text([r[k] for r in rows]) for k in ("pretrained", "random", "counts")]
-        cells.append(Cell(values=[r["pretrained"] - r["random"] for r in rows]).text(
-            sign=True))
-        lines.append(f"| {scen} | {name} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
-
-
 def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark",
-                probes: Sequence[dict[str, Any]] = ()) -> str:
+                probes: Sequence[str] = ()) -> str:
+    """The table as markdown; ``probes``: the lines of the sections after the paired
+    differences (the probes, the scaling study)."""
     lines = [f"# Benchmark: {name}", "",
              f"{METRICS[table.metric]}, stitched predictions on held-out test "
              "trials (eval_mask bins), mean ± sample std over sessions and seeds (n = "
@@ -374,7 +339,7 @@ def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark",
     lines += _main_tables(table)
     lines.append("")
     lines += _difference_tables(table)
-    lines += _probe_lines(probes)
+    lines += list(probes)
     lines += ["## Provenance", "",
               f"- table written at commit: `{prov['table_git_commit']}`",
               f"- metrics produced at commit(s): "
@@ -434,11 +399,6 @@ def differences_csv(table: Table) -> str:
     return _csv(rows)
 
 
-def probe_csv(probes: Sequence[dict[str, Any]]) -> str:
-    keys = ["scenario", "pretraining", "seed", "session", "pretrained", "random", "counts"]
-    return _csv([keys, *([r.get(k) for k in keys] for r in probes)])
-
-
 def read_table_csv(path: str | Path) -> tuple[list[str], list[str], dict[str, dict]]:
     """Read ``table.csv`` back: (models, columns, {model: {column: {mean, std, n,
     note}}}) with NaN for empty numbers; columns are scenarios (``<scenario>@<budget>``
@@ -462,17 +422,24 @@ def read_table_csv(path: str | Path) -> tuple[list[str], list[str], dict[str, di
 def write_table(metrics: Sequence[str | Path], out_dir: str | Path,
                 config: dict[str, Any] | None = None, name: str | None = None,
                 pretrained: Sequence[str | Path] = ()) -> Table:
-    """Build the table from metrics files (and the probes of ``pretrained`` model
-    directories) and write ``table.md``, ``table.csv``, ``differences.csv`` and
-    ``probe.csv``."""
+    """Build the table from metrics files (and the probes: of ``pretrained`` model
+    directories, on the targets of the records) and write ``table.md``, ``table.csv``,
+    ``differences.csv``, ``probe.csv`` and ``scaling.csv`` (rpnt.eval.scaling)."""
+    # they read Cell and Table: imported here, not at the top
+    from rpnt.eval.probes import load_probes, pretrained_metas, probe_csv, probe_lines
+    from rpnt.eval.scaling import scaling_csv, scaling_groups, scaling_lines
+
     records = load_records(metrics, table_metric(config))
     table = build_table(records, config)
-    probes = load_probes(pretrained)
+    probes = load_probes(pretrained, records)
+    groups = scaling_groups(config, pretrained_metas(pretrained))
     prov = provenance_block(records, config)
     name = name or str((config or {}).get("benchmark", "benchmark"))
     out_dir = Path(out_dir)
-    write_text(out_dir / "table.md", to_markdown(table, prov, name, probes))
+    write_text(out_dir / "table.md", to_markdown(
+        table, prov, name, [*probe_lines(probes), *scaling_lines(table, groups)]))
     write_text(out_dir / "table.csv", to_csv(table))
     write_text(out_dir / "differences.csv", differences_csv(table))
     write_text(out_dir / "probe.csv", probe_csv(probes))
+    write_text(out_dir / "scaling.csv", scaling_csv(table, groups))
     return table

@@ -10,6 +10,7 @@ from typing import Any
 
 from rpnt.configfile import load_yaml
 from rpnt.data.scenarios import target_units
+from rpnt.data.session import SessionData
 from rpnt.decoders.base import load_decoder, read_meta
 from rpnt.errors import RpntError
 from rpnt.jobs.scoring import Scoring, score_trained
@@ -21,6 +22,7 @@ from rpnt.store import load_session
 from rpnt.train.config import finetune_config, labelled_trials, model_config
 from rpnt.train.finetune import finetune
 from rpnt.train.output import default_checkpoint_dir, fit_summary, write_run
+from rpnt.train.probe import pretraining_name, target_probe_report
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,15 @@ def _check_no_leak(init_meta: dict[str, Any], session: str, init_dir: str) -> No
         raise RpntError(f"{init_dir}/meta.json: this encoder was pretrained on {session}, the "
                         "session being finetuned; use the pretraining of a scenario that "
                         "holds it out")
+
+
+def _check_bin_size(init_meta: dict[str, Any], session: SessionData, init_dir: str) -> None:
+    pre = (init_meta.get("pretraining") or {}).get("bin_size_s")
+    if pre is not None and abs(float(pre) - float(session.bin_size_s)) > 1e-9:
+        raise RpntError(f"{init_dir}/meta.json: this encoder was pretrained on "
+                        f"{float(pre) * 1e3:g} ms bins, session {session.session} has "
+                        f"{float(session.bin_size_s) * 1e3:g} ms bins; ingest it at the "
+                        "pretraining's bin_ms")
 
 
 def finetune_job(config: str | Path, mode: str, store: str | Path, seed: int,
@@ -76,6 +87,7 @@ def finetune_job(config: str | Path, mode: str, store: str | Path, seed: int,
                             "RPNT decoder; pass the output of 'rpnt pretrain'")
         if scenario:
             _check_no_leak(init_meta, session.session, str(init))
+        _check_bin_size(init_meta, session, str(init))
         init_decoder = load_decoder(init)
         objective = (init_meta.get("pretraining") or {}).get("objective") or "ssl"
         row = variant or f"rpnt_{objective}_{mode}"
@@ -89,10 +101,17 @@ def finetune_job(config: str | Path, mode: str, store: str | Path, seed: int,
                                      init=init_decoder, budget=labelled,
                                      selection=selection, ckpt_dir=ckpt,
                                      log_dir=ckpt / "log", run_key=config_hash(record))
+    # the pretrained features probed where transfer happens: on this target, fit on the
+    # budget's trials only, scored on its test trials (a table section of its own); after
+    # finetuning, so that it draws no random number the training would have drawn
+    probe = {} if init_decoder is None else {"target_probe": {
+        "pretraining": pretraining_name(read_meta(init).get("pretraining") or {}),
+        **target_probe_report(init_decoder, session, labelled, seed)}}
     meta = write_run(decoder, out, ckpt / "log", ckpt, stage="finetune",
                      model=row, mode=mode, seed=seed, budget=labelled.budget,
                      scenario=scenario, session=session.session, init=init, variant=variant,
-                     data=info, fit=fit_summary(result), provenance=provenance(record))
+                     data=info, fit=fit_summary(result), provenance=provenance(record),
+                     **probe)
     log.info("finetuned (%s, %s labelled trials) %d steps in %.1f s -> %s", mode,
              labelled.budget, result.steps_done, result.seconds, out)
     return score_trained(scoring or Scoring(), session, out, meta, decoder,

@@ -4,12 +4,13 @@ decoder directory out, with the ridge probe of its frozen features in ``meta.jso
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from rpnt.configfile import load_yaml
 from rpnt.data.scenarios import resolve_scenario
-from rpnt.manifest import read_manifest
+from rpnt.manifest import read_corpus
 from rpnt.parts import PretrainPart
 from rpnt.provenance import config_hash, provenance
 from rpnt.seeding import seed_everything
@@ -21,13 +22,17 @@ from rpnt.train.probe import probe_report
 log = logging.getLogger(__name__)
 
 
-def pretrain_job(config: str | Path, manifest: str | Path, scenario: str, seed: int,
+def pretrain_job(config: str | Path, manifest: str | Path | Sequence[str | Path],
+                 scenario: str, seed: int,
                  out: str | Path, objective: str = "ssl", variant: str | None = None,
                  checkpoint_dir: str | Path | None = None) -> Path:
     """Pretrain RPNT on the sessions scenario ``scenario`` lets pretraining see.
 
-    ``config``: the workflow's resolved config file, read once, of which the job reads its
-    part (:class:`rpnt.parts.PretrainPart`, what the workflow's digest hashes);
+    ``manifest``: one manifest, or several (a corpus across datasets: the scenario's
+    rules apply to all of their sessions; its ``n_pretrain_sessions`` draws with
+    ``seed``); ``config``: the workflow's resolved config file, read once, of which
+    the job reads its part (:class:`rpnt.parts.PretrainPart`, what the workflow's
+    digest hashes);
     ``objective``: ``ssl`` or ``joint`` (:func:`rpnt.train.pretrain.pretrain`);
     ``variant``: a ``variants`` entry whose model overrides apply. Rolling checkpoints go
     to ``checkpoint_dir`` (default ``<out>.ckpt``).
@@ -36,9 +41,12 @@ def pretrain_job(config: str | Path, manifest: str | Path, scenario: str, seed: 
     part = PretrainPart.of(load_yaml(config), scenario, objective, variant)
     pcfg = pretrain_config({"pretrain": part.pretrain}, str(config))
     mcfg = model_config({"model": part.model}, str(config))
-    table = read_manifest(manifest)
-    scen = resolve_scenario(table, part.scenario, scenario)
-    sessions = load_pretraining_sessions(table, scen, manifest)
+    manifests = [manifest] if isinstance(manifest, (str, Path)) else list(manifest)
+    manifests += [str(m) for m in part.scenario.get("pretrain_manifests") or []
+                  if str(m) not in {str(x) for x in manifests}]
+    table = read_corpus(manifests)
+    scen = resolve_scenario(table, part.scenario, scenario).limited(seed)
+    sessions = load_pretraining_sessions(table, scen, manifests[0])
     targets = set(scen.target_sessions)
     val_ids = [s.session for s in sessions if s.session not in targets]
     ckpt = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir(out)
@@ -46,7 +54,9 @@ def pretrain_job(config: str | Path, manifest: str | Path, scenario: str, seed: 
                    "target_sessions": scen.target_sessions,
                    "pretrain_unit_filter": scen.pretrain_unit_filter.to_dict(),
                    "pretrain_on_target_train": scen.pretrain_on_target_train,
-                   "objective": objective, "variant": variant}
+                   "objective": objective, "variant": variant,
+                   "datasets": sorted({str(s.dataset) for s in sessions}),
+                   "bin_size_s": float(sessions[0].bin_size_s)}
     record = {"model": mcfg.to_dict(), "pretrain": {**asdict(pcfg), "seed": seed},
               "scenario": pretraining}
     log.info("pretraining (%s) on %d sessions (scenario %s, seed %d)", objective,

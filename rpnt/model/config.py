@@ -28,15 +28,22 @@ SITE_COORDS = ("site_x", "site_y", "site_z")
 CATEGORICAL_MIN_WAVELENGTH = 4.0
 #: Shortest wavelength of the date band, in days: two weeks.
 DATE_MIN_WAVELENGTH = 14.0
+#: How far (days) beyond the dates a model was built on its date band must stay
+#: order-preserving: ten years of deployment after (or before) the pretraining span. The
+#: slowest date pair's wavelength is 2 x (span + horizon), so no two dates within the span
+#: widened by the horizon are half a turn apart (docs/model.md, "Coordinates beyond the
+#: pretraining span").
+DATE_HORIZON = 3653.0
 #: Shortest wavelength of the time band, in bins.
 TIME_MIN_WAVELENGTH = 6.0
 #: Wavelengths of a band when the data say nothing (a config never fitted to sessions,
 #: e.g. in tests; single-site data for the site bands): (shortest, longest). Time's
-#: longest is 2 x window (set in RPNTConfig.wavelength_range). Date: 2 x the four years
-#: 2013-2016; ids: room for 8; sites: 50 um to 4 x a 3.84 mm Neuropixels shank.
+#: longest is 2 x window (set in RPNTConfig.wavelength_range). Date: 2 x (the four years
+#: 2013-2016 + DATE_HORIZON); ids: room for 8; sites: 50 um to 4 x a 3.84 mm Neuropixels
+#: shank.
 FALLBACK_WAVELENGTHS: dict[str, tuple[float, float]] = {
     "subject": (CATEGORICAL_MIN_WAVELENGTH, 16.0), "task": (CATEGORICAL_MIN_WAVELENGTH, 16.0),
-    "date": (DATE_MIN_WAVELENGTH, 2922.0),
+    "date": (DATE_MIN_WAVELENGTH, 2.0 * (1461.0 + DATE_HORIZON)),
     **{c: (50.0, 16000.0) for c in SITE_COORDS},
 }
 #: Config keys a checkpoint saved before they existed rebuilds as: the released behaviour
@@ -243,7 +250,8 @@ class RPNTConfig:
         - time: 6 bins .. 2 x window;
         - subject, task (categorical ids): 4 .. 2K, K = 2 x the ids known (at least 4), so
           ids met later at finetuning still land at distinct angles;
-        - date (days): 14 .. 2 x the span of the sessions' dates (at least 28);
+        - date (days): 14 .. 2 x (the span of the sessions' dates + DATE_HORIZON), so a
+          date up to ten years outside the span still rotates in order (no aliasing);
         - site x / y / z (um): 2 x the smallest .. 4 x the largest distance between two
           sites of one session along that axis (no such pair: the fallback).
 
@@ -260,7 +268,7 @@ class RPNTConfig:
                     n_ids = extent.n_subjects if c == "subject" else extent.n_tasks
                     hi = 2.0 * max(4, 2 * n_ids)
                 elif c == "date" and extent.days is not None:
-                    hi = 2.0 * max(extent.days[1] - extent.days[0], DATE_MIN_WAVELENGTH)
+                    hi = 2.0 * (extent.days[1] - extent.days[0] + DATE_HORIZON)
                 elif c in extent.spacing:
                     small, large = extent.spacing[c]
                     lo, hi = 2.0 * small, max(4.0 * large, 2.0 * small)

@@ -73,11 +73,13 @@ def pretraining_sessions(sessions: Mapping[str, SessionData], scenario: Scenario
 
 
 def resolve_store(row: Any, manifest_path: str | Path) -> Path:
-    """The store path of a manifest row (relative paths: to the cwd, else the manifest)."""
+    """The store path of a manifest row (relative paths: to the cwd, else the manifest:
+    the row's own ``manifest`` in a corpus of several, else ``manifest_path``)."""
     p = Path(str(row["store"]))
     if p.exists() or p.is_absolute():
         return p
-    alt = Path(manifest_path).parent / p
+    own = row.get("manifest") if hasattr(row, "get") else None
+    alt = Path(str(own) if isinstance(own, str) and own else manifest_path).parent / p
     return alt if alt.exists() else p
 
 
@@ -97,6 +99,39 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
     return pretraining_sessions(loaded, scenario)
 
 
+def covariates_match(session: SessionData, n_axis: int) -> bool:
+    """Whether ``session`` carries the ``n_axis`` velocity axes the decoder predicts."""
+    return session.velocity.ndim == 2 and session.velocity.shape[1] == n_axis
+
+
+def check_corpus(sessions: Sequence[SessionData], objective: str, n_axis: int,
+                 where: str = "pretraining corpus") -> list[SessionData]:
+    """The corpus pretraining pools, or a one-line RpntError naming the sessions.
+
+    Every session must share one bin size (a window is ``window`` bins, and the time band
+    and the Poisson rates are per bin; datasets are ingested at the benchmark's
+    ``bin_ms``). Covariates may differ: the ``ssl`` objective reads spike counts only;
+    the ``joint`` objective decodes velocity on the sessions that carry the target's
+    ``n_axis`` axes (:func:`covariates_match`; cm/s as ingest writes them) and only
+    reconstructs the others, whose velocity is returned as NaN (unknown: the velocity
+    loss skips it). Joint pretraining needs at least one matching session.
+    """
+    sizes = {round(float(s.bin_size_s) * 1e3, 6): s for s in sessions}
+    if len(sizes) > 1:
+        (a, sa), (b, sb) = list(sizes.items())[:2]
+        raise RpntError(
+            f"{where}: sessions of {len(sizes)} bin sizes, e.g. {sa.session} "
+            f"({sa.dataset}) at {a:g} ms and {sb.session} "
+            f"({sb.dataset}) at {b:g} ms; ingest every dataset of the "
+            "corpus at one bin_ms")
+    if objective == "joint" and not any(covariates_match(s, n_axis) for s in sessions):
+        raise RpntError(
+            f"{where}: the joint objective decodes {n_axis} velocity axes, and no session "
+            f"carries them (e.g. {sessions[0].session}: {sessions[0].velocity.shape[1:]}); "
+            "pretrain with --objective ssl (spike counts only)")
+    return [s if covariates_match(s, n_axis) else
+            replace(s, velocity=np.full((s.n_time, n_axis), np.nan, np.float32))
+            for s in sessions]
 
 
 def _val_batches(windows: Sequence[SessionWindows], n_windows: int, seed: int,
@@ -133,6 +168,8 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: RPNTConfig, pcfg: Pretr
     if objective not in OBJECTIVES:
         raise RpntError(f"pretraining objective {objective!r} is not one of {OBJECTIVES}")
     joint = objective == "joint"
+    matches = [covariates_match(s, model_cfg.n_axis) for s in sessions]
+    sessions = check_corpus(sessions, objective, model_cfg.n_axis)
     vocab = Vocab.from_sessions(sessions)
     torch.manual_seed(seed)
     decoder = RPNTDecoder.build(model_cfg, vocab, eval_seed=seed)
@@ -141,11 +178,13 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: RPNTConfig, pcfg: Pretr
     mean, std = velocity_stats(sessions, masks)
     decoder.set_normalisation(mean, std)
     windows = []
-    for s, labelled in zip(sessions, masks, strict=True):
+    for s, labelled, match in zip(sessions, masks, matches, strict=True):
         # joint: windows of labelled training bins, velocity normalised per session (the
-        # head learns one normalised space, as finetuning normalises per target)
-        vm, vs = velocity_stats([s], [labelled]) if joint else (None, None)
-        allowed = labelled if joint else s.split_bins("train", finite_velocity=False)
+        # head learns one normalised space, as finetuning normalises per target); a
+        # session without the target's covariates is reconstructed only (NaN velocity)
+        vm, vs = velocity_stats([s], [labelled]) if joint and match else (None, None)
+        allowed = labelled if joint and match else s.split_bins("train",
+                                                                finite_velocity=False)
         windows.append(SessionWindows(s, vocab, cfg.coords, cfg.n_units, cfg.window,
                                       allowed=allowed, vel_mean=vm, vel_std=vs))
     tcfg = replace(pcfg.train, seed=seed)

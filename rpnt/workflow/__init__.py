@@ -13,6 +13,7 @@ Paths follow docs/architecture.md "Paths of the workflow".
 """
 
 from rpnt.configfile import load_yaml, merge
+from rpnt.data.scenarios import pretrain_manifests
 from rpnt.provenance import poyo_available
 from rpnt.rows import BASELINE_MODELS as BASELINES
 from rpnt.rows import pretrainings, rpnt_row, rpnt_rows
@@ -80,6 +81,7 @@ __all__ = [
     "planned_sessions",
     "poyo_available",
     "pretrain_flags",
+    "pretrain_manifests",
     "pretrainings",
     "prune_empty_dirs",
     "raw_root",

@@ -126,6 +126,13 @@ def check_config(cfg: Mapping[str, Any], source: str = "config") -> None:
         extra = sorted({str(b) for b in bs} - set(budgets))
         if extra:
             raise RpntError(f"{source}: model_budgets.{m}: {extra} not in budgets {budgets}")
+    for m, scens in (cfg.get("model_scenarios") or {}).items():
+        if m not in models:
+            raise RpntError(f"{source}: model_scenarios.{m}: not one of models {models}")
+        extra = sorted(set(map(str, scens)) - set(cfg.get("scenarios") or {}))
+        if extra:
+            raise RpntError(f"{source}: model_scenarios.{m}: {extra} not in scenarios "
+                            f"{sorted(cfg.get('scenarios') or {})}")
     _check_variants(cfg, source)
     for m in models:
         if m not in (cfg.get("variants") or {}):

@@ -74,6 +74,8 @@ class Plan:
     budgets: list[str] = field(default_factory=lambda: [ALL])
     #: rows trained at some budgets only (row -> budgets, in ``budgets`` order)
     model_budgets: dict[str, list[str]] = field(default_factory=dict)
+    #: rows trained in some scenarios only (row -> scenarios)
+    model_scenarios: dict[str, list[str]] = field(default_factory=dict)
     rows: dict[str, RpntRow] = field(default_factory=dict)  #: the RPNT rows
     ceiling: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -94,6 +96,7 @@ class Plan:
             Run(scen, model, sess, budget, seed)
             for scen, targets in self.targets.items()
             for model in self.models
+            if scen in self.model_scenarios.get(model, [scen])
             for sess in targets
             for budget in self.model_budgets.get(model, self.budgets)
             for seed in self.seeds
@@ -101,10 +104,11 @@ class Plan:
 
     def pretrain_runs(self) -> list[tuple[str, str, int]]:
         """(scenario, pretraining, seed) of every pretrained encoder the rows start from."""
-        keys = list(dict.fromkeys(r.pretraining.name for r in self.rows.values()
-                                  if r.pretraining))
-        return [(scen, key, seed) for scen in self.targets for key in keys
-                for seed in self.seeds]
+        return list(dict.fromkeys(
+            (scen, row.pretraining.name, seed) for scen in self.targets
+            for m, row in self.rows.items()
+            if row.pretraining and scen in self.model_scenarios.get(m, [scen])
+            for seed in self.seeds))
 
     def ceiling_runs(self) -> list[tuple[str, str]]:
         """(scenario, session) pairs with a noise-ceiling row (simulated data only)."""
@@ -134,6 +138,8 @@ def make_plan(
         budgets=budgets,
         model_budgets={m: [b for b in budgets if b in {str(x) for x in bs}]
                        for m, bs in (cfg.get("model_budgets") or {}).items()},
+        model_scenarios={m: [str(x) for x in sc]
+                         for m, sc in (cfg.get("model_scenarios") or {}).items()},
         rows={m: rpnt_row(cfg, m) for m in models if m not in BASELINE_MODELS},
         ceiling=bool(cfg.get("ceiling", True)) and simulated,
     )

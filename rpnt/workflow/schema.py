@@ -61,17 +61,34 @@ def _selector() -> dict[str, Any]:
             "properties": copy.deepcopy(props)}
 
 
+@dataclass
+class ScenarioConfig:
+    """A scenario: the sessions decoders are finetuned and tested on, and what pretraining
+    must never see (rpnt.data.scenarios)."""
+
+    #: the sessions decoders are finetuned and tested on
+    target: dict[str, Any] = setting(default_factory=dict, schema={"$ref": "#/$defs/selector"})
+    #: what pretraining must never see (defaults to the target)
+    holdout: dict[str, Any] = setting(default_factory=dict, derived="the target",
+                                      schema={"$ref": "#/$defs/selector"})
+    #: the paper's looser variant: pretraining also sees the target sessions' training
+    #: trials
+    pretrain_on_target_train: bool = setting(False)
+    #: pretrain on this many of the allowed non-target sessions, drawn with the
+    #: pretraining's seed (nested in n for one seed): the scaling benchmark
+    n_pretrain_sessions: int = setting(1, minimum=1, derived="every allowed session")
+    #: manifests (rpnt manifest) of other datasets whose sessions join this scenario's
+    #: pretraining corpus, under the same held-out rules; same bin size
+    pretrain_manifests: list[str] = setting(default_factory=list, derived="none",
+                                            items={"minLength": 1})
+
+
 def _scenario() -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": False, "required": ["target"],
-            "properties": {
-                "target": {**_selector(), "description": "the sessions decoders are "
-                           "finetuned and tested on"},
-                "holdout": {**_selector(), "description": "what pretraining must never "
-                            "see (defaults to the target)"},
-                "pretrain_on_target_train": {
-                    "type": "boolean", "default": False,
-                    "description": "the paper's looser variant: pretraining also sees the "
-                                   "target sessions' training trials"}}}
+    sch = section_schema(ScenarioConfig)
+    sch.pop("default")
+    sch["properties"]["target"].pop("default")
+    sch["required"] = ["target"]
+    return sch
 
 
 @dataclass
@@ -131,6 +148,13 @@ class BenchmarkKeys:
     #: metric) or variance_weighted (FALCON's metric: the covariates' R² weighted by their
     #: variance, from stores whose adapter records it)
     metric: str = setting("mean", enum=("mean", "variance_weighted"))
+    #: rows trained in some of the scenarios only (row -> scenario names), e.g. the rows
+    #: that do not depend on the pretraining corpus in the scaling benchmark; the table
+    #: says "not run" in the other scenarios
+    model_scenarios: dict[str, Any] = setting(default_factory=dict, schema={
+        "type": "object", "additionalProperties": {"type": "array", "minItems": 1,
+                                                   "items": {"type": "string",
+                                                             "minLength": 1}}})
     #: add the noise-ceiling row (simulated datasets only; ignored otherwise)
     ceiling: bool = setting(True)
     #: scenario name -> target (and holdout) selectors (docs/architecture.md)
@@ -226,7 +250,7 @@ def _schema() -> dict[str, Any]:
                        "training and evaluation command. Compute resources live in the "
                        "Snakemake profiles.",
         "type": "object", "additionalProperties": False, "required": list(REQUIRED),
-        "$defs": {"scenario": _scenario()},
+        "$defs": {"scenario": _scenario(), "selector": _selector()},
         "properties": props,
     }
 

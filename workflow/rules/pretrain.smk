@@ -9,6 +9,8 @@ rule pretrain:
     input:
         manifest=MANIFEST,
         stores=all_stores,
+        # other datasets' manifests in this scenario's corpus (the job reads them itself)
+        corpus=lambda wildcards: W.pretrain_manifests(config, wildcards.scenario),
     output:
         directory(PRETRAIN),
     log:

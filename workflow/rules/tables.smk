@@ -22,6 +22,7 @@ rule table:
         ),
         differences=f"{TABLE_DIR}/differences.csv",
         probe=f"{TABLE_DIR}/probe.csv",
+        scaling=f"{TABLE_DIR}/scaling.csv",
     log:
         f"{LOGS}/table.log",
     params:
