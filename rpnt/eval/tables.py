@@ -19,26 +19,27 @@ then the paired differences, the probe and a provenance block); ``table.csv`` (o
 model; per column (``<scenario>``, or ``<scenario>@<budget>`` with several budgets) the
 columns ``:mean``, ``:std``, ``:n``, ``:note``); ``differences.csv`` (scenario, budget,
 model, reference, mean, std, n); ``probe.csv`` (one row per pretraining, seed and probe
-session).
+session; :mod:`rpnt.eval.probe_table`); with records of ``rpnt evaluate --stream`` a
+"Decoding online" section and ``latency.csv`` (:mod:`rpnt.eval.latency_table`).
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from rpnt import provenance as prov
 from rpnt.atomic import write_text
 from rpnt.data.budget import ALL
 from rpnt.errors import RpntError
+from rpnt.eval.cells import Cell, write_csv_rows
+from rpnt.eval.latency_table import latency_csv, latency_section
+from rpnt.eval.probe_table import load_probes, probe_csv, probe_lines
 from rpnt.provenance import config_hash, git_commit, package_versions
 from rpnt.rows import SCRATCH, row_order
 
@@ -49,38 +50,6 @@ REFERENCES = (SCRATCH, "gru")
 def budget_key(budget: Any) -> tuple[int, int]:
     """Sort key of a budget: numbers ascending, then ``all``."""
     return (1, 0) if str(budget) == ALL else (0, int(budget))
-
-
-@dataclass
-class Cell:
-    """Pooled R² (``r2.mean`` of each record) of one model in one scenario and budget."""
-
-    values: list[float] = field(default_factory=list)
-    runs: dict[tuple[str, Any], float] = field(default_factory=dict)  #: (session, seed)
-    undefined: int = 0  #: records with a NaN R²
-    skipped: str | None = None  #: reason when every record was skipped
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.values)) if self.values else math.nan
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else math.nan
-
-    def text(self, digits: int = 3, sign: bool = False) -> str:
-        if not self.values:
-            if self.skipped:
-                return self.skipped
-            return "R² undefined" if self.undefined else "no results"
-        std = "n/a" if math.isnan(self.std) else f"{self.std:.{digits}f}"
-        note = f", {self.undefined} undefined" if self.undefined else ""
-        mean = f"{self.mean:+.{digits}f}" if sign else f"{self.mean:.{digits}f}"
-        return f"{mean} ± {std} (n={self.n}{note})"
 
 
 def load_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
@@ -301,52 +270,9 @@ def _difference_tables(table: Table) -> list[str]:
     return lines
 
 
-def load_probes(pretrained: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """One row per probe session of every pretrained model directory (its meta.json's
-    ``probe``): scenario, pretraining, seed, session, pretrained, random, counts."""
-    rows = []
-    for d in pretrained:
-        path = Path(d) / "meta.json"
-        try:
-            meta = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RpntError(f"{path}: cannot read a pretrained model's meta.json ({exc}); "
-                            "pass directories written by rpnt pretrain") from exc
-        pre = meta.get("pretraining") or {}
-        name = str(pre.get("objective", "ssl")) + (
-            f" ({pre['variant']})" if pre.get("variant") else "")
-        for r in (meta.get("probe") or {}).get("sessions", []):
-            rows.append({"scenario": str(meta.get("scenario")), "pretraining": name,
-                         "seed": meta.get("seed"), **r})
-    return rows
-
-
-def _probe_lines(probes: Sequence[dict[str, Any]]) -> list[str]:
-    if not probes:
-        return []
-    lines = ["## Probe of the pretrained features", "",
-             "Test R² of a per-bin ridge map to velocity, fit on the training trials of "
-             "pretraining sessions (its penalty on their valid trials), from the pooled "
-             "features of the frozen pretrained encoder, of a randomly initialised encoder "
-             "of the same architecture, and from the raw spike counts: mean ± std over "
-             "seeds × probe sessions (n).", "",
-             "| scenario | pretraining | pretrained | random encoder | raw counts | "
-             "pretrained − random |", "|---|---|---|---|---|---|"]
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in probes:
-        groups.setdefault((r["scenario"], r["pretraining"]), []).append(r)
-    for (scen, name), rows in sorted(groups.items()):
-        def text(values: list[float]) -> str:
-            return Cell(values=[v for v in values if math.isfinite(v)]).text()
-        cells = [text([r[k] for r in rows]) for k in ("pretrained", "random", "counts")]
-        cells.append(Cell(values=[r["pretrained"] - r["random"] for r in rows]).text(
-            sign=True))
-        lines.append(f"| {scen} | {name} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
-
-
 def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark",
-                probes: Sequence[dict[str, Any]] = ()) -> str:
+                probes: Sequence[dict[str, Any]] = (), latency: Sequence[str] = ()) -> str:
+    """table.md; ``latency``: the lines of the stream-latency section, if any."""
     lines = [f"# Benchmark: {name}", "",
              "R² of velocity (mean of vx and vy), stitched predictions on held-out test "
              "trials (eval_mask bins), mean ± sample std over sessions and seeds (n = "
@@ -354,7 +280,8 @@ def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark",
     lines += _main_tables(table)
     lines.append("")
     lines += _difference_tables(table)
-    lines += _probe_lines(probes)
+    lines += probe_lines(probes)
+    lines += latency
     lines += ["## Provenance", "",
               f"- table written at commit: `{prov['table_git_commit']}`",
               f"- metrics produced at commit(s): "
@@ -370,13 +297,6 @@ def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark",
                                            sorted(prov["packages"].items())))
     lines.append(f"- metrics records: {prov['n_records']}")
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
-
-
-def _csv(rows: Sequence[Sequence[Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def to_csv(table: Table) -> str:
@@ -395,7 +315,7 @@ def to_csv(table: Table) -> str:
             row += ["" if not c.values else repr(c.mean),
                     "" if math.isnan(c.std) else repr(c.std), c.n, note]
         rows.append(row)
-    return _csv(rows)
+    return write_csv_rows(rows)
 
 
 def differences_csv(table: Table) -> str:
@@ -411,12 +331,7 @@ def differences_csv(table: Table) -> str:
                     if d.n:
                         rows.append([s, b, m, ref, repr(d.mean),
                                      "" if math.isnan(d.std) else repr(d.std), d.n])
-    return _csv(rows)
-
-
-def probe_csv(probes: Sequence[dict[str, Any]]) -> str:
-    keys = ["scenario", "pretraining", "seed", "session", "pretrained", "random", "counts"]
-    return _csv([keys, *([r.get(k) for k in keys] for r in probes)])
+    return write_csv_rows(rows)
 
 
 def read_table_csv(path: str | Path) -> tuple[list[str], list[str], dict[str, dict]]:
@@ -444,15 +359,22 @@ def write_table(metrics: Sequence[str | Path], out_dir: str | Path,
                 pretrained: Sequence[str | Path] = ()) -> Table:
     """Build the table from metrics files (and the probes of ``pretrained`` model
     directories) and write ``table.md``, ``table.csv``, ``differences.csv`` and
-    ``probe.csv``."""
+    ``probe.csv``; with stream-scored records also ``latency.csv``
+    (:mod:`rpnt.eval.latency_table`; a stale one is removed otherwise)."""
     records = load_records(metrics)
     table = build_table(records, config)
     probes = load_probes(pretrained)
     prov = provenance_block(records, config)
     name = name or str((config or {}).get("benchmark", "benchmark"))
     out_dir = Path(out_dir)
-    write_text(out_dir / "table.md", to_markdown(table, prov, name, probes))
+    latency = latency_csv(records, table.models)
+    write_text(out_dir / "table.md", to_markdown(table, prov, name, probes,
+                                                 latency_section(records, table.models)))
     write_text(out_dir / "table.csv", to_csv(table))
     write_text(out_dir / "differences.csv", differences_csv(table))
     write_text(out_dir / "probe.csv", probe_csv(probes))
+    if latency is not None:
+        write_text(out_dir / "latency.csv", latency)
+    else:
+        (out_dir / "latency.csv").unlink(missing_ok=True)
     return table

@@ -202,7 +202,8 @@ class RPNTStream(StreamingDecoder):
         self.qk = torch.zeros(nl, 2, s, h, self.cap, dh)
         self.v = torch.zeros(nl, s, h, self.cap, dh)
         self.g = torch.zeros(nl, s, self.cap, 1 + self.cfg.ctx_dim) if self.context else None
-        self.cache = [{"q": self.qk[j, 0], "k": self.qk[j, 1], "v": self.v[j]}
+        self.cache = [{"qk": self.qk[j], "q": self.qk[j, 0], "k": self.qk[j, 1],
+                       "v": self.v[j], **({} if self.g is None else {"g": self.g[j]})}
                       for j in range(nl)]
         if c:
             sl = slice(front, front + c)
@@ -256,19 +257,19 @@ class RPNTStream(StreamingDecoder):
         x = self._embed(torch.from_numpy(counts)[None])[:, 0]  # (S, d)
         tab = None if self.rotary is None else self._table_row("bin", i)  # (S, 1, 2, half)
         neg = self.neg[min(i, t - 1)][None]  # (1, V)
-        for j, p in enumerate(self.tblocks):
+        for p, buf in zip(self.tblocks, self.cache, strict=True):
             qk, v, g = ops.project(p, ops.layer_norm(x, p.ln1), tab)
-            self.qk[j, :, :, :, slot] = qk.transpose(0, 1)
-            self.v[j, :, :, slot] = v
+            buf["qk"][:, :, :, slot] = qk.transpose(0, 1)
+            buf["v"][:, :, slot] = v
             kern = None
             if self.context:
-                self.g[j, :, slot] = g
-                kern = ops.kernels(p, self.g[j, :, lo:slot + 1], neg, k)
-                q_rows = self.qk[j, 0, :, :, slot - k + 1:slot + 1]
+                buf["g"][:, slot] = g
+                kern = ops.kernels(p, buf["g"][:, lo:slot + 1], neg, k)
+                q_rows = buf["q"][:, :, slot - k + 1:slot + 1]
             else:
                 q_rows = qk[:, 0, :, None]
-            a = ops.span_attention(q_rows, self.qk[j, 1, :, :, lo - cp:slot + 1 + cp],
-                                   self.v[j, :, :, lo:slot + 1], kern, neg, self.past, k)
+            a = ops.span_attention(q_rows, buf["k"][:, :, lo - cp:slot + 1 + cp],
+                                   buf["v"][:, :, lo:slot + 1], kern, neg, self.past, k)
             x = ops.mlp_residual(p, x, a.reshape(s, -1))
         if not want:
             return None
