@@ -9,6 +9,8 @@ mask or kernel row) moves outputs by 1e-3 or more (test_a_wrong_cache_breaks_equ
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -289,3 +291,21 @@ def test_poyo_is_refused_with_its_reason():
         stream_decoder(SimpleNamespace(kind="poyo"))
     with pytest.raises(RpntError, match="no streaming decoder for kind 'lstm'"):
         stream_decoder(SimpleNamespace(kind="lstm"))
+
+
+# -- rpnt bench stream ---------------------------------------------------------------------
+def test_bench_stream_times_stream_recompute_and_matmuls(tmp_path):
+    from rpnt.cli import main
+
+    out = tmp_path / "stream.json"
+    assert main(["bench", "stream", "--sizes", "tiny", "--peers", "wiener", "--bins", "20",
+                 "--warmup", "5", "--window", "8", "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    modes = {(r["model"], r["mode"]) for r in rec["rows"]}
+    assert modes == {("rpnt-tiny", "stream"), ("rpnt-tiny", "recompute"),
+                     ("rpnt-tiny", "matmuls only"), ("wiener", "stream")}
+    mm = next(r for r in rec["rows"] if r["mode"] == "matmuls only")
+    # the weights a step reads: every prepared matrix of the tiny model, float32
+    assert 0 < mm["weight_mb"] < 1
+    assert all(r["p99_ms"] >= r["p50_ms"] > 0 for r in rec["rows"])
+    assert any("matrix products alone" in g for g in rec["goals"])
