@@ -105,6 +105,8 @@ RPNT_VARIANTS = {
     "no_context_tokens": {"context_tokens": "none"},
     "shared_readin": {"readin": "shared"},
     "rope_time": {"pos_encoding": "rope_time"},
+    "mrope_legacy": {"pos_encoding": "mrope_legacy"},  # rotary without a time axis
+    "no_positions": {"pos_encoding": "none"},
     "kernel_5": {"kernel_size": 5},
     "no_spatial_layers": {"n_spatial_layers": 0},
 }

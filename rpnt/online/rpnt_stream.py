@@ -133,7 +133,9 @@ class RPNTStream(StreamingDecoder):
         tmpl = enc.positions(coords, 1, s, 1, torch.device("cpu"))  # (1, S, C+1, n_coord)
         self.rotary = enc.rotary
         if tmpl is not None:
-            self.time_axis = enc.rotary.coords.index("time")
+            # mrope_legacy rotates by metadata only: no time axis to move
+            coords_r = enc.rotary.coords
+            self.time_axis = coords_r.index("time") if "time" in coords_r else None
             self.bin_pos = tmpl[0, :, c]  # (S, n_coord) float64, time set per bin
             self.ctx_pos = tmpl[0, :, :c]  # (S, C, n_coord), time -1
         self._tabs: dict[str, tuple[int, Tab]] = {}
@@ -164,7 +166,8 @@ class RPNTStream(StreamingDecoder):
 
     def _positions(self, pos: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         out = pos.clone()
-        out[..., self.time_axis] = times.to(out.dtype)
+        if self.time_axis is not None:
+            out[..., self.time_axis] = times.to(out.dtype)
         return out
 
     def _bin_tab(self, times: torch.Tensor) -> Tab:
