@@ -203,7 +203,7 @@ def goals(rows: list[dict]) -> list[str]:
         if mm is not None:
             out.append(f"{model}: its matrix products alone take p50 {mm['p50_ms']:.3f} ms "
                        f"({mm['p50_ms'] / st['p50_ms']:.0%} of the step): "
-                       f"{mm['weight_mb']:.1f} MB of float32 weights read per bin, "
-                       f"{mm['weight_mb'] / 1024 / (mm['p50_ms'] * 1e-3):.1f} GB/s")
+                       f"{mm['weight_mb']:.1f} MiB of float32 weights read per bin, "
+                       f"{mm['weight_mb'] / 1024 / (mm['p50_ms'] * 1e-3):.1f} GiB/s")
     return out
 
