@@ -132,6 +132,19 @@ def test_rpnt_stream_is_its_offline_function(sessions, variant):
     assert np.abs(recompute[WINDOW:] - offline[WINDOW:]).max() > 1e-4
 
 
+def test_rpnt_stream_on_one_site(sessions):
+    """One site: its spatial layers attend to the site alone (the stream reads only the
+    value projection there); still the window model on the first T bins."""
+    one = make_session("sub-C_ses-CO-20160912", sites=(("M1", "M1"),), units_per_site=10,
+                       n_trials=6, trial_len=60)
+    dec = rpnt_decoder((one,))
+    stream = stream_decoder(dec)
+    counts = one.spike_counts[:200]
+    online = run_stream(stream, one, counts, observe_every=7)
+    assert_close(online, stream.offline(one, counts))
+    assert_close(online[:WINDOW], dec.predict_windows(one, np.array([0]), WINDOW)[0])
+
+
 def test_rpnt_recompute_stream_is_the_window_model(sessions):
     a, _ = sessions
     dec = rpnt_decoder(sessions)

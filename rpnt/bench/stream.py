@@ -77,7 +77,8 @@ def _peer(kind: str, n_unit: int, window: int) -> Decoder:
 class MatmulsOnly:
     """The matrix products of one RPNT stream step and nothing else: every prepared weight
     of :class:`rpnt.online.rpnt_stream.RPNTStream` applied by one ``addmm`` to as many rows
-    as the step gives it (one per site; one for the velocity head)."""
+    as the step gives it (one per site; one for the velocity head; with one site the
+    spatial blocks' value columns only, as the step)."""
 
     def __init__(self, stream: Any):
         self.stream = stream
@@ -89,8 +90,12 @@ class MatmulsOnly:
         st.reset(session)
         s = st.n_site
         pairs = [(st.emb_b[j, 0], st.emb_w[j], 1) for j in range(s)]
-        for p in st.tblocks + st.sblocks:
-            pairs += [(b, w, s) for w, b in ((p.in_w, p.in_b), (p.sum2_w, p.sum2_b),
+        d = st.cfg.d_model
+        for j, p in enumerate(st.tblocks + st.sblocks):
+            proj = (p.in_w, p.in_b)
+            if s == 1 and j >= len(st.tblocks):  # one site: the stream reads values only
+                proj = (p.in_w[:, 2 * d:3 * d], p.in_b[2 * d:3 * d])
+            pairs += [(b, w, s) for w, b in (proj, (p.sum2_w, p.sum2_b),
                                              (p.kern_w, p.kern_b), (p.out_w, p.out_b),
                                              (p.fc1_w, p.fc1_b), (p.fc2_w, p.fc2_b))
                       if w is not None]
@@ -99,7 +104,7 @@ class MatmulsOnly:
 
     @property
     def weight_bytes(self) -> int:
-        return sum(w.numel() * w.element_size() for _, _, w in self.calls)
+        return sum(w.shape[0] * w.shape[1] * w.element_size() for _, _, w in self.calls)
 
     @torch.inference_mode()
     def step(self, counts: np.ndarray) -> None:

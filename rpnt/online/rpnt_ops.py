@@ -182,6 +182,12 @@ def spatial(blocks: list[Prepared], x: torch.Tensor,
     """The cross-site layers at each bin: x (n, S, d), rotary tables (n, S, 2, dh / 2) ->
     (n, S, d) (full attention over the S sites of a bin, as in the window model)."""
     n, s, d = x.shape
+    if s == 1:  # one site attends to itself alone: weight 1, its value (q, k never read)
+        x = x.reshape(n, d)
+        for p in blocks:
+            v = linear(layer_norm(x, p.ln1), p.in_w[:, 2 * d:3 * d], p.in_b[2 * d:3 * d])
+            x = mlp_residual(p, x, v)
+        return x.view(n, 1, d)
     tab = None if tab is None else (tab[0].reshape(n * s, 1, *tab[0].shape[2:]),
                                     tab[1].reshape(n * s, 1, *tab[1].shape[2:]))
     x = x.reshape(n * s, d)
