@@ -135,16 +135,18 @@ def project(p: Prepared, h: torch.Tensor,
     return qk, v, torch.cat([y[:, 3 * d:3 * d + 1], summ], dim=1)
 
 
-def kernels(p: Prepared, g_view: torch.Tensor, neg: torch.Tensor, ksize: int) -> torch.Tensor:
-    """g_view (M, V, 1 + ctx), neg (M or 1, V) -> context kernels (M, H, k*k): the kernel
-    generator pooled over each query's view."""
-    pool = torch.softmax(g_view[..., 0] + neg, dim=-1)  # (M, V)
+def kernels(p: Prepared, g_view: torch.Tensor, neg: torch.Tensor | None,
+            ksize: int) -> torch.Tensor:
+    """g_view (M, V, 1 + ctx), neg (M or 1, V) or None (every column in the view) ->
+    context kernels (M, H, k*k): the kernel generator pooled over each query's view."""
+    pool = torch.softmax(g_view[..., 0] if neg is None else g_view[..., 0] + neg, dim=-1)
     summ = (pool[:, None, :] @ g_view[..., 1:])[:, 0]  # (M, ctx)
     return torch.addmm(p.kern_b, summ, p.kern_w).view(-1, p.heads, ksize * ksize).softmax(-1)
 
 
 def span_attention(q_rows: torch.Tensor, k_ext: torch.Tensor, v_view: torch.Tensor,
-                   kern: torch.Tensor | None, neg: torch.Tensor, past: torch.Tensor | None,
+                   kern: torch.Tensor | None, neg: torch.Tensor | None,
+                   past: torch.Tensor | None,
                    ksize: int) -> torch.Tensor:
     """Attention of M queries over their views (the one kernel of stream and offline).
 
@@ -155,7 +157,7 @@ def span_attention(q_rows: torch.Tensor, k_ext: torch.Tensor, v_view: torch.Tens
     the view, not after the row's own bin): the map is zeroed elsewhere, then the k x k
     kernel (M, H, k*k) is correlated over it with zero padding c, as over the last row
     of a window's score map. v_view (M, H, V, dh); neg (M or 1, V): 0, or -inf outside
-    the view. Returns (M, H, dh).
+    the view (None: every column is in the view). Returns (M, H, dh).
     """
     s = q_rows @ k_ext.transpose(-1, -2)  # (M, H, k, E)
     if kern is not None:
@@ -166,7 +168,7 @@ def span_attention(q_rows: torch.Tensor, k_ext: torch.Tensor, v_view: torch.Tens
         # as a strided view of the contiguous t (offset of [b, u + b] = u + b (E + 1)).
         t = (kern.view(m, h, k, k).transpose(-1, -2) @ s).contiguous()  # (M, H, k, E)
         s = t.as_strided((m, h, 1, v, k), (h * k * e, k * e, 0, 1, e + 1)).sum(-1)
-    p = torch.softmax(s + neg[:, None, None, :], dim=-1)  # (M, H, 1, V)
+    p = torch.softmax(s if neg is None else s + neg[:, None, None, :], dim=-1)  # (M, H, 1, V)
     return (p @ v_view)[:, :, 0]
 
 

@@ -259,7 +259,7 @@ class RPNTStream(StreamingDecoder):
             self._write_ctx(slice(lo, lo + c), start - 1)
         x = self._embed(torch.from_numpy(counts)[None])[:, 0]  # (S, d)
         tab = None if self.rotary is None else self._table_row("bin", i)  # (S, 1, 2, half)
-        neg = self.neg[min(i, t - 1)][None]  # (1, V)
+        neg = self.neg[i][None] if i < t - 1 else None  # (1, V); a full view: no mask
         for p, buf in zip(self.tblocks, self.cache, strict=True):
             qk, v, g = ops.project(p, ops.layer_norm(x, p.ln1), tab)
             buf["qk"][:, :, :, slot] = qk.transpose(0, 1)
