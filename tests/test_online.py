@@ -9,6 +9,8 @@ mask or kernel row) moves outputs by 1e-3 or more (test_a_wrong_cache_breaks_equ
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -103,6 +105,8 @@ RPNT_VARIANTS = {
     "no_context_tokens": {"context_tokens": "none"},
     "shared_readin": {"readin": "shared"},
     "rope_time": {"pos_encoding": "rope_time"},
+    "mrope_legacy": {"pos_encoding": "mrope_legacy"},  # rotary without a time axis
+    "no_positions": {"pos_encoding": "none"},
     "kernel_5": {"kernel_size": 5},
     "no_spatial_layers": {"n_spatial_layers": 0},
 }
@@ -126,6 +130,19 @@ def test_rpnt_stream_is_its_offline_function(sessions, variant):
     # function as recomputing each window (the difference exists and is measured).
     recompute = stream_decoder(dec, recompute=True).offline(a, counts)
     assert np.abs(recompute[WINDOW:] - offline[WINDOW:]).max() > 1e-4
+
+
+def test_rpnt_stream_on_one_site(sessions):
+    """One site: its spatial layers attend to the site alone (the stream reads only the
+    value projection there); still the window model on the first T bins."""
+    one = make_session("sub-C_ses-CO-20160912", sites=(("M1", "M1"),), units_per_site=10,
+                       n_trials=6, trial_len=60)
+    dec = rpnt_decoder((one,))
+    stream = stream_decoder(dec)
+    counts = one.spike_counts[:200]
+    online = run_stream(stream, one, counts, observe_every=7)
+    assert_close(online, stream.offline(one, counts))
+    assert_close(online[:WINDOW], dec.predict_windows(one, np.array([0]), WINDOW)[0])
 
 
 def test_rpnt_recompute_stream_is_the_window_model(sessions):
@@ -289,3 +306,21 @@ def test_poyo_is_refused_with_its_reason():
         stream_decoder(SimpleNamespace(kind="poyo"))
     with pytest.raises(RpntError, match="no streaming decoder for kind 'lstm'"):
         stream_decoder(SimpleNamespace(kind="lstm"))
+
+
+# -- rpnt bench stream ---------------------------------------------------------------------
+def test_bench_stream_times_stream_recompute_and_matmuls(tmp_path):
+    from rpnt.cli import main
+
+    out = tmp_path / "stream.json"
+    assert main(["bench", "stream", "--sizes", "tiny", "--peers", "wiener", "--bins", "20",
+                 "--warmup", "5", "--window", "8", "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    modes = {(r["model"], r["mode"]) for r in rec["rows"]}
+    assert modes == {("rpnt-tiny", "stream"), ("rpnt-tiny", "recompute"),
+                     ("rpnt-tiny", "matmuls only"), ("wiener", "stream")}
+    mm = next(r for r in rec["rows"] if r["mode"] == "matmuls only")
+    # the weights a step reads: every prepared matrix of the tiny model, float32
+    assert 0 < mm["weight_mb"] < 1
+    assert all(r["p99_ms"] >= r["p50_ms"] > 0 for r in rec["rows"])
+    assert any("matrix products alone" in g for g in rec["goals"])

@@ -3,9 +3,11 @@
 For each model (RPNT tiny / small / paper size with its sites, GRU, NDT, Wiener; random
 weights: latency does not depend on them) the cached stream and, for RPNT, recomputing
 the whole window every bin are timed side by side in one process, in interleaved blocks
-of bins so that both see the same machine load. Reported per bin: p50, p99 and max (ms),
-and FALCON's normalised latency (mean compute time / bin duration, 20 ms bins). Goals
-(issue 21): paper-size RPNT p99 <= 1 ms and >= 5x faster than recomputing at T = 50.
+of bins so that both see the same machine load; so is the step's matrix products alone
+(``matmuls only``: the same weights, shapes and calls, nothing else), the part of a step
+that fewer or fused operations cannot remove in eager float32. Reported per bin: p50,
+p99 and max (ms), and FALCON's normalised latency (mean compute time / bin duration, 20
+ms bins). Goals (issue 21): paper-size RPNT p99 <= 1 ms and >= 5x faster than recomputing at T = 50.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +30,7 @@ from rpnt.decoders.rpnt_decoder import RPNTDecoder
 from rpnt.decoders.wiener import WienerDecoder
 from rpnt.machine import machine_summary
 from rpnt.model import RPNTConfig
-from rpnt.online.base import StreamingDecoder, stream_decoder
+from rpnt.online.base import stream_decoder
 from rpnt.provenance import provenance
 
 #: model name -> (size preset, sites): "paper" is the paper's model (d 256, 4 temporal +
@@ -71,7 +74,45 @@ def _peer(kind: str, n_unit: int, window: int) -> Decoder:
     return WienerDecoder({**base, "lags": 5, "lam": 1.0}).eval()
 
 
-def time_streams(streams: dict[str, StreamingDecoder], session: SessionData, n_bins: int,
+class MatmulsOnly:
+    """The matrix products of one RPNT stream step and nothing else: every prepared weight
+    of :class:`rpnt.online.rpnt_stream.RPNTStream` applied by one ``addmm`` to as many rows
+    as the step gives it (one per site; one for the velocity head; with one site the
+    spatial blocks' value columns only, as the step)."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+        self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    @torch.no_grad()
+    def reset(self, session: SessionData) -> None:
+        st = self.stream
+        st.reset(session)
+        s = st.n_site
+        pairs = [(st.emb_b[j, 0], st.emb_w[j], 1) for j in range(s)]
+        d = st.cfg.d_model
+        for j, p in enumerate(st.tblocks + st.sblocks):
+            proj = (p.in_w, p.in_b)
+            if s == 1 and j >= len(st.tblocks):  # one site: the stream reads values only
+                proj = (p.in_w[:, 2 * d:3 * d], p.in_b[2 * d:3 * d])
+            pairs += [(b, w, s) for w, b in (proj, (p.sum2_w, p.sum2_b),
+                                             (p.kern_w, p.kern_b), (p.out_w, p.out_b),
+                                             (p.fc1_w, p.fc1_b), (p.fc2_w, p.fc2_b))
+                      if w is not None]
+        pairs += [(b, w, 1) for w, b in st.head]
+        self.calls = [(b, torch.randn(rows, w.shape[0]), w) for b, w, rows in pairs]
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(w.shape[0] * w.shape[1] * w.element_size() for _, _, w in self.calls)
+
+    @torch.inference_mode()
+    def step(self, counts: np.ndarray) -> None:
+        for b, x, w in self.calls:
+            torch.addmm(b, x, w)
+
+
+def time_streams(streams: dict[str, Any], session: SessionData, n_bins: int,
                  warmup: int, block: int = 50) -> dict[str, np.ndarray]:
     """Per-bin seconds of each stream, timed in interleaved blocks of ``block`` bins."""
     counts = session.spike_counts
@@ -117,11 +158,16 @@ def run(args: argparse.Namespace) -> int:
         n_sites = RPNT_SIZES[size][1]
         session = bench_session(n_sites, units, args.bins + args.warmup + t, args.seed)
         dec = _rpnt(size, session, t, units)
-        streams = {"stream": stream_decoder(dec), "recompute": stream_decoder(dec, recompute=True)}
+        stream = stream_decoder(dec)
+        floor = MatmulsOnly(stream_decoder(dec))
+        streams = {"stream": stream, "recompute": stream_decoder(dec, recompute=True),
+                   "matmuls only": floor}
         res = time_streams(streams, session, args.bins, args.warmup)
         for mode, sec in res.items():
+            extra = {"weight_mb": floor.weight_bytes / 2 ** 20} if mode == "matmuls only" else {}
             rows.append({"model": f"rpnt-{size}", "sites": n_sites,
-                         "d_model": dec.config.d_model, "mode": mode, **summarise(sec, bin_s)})
+                         "d_model": dec.config.d_model, "mode": mode, **summarise(sec, bin_s),
+                         **extra})
     for kind in args.peers:
         session = bench_session(1, units, args.bins + args.warmup + t, args.seed)
         st = stream_decoder(_peer(kind, session.n_unit, t))
@@ -129,10 +175,10 @@ def run(args: argparse.Namespace) -> int:
         mode = "recompute" if kind == "ndt" else "stream"
         rows.append({"model": kind, "sites": 1, "d_model": None, "mode": mode,
                      **summarise(sec, bin_s)})
-    print(f"{'model':<12} {'sites':>5} {'mode':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+    print(f"{'model':<12} {'sites':>5} {'mode':<12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
           f"{'norm. lat.':>10}")
     for r in rows:
-        print(f"{r['model']:<12} {r['sites']:>5} {r['mode']:<10} {r['p50_ms']:>8.3f} "
+        print(f"{r['model']:<12} {r['sites']:>5} {r['mode']:<12} {r['p50_ms']:>8.3f} "
               f"{r['p99_ms']:>8.3f} {r['max_ms']:>8.3f} {r['normalized_latency']:>10.4f}")
     verdict = goals(rows)
     for line in verdict:
@@ -158,5 +204,11 @@ def goals(rows: list[dict]) -> list[str]:
                    f"({'meets' if st['p99_ms'] <= GOAL_P99_MS else 'misses'} <= "
                    f"{GOAL_P99_MS} ms); {speed:.1f}x faster than recomputing at p50 "
                    f"({'meets' if speed >= GOAL_SPEEDUP else 'misses'} >= {GOAL_SPEEDUP}x)")
+        mm = by.get((model, "matmuls only"))
+        if mm is not None:
+            out.append(f"{model}: its matrix products alone take p50 {mm['p50_ms']:.3f} ms "
+                       f"({mm['p50_ms'] / st['p50_ms']:.0%} of the step): "
+                       f"{mm['weight_mb']:.1f} MiB of float32 weights read per bin, "
+                       f"{mm['weight_mb'] / 1024 / (mm['p50_ms'] * 1e-3):.1f} GiB/s")
     return out
 

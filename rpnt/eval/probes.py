@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from rpnt.errors import RpntError
-from rpnt.eval.tables import Cell, _csv, budget_key
+from rpnt.eval.cells import Cell, write_csv_rows
+from rpnt.eval.tables import budget_key
 from rpnt.train.probe import pretraining_name
 
 #: probe.csv columns; ``where`` is ``pretraining`` or ``target``, ``budget`` empty for the
@@ -122,4 +123,5 @@ def probe_lines(probes: Sequence[dict[str, Any]]) -> list[str]:
 
 def probe_csv(probes: Sequence[dict[str, Any]]) -> str:
     """probe.csv: one row per probe (columns :data:`PROBE_KEYS`)."""
-    return _csv([list(PROBE_KEYS), *([r.get(k) for k in PROBE_KEYS] for r in probes)])
+    return write_csv_rows([list(PROBE_KEYS),
+                           *([r.get(k) for k in PROBE_KEYS] for r in probes)])

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from rpnt.eval.cells import Cell, write_csv_rows
 from rpnt.eval.figures import _figure, _save
-from rpnt.eval.tables import REFERENCES, Cell, Table, _csv
+from rpnt.eval.tables import REFERENCES, Table
 from rpnt.rows import SCRATCH
 
 #: scaling.csv columns
@@ -126,7 +127,7 @@ def scaling_csv(table: Table, groups: Mapping[str, list[Point]]) -> str:
             rows.append([g, m, p.corpus, p.n_sessions, p.scenario, b, num(c.mean),
                          num(c.std), c.n, num(d[SCRATCH].mean), num(d[SCRATCH].std),
                          num(d["gru"].mean), num(d["gru"].std), d[SCRATCH].n])
-    return _csv(rows)
+    return write_csv_rows(rows)
 
 
 def scaling_lines(table: Table, groups: Mapping[str, list[Point]]) -> list[str]:

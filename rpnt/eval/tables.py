@@ -22,26 +22,26 @@ columns ``:mean``, ``:std``, ``:n``, ``:note``); ``differences.csv`` (scenario, 
 model, reference, mean, std, n); ``probe.csv`` (rpnt.eval.probes: one row per
 pretraining, seed and probe session, and per target, budget and seed); ``scaling.csv``
 (rpnt.eval.scaling: R² against the pretraining corpus, header only without a scaling
-scenario).
+scenario); with records of ``rpnt evaluate --stream``
+a "Decoding online" section and ``latency.csv`` (:mod:`rpnt.eval.latency_table`).
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from rpnt import provenance as prov
 from rpnt.atomic import write_text
 from rpnt.data.budget import ALL
 from rpnt.errors import RpntError
+from rpnt.eval.cells import Cell, write_csv_rows
+from rpnt.eval.latency_table import latency_csv, latency_section
 from rpnt.provenance import config_hash, git_commit, package_versions
 from rpnt.rows import SCRATCH, row_order
 
@@ -66,38 +66,6 @@ def table_metric(config: dict[str, Any] | None) -> str:
 def budget_key(budget: Any) -> tuple[int, int]:
     """Sort key of a budget: numbers ascending, then ``all``."""
     return (1, 0) if str(budget) == ALL else (0, int(budget))
-
-
-@dataclass
-class Cell:
-    """Pooled R² (``r2.mean`` of each record) of one model in one scenario and budget."""
-
-    values: list[float] = field(default_factory=list)
-    runs: dict[tuple[str, Any], float] = field(default_factory=dict)  #: (session, seed)
-    undefined: int = 0  #: records with a NaN R²
-    skipped: str | None = None  #: reason when every record was skipped
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.values)) if self.values else math.nan
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else math.nan
-
-    def text(self, digits: int = 3, sign: bool = False) -> str:
-        if not self.values:
-            if self.skipped:
-                return self.skipped
-            return "R² undefined" if self.undefined else "no results"
-        std = "n/a" if math.isnan(self.std) else f"{self.std:.{digits}f}"
-        note = f", {self.undefined} undefined" if self.undefined else ""
-        mean = f"{self.mean:+.{digits}f}" if sign else f"{self.mean:.{digits}f}"
-        return f"{mean} ± {std} (n={self.n}{note})"
 
 
 def load_records(paths: Sequence[str | Path], metric: str = "mean") -> list[dict[str, Any]]:
@@ -329,9 +297,10 @@ def _difference_tables(table: Table) -> list[str]:
 
 
 def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark",
-                probes: Sequence[str] = ()) -> str:
+                probes: Sequence[str] = (), latency: Sequence[str] = ()) -> str:
     """The table as markdown; ``probes``: the lines of the sections after the paired
-    differences (the probes, the scaling study)."""
+    differences (the probes, the scaling study); ``latency``: the lines of the
+    stream-latency section, if any."""
     lines = [f"# Benchmark: {name}", "",
              f"{METRICS[table.metric]}, stitched predictions on held-out test "
              "trials (eval_mask bins), mean ± sample std over sessions and seeds (n = "
@@ -340,6 +309,7 @@ def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark",
     lines.append("")
     lines += _difference_tables(table)
     lines += list(probes)
+    lines += latency
     lines += ["## Provenance", "",
               f"- table written at commit: `{prov['table_git_commit']}`",
               f"- metrics produced at commit(s): "
@@ -355,13 +325,6 @@ def to_markdown(table: Table, prov: dict[str, Any], name: str = "benchmark",
                                            sorted(prov["packages"].items())))
     lines.append(f"- metrics records: {prov['n_records']}")
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
-
-
-def _csv(rows: Sequence[Sequence[Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def to_csv(table: Table) -> str:
@@ -380,7 +343,7 @@ def to_csv(table: Table) -> str:
             row += ["" if not c.values else repr(c.mean),
                     "" if math.isnan(c.std) else repr(c.std), c.n, note]
         rows.append(row)
-    return _csv(rows)
+    return write_csv_rows(rows)
 
 
 def differences_csv(table: Table) -> str:
@@ -396,7 +359,7 @@ def differences_csv(table: Table) -> str:
                     if d.n:
                         rows.append([s, b, m, ref, repr(d.mean),
                                      "" if math.isnan(d.std) else repr(d.std), d.n])
-    return _csv(rows)
+    return write_csv_rows(rows)
 
 
 def read_table_csv(path: str | Path) -> tuple[list[str], list[str], dict[str, dict]]:
@@ -424,7 +387,9 @@ def write_table(metrics: Sequence[str | Path], out_dir: str | Path,
                 pretrained: Sequence[str | Path] = ()) -> Table:
     """Build the table from metrics files (and the probes: of ``pretrained`` model
     directories, on the targets of the records) and write ``table.md``, ``table.csv``,
-    ``differences.csv``, ``probe.csv`` and ``scaling.csv`` (rpnt.eval.scaling)."""
+    ``differences.csv``, ``probe.csv``, ``scaling.csv`` (rpnt.eval.scaling) and, with
+    stream-scored records, ``latency.csv`` (:mod:`rpnt.eval.latency_table`; a stale one is
+    removed otherwise)."""
     # they read Cell and Table: imported here, not at the top
     from rpnt.eval.probes import load_probes, pretrained_metas, probe_csv, probe_lines
     from rpnt.eval.scaling import scaling_csv, scaling_groups, scaling_lines
@@ -436,10 +401,16 @@ def write_table(metrics: Sequence[str | Path], out_dir: str | Path,
     prov = provenance_block(records, config)
     name = name or str((config or {}).get("benchmark", "benchmark"))
     out_dir = Path(out_dir)
+    latency = latency_csv(records, table.models)
     write_text(out_dir / "table.md", to_markdown(
-        table, prov, name, [*probe_lines(probes), *scaling_lines(table, groups)]))
+        table, prov, name, [*probe_lines(probes), *scaling_lines(table, groups)],
+        latency_section(records, table.models)))
     write_text(out_dir / "table.csv", to_csv(table))
     write_text(out_dir / "differences.csv", differences_csv(table))
     write_text(out_dir / "probe.csv", probe_csv(probes))
     write_text(out_dir / "scaling.csv", scaling_csv(table, groups))
+    if latency is not None:
+        write_text(out_dir / "latency.csv", latency)
+    else:
+        (out_dir / "latency.csv").unlink(missing_ok=True)
     return table

@@ -127,7 +127,7 @@ def stream_decoder(decoder: Decoder, recompute: bool = False,
                         f"{', '.join(sorted(STREAM_CLASSES))}")
     module, name = STREAM_CLASSES[decoder.kind]
     if recompute and decoder.kind == "rpnt":
-        name = "RPNTWindowStream"
+        module, name = "rpnt.online.rpnt_window", "RPNTWindowStream"
     cls = getattr(importlib.import_module(module), name)
     return cls(decoder, **options)
 

@@ -18,9 +18,10 @@ bins fed since ``reset`` are numbered 0, 1, ...):
 
 For bins 0 .. T-1 this is exactly the window model on the window starting at ``reset``.
 Later, a bin's states in layer >= 1 depend on views that reach further back than T bins,
-so the stream is not the same function as recomputing each window (``mode="recompute"``
-below is that function, at O(T^2 d) per bin); :func:`RPNTStream.offline` computes the
-stream's function vectorised (what ``rpnt evaluate --stream`` scores).
+so the stream is not the same function as recomputing each window
+(:mod:`rpnt.online.rpnt_window` is that function, at O(T^2 d) per bin);
+:meth:`RPNTStream.offline` computes the stream's function vectorised (what
+``rpnt evaluate --stream`` scores). Both run the arithmetic of :mod:`rpnt.online.rpnt_ops`.
 
 Per bin and layer the stream computes one token's projections and MLP (O(d^2)), its
 scores against the view's cached keys (O(T d)) and the k score rows the convolution needs
@@ -28,65 +29,43 @@ scores against the view's cached keys (O(T d)) and the k score rows the convolut
 new view every bin, since its context columns move with the view; recomputing k rows of T
 dot products costs less than the copy), so O(d^2 + k T d) per bin, not O(T^2 d).
 
-Cache layout, per layer (slots along the sequence axis): ``P = T - 1`` zero slots, the C
-context tokens, then the bins. The view of bin i is the C + T slots ending at its slot;
-before the view has T bins its left part is the zero slots (masked out of the softmax);
-afterwards the context tokens are re-written, every bin, into the C slots just before the
-view's first bin (their keys rotated to the view's time). When the buffer is full its last
-C + T - 1 slots are copied to its front.
+Cache layout (one tensor per kind for all layers; slots along the sequence axis):
+``T - 1 + c`` zero slots (c = k // 2: the convolution reads c columns either side of a
+view, masked), the C context tokens, then the bins. The view of bin i is the C + T slots
+ending at its slot; before the view has T bins its left part is the zero slots (masked out
+of the softmax); afterwards the context tokens are re-written, every bin and for every
+layer in one copy, into the C slots just before the view's first bin (their keys rotated
+to the view's time). When the buffer is full its last C + T - 1 + c slots are copied to
+its front. Rotary cos / sin come from tables computed per 512 bins.
 
-Inference runs under ``torch.no_grad``, not ``inference_mode``: the window model's fused
-context attention keeps scratch buffers between calls, and a buffer made in inference
-mode cannot be written outside it later (by training or offline scoring).
+Reset runs under ``torch.no_grad``, not ``inference_mode``: it runs the window model's
+blocks on the context tokens, whose fused context attention keeps scratch buffers between
+calls, and a buffer made in inference mode cannot be written outside it later (by training
+or offline scoring). A step touches only the stream's own tensors: ``inference_mode``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rpnt.data.batches import eval_unit_choice
 from rpnt.data.session import SessionData
 from rpnt.decoders.base import Decoder
 from rpnt.errors import RpntError
-from rpnt.model.rope import RotaryEmbedding
+from rpnt.online import rpnt_ops as ops
 from rpnt.online.base import StreamingDecoder
 
 #: Queries per chunk in the offline form (memory: chunk x (C + T) x d per site).
 CHUNK = 256
 #: Slots of bins a cache holds beyond one view before it is compacted.
 SPARE_SLOTS = 256
+#: Bins per computed chunk of rotary tables.
+TABLE_BINS = 512
 
-
-def span_attention(q_rows: torch.Tensor, k_view: torch.Tensor, v_view: torch.Tensor,
-                   kern: torch.Tensor | None, neg: torch.Tensor, ksize: int) -> torch.Tensor:
-    """Attention of M queries over their views (the one kernel of stream and offline).
-
-    q_rows (M, H, k, dh): row a is the query of bin i - a (a = 0: the query itself; zeros
-    outside the sequence); k_view, v_view (M, H, V, dh): keys and values of the view's
-    columns, the query's own column last; kern (M, H, k*k) context kernels (None:
-    standard attention); neg (M, V): 0, or -inf on columns outside the view.
-    Returns (M, H, dh).
-    """
-    m, h, v, dh = k_view.shape
-    scale = 1.0 / math.sqrt(dh)
-    if kern is None:
-        s = (q_rows[:, :, :1] @ k_view.transpose(-1, -2))[:, :, 0] * scale  # (M, H, V)
-    else:
-        s = q_rows @ k_view.transpose(-1, -2)  # (M, H, k, V)
-        # Row a (bin i - a) sits at column V-1-a: its later columns are future scores.
-        s = s * _past(ksize, v, s)
-        # C[u] = sum_{a,b} K[a*k+b] S[a, u+b-c]: a grouped 1-D correlation, one group per
-        # (query, head), the k rows as its input channels, zero padding c.
-        w = (kern * scale).reshape(m * h, ksize, ksize)
-        s = F.conv1d(s.reshape(1, m * h * ksize, v), w, padding=ksize // 2,
-                     groups=m * h).view(m, h, v)
-    p = torch.softmax(s + neg[:, None, :], dim=-1)
-    return (p[:, :, None, :] @ v_view)[:, :, 0]
+Tab = tuple[torch.Tensor, torch.Tensor] | None
 
 
 def _flat(z: torch.Tensor) -> torch.Tensor:
@@ -94,17 +73,8 @@ def _flat(z: torch.Tensor) -> torch.Tensor:
     return z.transpose(1, 2).reshape(-1, *z.shape[1:2], *z.shape[3:])
 
 
-_PAST: dict[tuple, torch.Tensor] = {}
-
-
-def _past(ksize: int, v: int, like: torch.Tensor) -> torch.Tensor:
-    """(k, V) 1 where column u <= V-1-a (row a's past and present), else 0 (cached)."""
-    key = (ksize, v, like.dtype, like.device)
-    if key not in _PAST:
-        u = torch.arange(v, device=like.device)
-        a = torch.arange(ksize, device=like.device)
-        _PAST[key] = (u[None, :] <= v - 1 - a[:, None]).to(like.dtype)
-    return _PAST[key]
+def _rows(tab: Tab, sl: Any) -> Tab:
+    return None if tab is None else (tab[0][:, sl], tab[1][:, sl])
 
 
 class RPNTStream(StreamingDecoder):
@@ -128,189 +98,211 @@ class RPNTStream(StreamingDecoder):
         if self.context and self.span < self.ksize:
             raise RpntError(f"RPNT stream: span {self.span} is shorter than the context "
                             f"kernel ({self.ksize}); use a span >= kernel_size")
+        self.cpad = self.ksize // 2 if self.context else 0
         self.n_ctx = len(self.enc.meta)
         self.heads, self.dh = cfg.n_heads, cfg.head_dim
         self.n_axis = cfg.n_axis
 
-    # -- reset: metadata, unit slots, context-token states ------------------------------------
+    # -- reset: operands, metadata, unit slots, context-token states --------------------------
     @torch.no_grad()
     def _reset(self, session: SessionData) -> None:
-        dec, enc = self.decoder, self.enc
+        dec, enc, h = self.decoder, self.enc, self.heads
         sw = dec.windows(session, self.span)
         units = eval_unit_choice(sw, 1, seed=int(dec.hparams.get("eval_seed", 0)))[0]
-        self.slots = np.where(units < 0, 0, units)  # (S, N) unit index per slot
-        self.real = torch.from_numpy(units >= 0)  # (S, N)
-        self.n_site = units.shape[0]
-        self.readin = torch.from_numpy(sw.readin)[None]  # (1, S)
+        s, c = units.shape[0], self.n_ctx
+        self.n_site = s
+        # Read-in as one (S, n_unit, d) map of the session's units (empty slots: no row).
+        rows = sw.readin if enc.embed.n_rows > 1 else np.zeros(s, np.int64)
+        w, b = enc.embed.weight.detach(), enc.embed.bias.detach()
+        self.emb_w = torch.zeros(s, session.n_unit, w.shape[2])
+        for j in range(s):
+            real = np.flatnonzero(units[j] >= 0)
+            self.emb_w[j].index_add_(0, torch.from_numpy(units[j][real]),
+                                     w[int(rows[j])][torch.from_numpy(real)])
+        self.emb_b = b[torch.from_numpy(np.asarray(rows, np.int64))][:, None].clone()
+        self.tblocks = [ops.prepare_block(blk, h) for blk in enc.temporal]
+        self.sblocks = [ops.prepare_block(blk, h) for blk in enc.spatial]
+        self.final = ops.ln_params(enc.norm)
+        head = [ops.linear_params(m) for m in self.model.velocity_head
+                if isinstance(m, torch.nn.Linear)]
+        std, mean = dec.vel_std.detach(), dec.vel_mean.detach()
+        head[-1] = ((head[-1][0] * std).contiguous(), head[-1][1] * std + mean)
+        self.head = head
         coords = {k: torch.from_numpy(np.asarray(v, np.float32))[None]
                   for k, v in sw.coords.items()}
-        s, c = self.n_site, self.n_ctx
         tmpl = enc.positions(coords, 1, s, 1, torch.device("cpu"))  # (1, S, C+1, n_coord)
+        self.rotary = enc.rotary
         if tmpl is not None:
-            self.time_axis = enc.rotary.coords.index("time")
+            # mrope_legacy rotates by metadata only: no time axis to move
+            coords_r = enc.rotary.coords
+            self.time_axis = coords_r.index("time") if "time" in coords_r else None
             self.bin_pos = tmpl[0, :, c]  # (S, n_coord) float64, time set per bin
             self.ctx_pos = tmpl[0, :, :c]  # (S, C, n_coord), time -1
+        self._tabs: dict[str, tuple[int, Tab]] = {}
         # Context tokens see only each other: their states are constants of the session.
-        self.layers: list[dict[str, torch.Tensor]] = []
-        xc = self.enc.ctx_tokens.expand(s, -1, -1) if c else None  # (S, C, d)
-        ang_c = self._angles(self.ctx_pos)[:, None] if (c and tmpl is not None) else None
-        for blk in enc.temporal:
-            lay: dict[str, torch.Tensor] = {}
-            if c:
-                hc = blk.norm1(xc)
-                q, k, v = self._qkv(blk, hc)  # (S, H, C, dh) each
-                lay["qc"] = q if ang_c is None else RotaryEmbedding.rotate(q, ang_c)
-                lay["kc"], lay["vc"] = k, v  # keys rotated per view
-                if self.context:
-                    lay["gc"] = self._pool_inputs(blk, hc)  # (S, C, 1 + ctx)
-                xc, _ = blk(xc, None if ang_c is None else ang_c[:, 0])
-            self.layers.append(lay)
+        lay: dict[str, list[torch.Tensor]] = {"qc": [], "kc": [], "vc": [], "gc": []}
+        if c:
+            xc = enc.ctx_tokens.detach().expand(s, -1, -1)  # (S, C, d)
+            tab_c = self._ctx_tab(torch.tensor([-1.0]))
+            tab_c = None if tab_c is None else (tab_c[0][:, 0], tab_c[1][:, 0])
+            ang_c = (None if tmpl is None else
+                     enc.rotary.angles(self.ctx_pos))  # (S, C, half), the window model's
+            for p, blk in zip(self.tblocks, enc.temporal, strict=True):
+                qk, v, g = ops.project(p, ops.layer_norm(xc, p.ln1).reshape(s * c, -1), None)
+                qk = qk.view(s, c, 2, h, -1).permute(2, 0, 3, 1, 4)  # (2, S, H, C, dh)
+                lay["qc"].append(ops.rotate(qk[0], self._heads(tab_c)))
+                lay["kc"].append(qk[1])  # rotated per view
+                lay["vc"].append(v.view(s, c, h, -1).transpose(1, 2))
+                if g is not None:
+                    lay["gc"].append(g.view(s, c, -1))
+                xc, _ = blk(xc, ang_c)
+        self.ctx = {k: torch.stack(v) for k, v in lay.items() if v}  # (L, S, H, C, dh) ...
         self._init_cache()
 
-    def _qkv(self, blk: Any, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """h (S, L, d) normed -> unrotated q, k, v (S, H, L, dh)."""
-        s, n, _ = h.shape
-        qkv = blk.attn.qkv(h).view(s, n, 3, self.heads, self.dh)
-        return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+    @staticmethod
+    def _heads(tab: Tab) -> Tab:
+        """Tables (S, L, 2, half) -> (S, 1, L, 2, half), broadcast over heads."""
+        return None if tab is None else (tab[0][:, None], tab[1][:, None])
 
-    def _pool_inputs(self, blk: Any, h: torch.Tensor) -> torch.Tensor:
-        """The kernel generator's per-token inputs: (S, L, 1 + ctx) [pool logit, summary]."""
-        gen = blk.attn.kernel_gen
-        return torch.cat([gen.pool(h), gen.summary(h)], dim=-1)
-
-    def _angles(self, pos: torch.Tensor | None) -> torch.Tensor | None:
-        return None if pos is None or self.enc.rotary is None else self.enc.rotary.angles(pos)
-
-    def _with_time(self, pos: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        """A copy of positions ``pos`` (..., n_coord) with the time axis set to ``times``
-        (broadcast to pos[..., 0])."""
+    def _positions(self, pos: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         out = pos.clone()
-        out[..., self.time_axis] = times.to(out.dtype)
+        if self.time_axis is not None:
+            out[..., self.time_axis] = times.to(out.dtype)
         return out
 
+    def _bin_tab(self, times: torch.Tensor) -> Tab:
+        """Rotary tables (S, n, 2, half) of the bins at ``times`` (n,)."""
+        if self.rotary is None:
+            return None
+        s, n = self.n_site, times.shape[0]
+        pos = self._positions(self.bin_pos[:, None].expand(s, n, -1), times[None, :])
+        return ops.rotary_tables(self.rotary, pos)
+
+    def _ctx_tab(self, times: torch.Tensor) -> Tab:
+        """Rotary tables (S, m, C, 2, half) of the context tokens of views at ``times``."""
+        if self.rotary is None:
+            return None
+        s, m = self.n_site, times.shape[0]
+        pos = self.ctx_pos[:, None].expand(s, m, *self.ctx_pos.shape[1:])
+        return ops.rotary_tables(self.rotary,
+                                 self._positions(pos, times[None, :, None]))
+
+    def _table_row(self, name: str, i: int) -> Tab:
+        """Row ``i`` (kept: (S, 1, ...)) of a table computed TABLE_BINS rows at a time."""
+        base, tab = self._tabs.get(name, (-1, None))
+        if base < 0 or not base <= i < base + TABLE_BINS:
+            base = i
+            times = torch.arange(i, i + TABLE_BINS, dtype=torch.float64)
+            tab = self._bin_tab(times) if name == "bin" else self._ctx_tab(times)
+            self._tabs[name] = (base, tab)
+        return _rows(tab, slice(i - base, i - base + 1))
+
     def _init_cache(self) -> None:
-        s, h, dh, c, t = self.n_site, self.heads, self.dh, self.n_ctx, self.span
-        self.pad = t - 1
-        self.cap = self.pad + c + 2 * (c + t) + SPARE_SLOTS
-        self.cache = []
-        for lay in self.layers:
-            buf = {n: torch.zeros(s, h, self.cap, dh) for n in ("q", "k", "v")}
-            if self.context:
-                buf["g"] = torch.zeros(s, self.cap, 1 + self.cfg.ctx_dim)
-            if c:
-                sl = slice(self.pad, self.pad + c)
-                buf["q"][:, :, sl] = lay["qc"]
-                buf["k"][:, :, sl] = self._ctx_keys(lay, -1)
-                buf["v"][:, :, sl] = lay["vc"]
-                if self.context:
-                    buf["g"][:, sl] = lay["gc"]
-            self.cache.append(buf)
-        self.slot = self.pad + c - 1  # slot of the last bin written
+        s, h, dh, c, t, nl = self.n_site, self.heads, self.dh, self.n_ctx, self.span, \
+            len(self.tblocks)
+        front = t - 1 + self.cpad
+        self.cap = front + c + 2 * (c + t) + SPARE_SLOTS
+        self.qk = torch.zeros(nl, 2, s, h, self.cap, dh)
+        self.v = torch.zeros(nl, s, h, self.cap, dh)
+        self.g = torch.zeros(nl, s, self.cap, 1 + self.cfg.ctx_dim) if self.context else None
+        self.cache = [{"qk": self.qk[j], "q": self.qk[j, 0], "k": self.qk[j, 1],
+                       "v": self.v[j], **({} if self.g is None else {"g": self.g[j]})}
+                      for j in range(nl)]
+        if c:
+            sl = slice(front, front + c)
+            self.qk[:, 0, :, :, sl] = self.ctx["qc"]
+            self._write_ctx(sl, -1)
+        self.slot = front + c - 1  # slot of the last bin written
         # neg[w - 1]: the softmax mask of a view holding w bins (w <= T)
         u = torch.arange(c + t)
         npad = t - torch.arange(1, t + 1)  # (T,)
         self.neg = torch.where(u[None, :] < npad[:, None], float("-inf"), 0.0)
+        # past[r, e]: query row r (bin i - k + 1 + r) may read extended column e
+        e, r, k = torch.arange(c + t + 2 * self.cpad), torch.arange(self.ksize), self.ksize
+        self.past = ((e[None, :] >= self.cpad)
+                     & (e[None, :] <= self.cpad + c + t - k + r[:, None])).float()
 
-    def _ctx_keys(self, lay: dict[str, torch.Tensor], time: int) -> torch.Tensor:
-        """Context keys (S, H, C, dh) rotated as seen from a view whose tokens sit at ``time``."""
-        if self.enc.rotary is None:
-            return lay["kc"]
-        pos = self._with_time(self.ctx_pos, torch.tensor(float(time)))
-        return RotaryEmbedding.rotate(lay["kc"], self._angles(pos)[:, None])
+    def _write_ctx(self, sl: slice, time: int) -> None:
+        """Context tokens of every layer into slots ``sl``, keys rotated for ``time``."""
+        tab = None if self.rotary is None else (
+            self._table_row("ctx", time) if time >= 0 else
+            self._ctx_tab(torch.tensor([float(time)])))
+        self.qk[:, 1, :, :, sl] = ops.rotate(self.ctx["kc"], self._heads(_rows(tab, 0)))
+        self.v[:, :, :, sl] = self.ctx["vc"]
+        if self.g is not None:
+            self.g[:, :, sl] = self.ctx["gc"]
 
-    # -- one bin -----------------------------------------------------------------------------
     def _embed(self, counts: torch.Tensor) -> torch.Tensor:
         """counts (n, n_unit) -> token embeddings (S, n, d)."""
-        c = counts[:, torch.from_numpy(self.slots)]  # (n, S, N)
-        c = torch.where(self.real, c, 0.0).transpose(0, 1)[None]  # (1, S, n, N)
-        return self.enc.embed(c, self.readin)[0]
+        return torch.baddbmm(self.emb_b, counts.expand(self.n_site, -1, -1), self.emb_w)
 
     def _compact(self) -> None:
-        keep = self.n_ctx + self.span - 1
-        for buf in self.cache:
-            for name, b in buf.items():
-                if name == "g":
-                    b[:, :keep] = b[:, self.cap - keep:].clone()
-                else:
-                    b[:, :, :keep] = b[:, :, self.cap - keep:].clone()
+        keep = self.n_ctx + self.span - 1 + self.cpad
+        src = slice(self.slot - keep + 1, self.slot + 1)
+        self.qk[..., :keep, :] = self.qk[..., src, :].clone()
+        self.v[..., :keep, :] = self.v[..., src, :].clone()
+        if self.g is not None:
+            self.g[:, :, :keep] = self.g[:, :, src].clone()
         self.slot = keep - 1
 
-    @torch.no_grad()
+    # -- one bin -----------------------------------------------------------------------------
+    @torch.inference_mode()
     def _step(self, counts: np.ndarray, want: bool) -> np.ndarray | None:
-        i, t, c, k = self.t, self.span, self.n_ctx, self.ksize
-        if self.slot + 1 == self.cap:
+        i, t, c, k, cp, s = self.t, self.span, self.n_ctx, self.ksize, self.cpad, self.n_site
+        if self.slot + cp + 2 > self.cap:
             self._compact()
         self.slot += 1
         slot = self.slot
         lo = slot - (c + t) + 1  # first slot of the view
-        x = self._embed(torch.from_numpy(counts)[None])  # (S, 1, d)
-        ang = None
-        if self.enc.rotary is not None:
-            pos = self._with_time(self.bin_pos, torch.tensor(float(i)))  # (S, n_coord)
-            ang = self._angles(pos)[:, None, None]  # (S, 1, 1, half)
         start = max(0, i - t + 1)
-        neg = self.neg[min(i, t - 1)][None].expand(self.n_site, -1)  # (S, V)
-        for blk, lay, buf in zip(self.enc.temporal, self.layers, self.cache, strict=True):
-            h = blk.norm1(x)
-            q, kk, v = self._qkv(blk, h)  # (S, H, 1, dh)
-            if ang is not None:
-                q, kk = RotaryEmbedding.rotate(q, ang), RotaryEmbedding.rotate(kk, ang)
-            buf["q"][:, :, slot] = q[:, :, 0]
-            buf["k"][:, :, slot] = kk[:, :, 0]
-            buf["v"][:, :, slot] = v[:, :, 0]
-            if c and start > 0:  # the context tokens move to just before the view's bins
-                sl = slice(lo, lo + c)
-                buf["k"][:, :, sl] = self._ctx_keys(lay, start - 1)
-                buf["v"][:, :, sl] = lay["vc"]
-                if self.context:
-                    buf["g"][:, sl] = lay["gc"]
+        if c and start > 0:  # the context tokens move to just before the view's bins
+            self._write_ctx(slice(lo, lo + c), start - 1)
+        x = self._embed(torch.from_numpy(counts)[None])[:, 0]  # (S, d)
+        tab = None if self.rotary is None else self._table_row("bin", i)  # (S, 1, 2, half)
+        neg = self.neg[i][None] if i < t - 1 else None  # (1, V); a full view: no mask
+        for p, buf in zip(self.tblocks, self.cache, strict=True):
+            qk, v, g = ops.project(p, ops.layer_norm(x, p.ln1), tab)
+            buf["qk"][:, :, :, slot] = qk.transpose(0, 1)
+            buf["v"][:, :, slot] = v
             kern = None
             if self.context:
-                buf["g"][:, slot] = self._pool_inputs(blk, h)[:, 0]
-                kern = self._kernels(blk, buf["g"][:, lo:slot + 1], neg)
-            q_rows = buf["q"][:, :, slot - k + 1:slot + 1].flip(2) if self.context else q
-            a = span_attention(q_rows, buf["k"][:, :, lo:slot + 1], buf["v"][:, :, lo:slot + 1],
-                               kern, neg, k)  # (S, H, dh)
-            x = x + blk.attn.out(a.reshape(self.n_site, 1, -1))
-            x = x + blk.mlp(blk.norm2(x))
+                buf["g"][:, slot] = g
+                kern = ops.kernels(p, buf["g"][:, lo:slot + 1], neg, k)
+                q_rows = buf["q"][:, :, slot - k + 1:slot + 1]
+            else:
+                q_rows = qk[:, 0, :, None]
+            a = ops.span_attention(q_rows, buf["k"][:, :, lo - cp:slot + 1 + cp],
+                                   buf["v"][:, :, lo:slot + 1], kern, neg, self.past, k)
+            x = ops.mlp_residual(p, x, a.reshape(s, -1))
         if not want:
             return None
-        return self._readout(x, ang)[0]
+        return self._readout(x[:, None], tab)[0]
 
-    def _kernels(self, blk: Any, g_view: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        """g_view (M, V, 1 + ctx), neg (M, V) -> context kernels (M, H, k*k)."""
-        gen = blk.attn.kernel_gen
-        pool = torch.softmax(g_view[..., 0] + neg, dim=-1)  # (M, V)
-        summ = (pool[:, None, :] @ g_view[..., 1:])[:, 0]  # (M, ctx)
-        return gen.to_kernel(summ).view(-1, self.heads, self.ksize ** 2).softmax(-1)
-
-    def _readout(self, x: torch.Tensor, ang: torch.Tensor | None) -> np.ndarray:
-        """x (S, n, d) after the temporal layers, ang (S, 1, n, half) -> velocity (n, A)."""
-        if self.enc.spatial:
-            xs = x.transpose(0, 1)  # (n, S, d)
-            as_ = None if ang is None else ang[:, 0].transpose(0, 1)
-            for blk in self.enc.spatial:
-                xs, _ = blk(xs, as_)
-            x = xs.transpose(0, 1)
-        pooled = self.enc.norm(x).mean(dim=0)  # (n, d)
-        y = self.model.velocity_head(pooled) * self.decoder.vel_std + self.decoder.vel_mean
+    def _readout(self, x: torch.Tensor, tab: Tab) -> np.ndarray:
+        """x (S, n, d) after the temporal layers, tables (S, n, 2, half) -> velocity (n, A)."""
+        xs = x.transpose(0, 1)  # (n, S, d)
+        if self.sblocks:
+            xs = ops.spatial(self.sblocks, xs, None if tab is None else
+                             (tab[0].transpose(0, 1), tab[1].transpose(0, 1)))
+        y = ops.layer_norm(xs, self.final).mean(dim=1)  # (n, d)
+        for j, (w, b) in enumerate(self.head):
+            y = ops.linear(y, w, b)
+            y = y if j == len(self.head) - 1 else torch.nn.functional.gelu(y)
         return y.float().numpy()
 
     # -- the same function, vectorised ------------------------------------------------------
     @torch.no_grad()
     def offline(self, session: SessionData, counts: np.ndarray) -> np.ndarray:
         self.reset(session)
-        t, c, k, heads, dh = self.span, self.n_ctx, self.ksize, self.heads, self.dh
+        t, c, k, heads, cp = self.span, self.n_ctx, self.ksize, self.heads, self.cpad
         counts = torch.from_numpy(np.asarray(counts, np.float32))
         n, s = counts.shape[0], self.n_site
         x = self._embed(counts)  # (S, n, d)
-        ang = None
-        if self.enc.rotary is not None:
-            pos = self._with_time(self.bin_pos[:, None].expand(s, n, -1),
-                                  torch.arange(n, dtype=torch.float64))  # (S, n, n_coord)
-            ang = self._angles(pos)[:, None]  # (S, 1, n, half)
+        d = x.shape[-1]
+        tab = self._bin_tab(torch.arange(n, dtype=torch.float64))  # (S, n, 2, half)
+        tab_q = None if tab is None else tuple(z.reshape(s * n, 1, *z.shape[2:]) for z in tab)
         # Per query i: its view's layout (module docstring), as indices into
-        # [zero, context tokens, bins].
+        # [zero, context tokens, bins], with cp zero columns either side.
         i = torch.arange(n)
         w = torch.clamp(i, max=t - 1) + 1  # bins in the view
         npad = t - w
@@ -320,103 +312,48 @@ class RPNTStream(StreamingDecoder):
         ctx_idx = 1 + (u[None, :] - npad[:, None])
         idx = torch.where(u[None, :] < npad[:, None], 0,
                           torch.where(u[None, :] < (npad + c)[:, None], ctx_idx, bin_idx))
+        ext = torch.nn.functional.pad(idx, (cp, cp))  # (n, V + 2 cp), 0: the zero slot
         neg = torch.where(u[None, :] < npad[:, None], float("-inf"), 0.0)  # (n, V)
-        rows = (1 + c + i[:, None] - torch.arange(k)[None, :]).clamp(min=0)  # (n, k)
-        ctx_slot = (npad[:, None] + torch.arange(c)[None, :])  # (n, C)
-        zero = torch.zeros(s, heads, 1, dh)
-        for blk, lay in zip(self.enc.temporal, self.layers, strict=True):
-            h = blk.norm1(x)
-            q, kk, v = self._qkv(blk, h)  # (S, H, n, dh)
-            if ang is not None:
-                q, kk = RotaryEmbedding.rotate(q, ang), RotaryEmbedding.rotate(kk, ang)
-            qc = lay.get("qc", zero[:, :, :0])
-            vc = lay.get("vc", zero[:, :, :0])
-            e_q = torch.cat([zero, qc, q], dim=2)
-            e_k = torch.cat([zero, torch.zeros_like(vc), kk], dim=2)
-            e_v = torch.cat([zero, vc, v], dim=2)
+        rows = (1 + c + i[:, None] - k + 1 + torch.arange(k)[None, :]).clamp(min=0)  # (n, k)
+        ctx_slot = cp + npad[:, None] + torch.arange(c)[None, :]  # (n, C)
+        zero = torch.zeros(s, heads, 1, self.dh)
+        for j, p in enumerate(self.tblocks):
+            qk, v, g = ops.project(p, ops.layer_norm(x, p.ln1).reshape(s * n, d), tab_q)
+            qk = qk.view(s, n, 2, heads, -1).permute(2, 0, 3, 1, 4)  # (2, S, H, n, dh)
+            v = v.view(s, n, heads, -1).transpose(1, 2)
+            ctx = {name: z[j] for name, z in self.ctx.items()}
+            empty = zero[:, :, :0]
+            e_q = torch.cat([zero, ctx.get("qc", empty), qk[0]], dim=2)
+            e_k = torch.cat([zero, torch.zeros_like(ctx.get("vc", empty)), qk[1]], dim=2)
+            e_v = torch.cat([zero, ctx.get("vc", empty), v], dim=2)
             if self.context:
-                g = self._pool_inputs(blk, h)  # (S, n, 1 + ctx)
-                e_g = torch.cat([torch.zeros_like(g[:, :1]), lay.get("gc", g[:, :0]), g], 1)
+                g = g.view(s, n, -1)
+                e_g = torch.cat([torch.zeros_like(g[:, :1]), ctx.get("gc", g[:, :0]), g], 1)
             out = []
             for a0 in range(0, n, CHUNK):
                 sl = slice(a0, min(n, a0 + CHUNK))
                 m = sl.stop - sl.start
-                kv = e_k[:, :, idx[sl]]  # (S, H, m, V, dh)
+                kv = e_k[:, :, ext[sl]]  # (S, H, m, E, dh)
                 if c:
-                    kctx = self._ctx_keys_at(lay, start[sl] - 1)  # (S, H, m, C, dh)
+                    kctx = self._ctx_keys_at(ctx["kc"], start[sl] - 1)  # (S, H, m, C, dh)
                     kv.scatter_(3, ctx_slot[sl][None, None, :, :, None].expand_as(kctx), kctx)
                 nm = neg[sl].repeat(s, 1)  # (S*m, V)
                 kern = None
                 if self.context:
-                    kern = self._kernels(blk, e_g[:, idx[sl]].reshape(s * m, c + t, -1), nm)
-                q_rows = e_q[:, :, rows[sl]] if self.context else q[:, :, sl, None]
-                a = span_attention(_flat(q_rows), _flat(kv), _flat(e_v[:, :, idx[sl]]), kern,
-                                   nm, k)
-                out.append(a.reshape(s, m, heads * dh))
-            x = x + blk.attn.out(torch.cat(out, dim=1))
-            x = x + blk.mlp(blk.norm2(x))
-        return self._readout(x, ang)
+                    kern = ops.kernels(p, e_g[:, idx[sl]].reshape(s * m, c + t, -1), nm, k)
+                q_rows = e_q[:, :, rows[sl]] if self.context else qk[0][:, :, sl, None]
+                a = ops.span_attention(_flat(q_rows), _flat(kv), _flat(e_v[:, :, idx[sl]]),
+                                       kern, nm, self.past, k)
+                out.append(a.reshape(s, m, d))
+            x = ops.mlp_residual(p, x.reshape(s * n, d),
+                                 torch.cat(out, dim=1).reshape(s * n, d)).view(s, n, d)
+        return self._readout(x, tab)
 
-    def _ctx_keys_at(self, lay: dict[str, torch.Tensor], times: torch.Tensor) -> torch.Tensor:
-        """Context keys (S, H, m, C, dh) rotated for views whose tokens sit at ``times`` (m,)."""
-        kc = lay["kc"][:, :, None]  # (S, H, 1, C, dh)
-        if self.enc.rotary is None:
+    def _ctx_keys_at(self, kc: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """Context keys kc (S, H, C, dh) rotated for views whose tokens sit at ``times``
+        (m,) -> (S, H, m, C, dh)."""
+        kc = kc[:, :, None]
+        if self.rotary is None:
             return kc.expand(-1, -1, times.shape[0], -1, -1).clone()
-        s, m = self.n_site, times.shape[0]
-        pos = self.ctx_pos[:, None].expand(s, m, *self.ctx_pos.shape[1:])
-        pos = self._with_time(pos, times[None, :, None].expand(s, m, self.n_ctx))
-        return RotaryEmbedding.rotate(kc, self._angles(pos)[:, None])
-
-
-class RPNTWindowStream(RPNTStream):
-    """``mode="recompute"``: every bin re-runs the window model on the last ``span`` bins
-    (shorter right after ``reset``) and returns its last row: the offline window model
-    exactly, at O(T^2 d) per bin (the reference of ``rpnt bench stream``)."""
-
-    def _init_cache(self) -> None:
-        self.ring = torch.zeros(self.span, self.n_site, self.cfg.n_units)
-
-    @torch.no_grad()
-    def _step(self, counts: np.ndarray, want: bool) -> np.ndarray | None:
-        c = torch.from_numpy(counts)[torch.from_numpy(self.slots)]  # (S, N)
-        self.ring[self.t % self.span] = torch.where(self.real, c, 0.0)
-        if not want:
-            return None
-        w = min(self.t + 1, self.span)
-        order = torch.from_numpy((self.t - w + 1 + np.arange(w)) % self.span)
-        return self._window(self.ring[order].transpose(0, 1)[None])[0, -1]
-
-    def _window(self, win: torch.Tensor) -> np.ndarray:
-        """win (B, S, w, N) slot counts -> velocity (B, w, A) of the window model."""
-        b = win.shape[0]
-        coords = self._coords
-        pred = self.model.velocity(win, self.real[None].expand(b, -1, -1),
-                                   {k: v.expand(b, -1) for k, v in coords.items()},
-                                   torch.ones(b, self.n_site, dtype=torch.bool),
-                                   readin=self.readin.expand(b, -1))
-        return (pred * self.decoder.vel_std + self.decoder.vel_mean).float().numpy()
-
-    @torch.no_grad()
-    def _reset(self, session: SessionData) -> None:
-        sw = self.decoder.windows(session, self.span)
-        units = eval_unit_choice(sw, 1, seed=int(self.decoder.hparams.get("eval_seed", 0)))[0]
-        self.slots = np.where(units < 0, 0, units)
-        self.real = torch.from_numpy(units >= 0)
-        self.n_site = units.shape[0]
-        self.readin = torch.from_numpy(sw.readin)[None]
-        self._coords = {k: torch.from_numpy(np.asarray(v, np.float32))[None]
-                        for k, v in sw.coords.items()}
-        self._init_cache()
-
-    @torch.no_grad()
-    def offline(self, session: SessionData, counts: np.ndarray) -> np.ndarray:
-        self.reset(session)
-        c = torch.from_numpy(np.asarray(counts, np.float32))[:, torch.from_numpy(self.slots)]
-        c = torch.where(self.real, c, 0.0).transpose(0, 1)  # (S, n, N)
-        n, t = c.shape[1], self.span
-        out = [self._window(c[None, :, :min(n, t)])[0]]
-        ends = np.arange(t, n)
-        for lo in range(0, ends.size, CHUNK):
-            idx = torch.from_numpy(ends[lo:lo + CHUNK, None] - t + 1 + np.arange(t)[None])
-            out.append(self._window(c[:, idx].permute(1, 0, 2, 3))[:, -1])
-        return np.concatenate(out)
+        tab = self._ctx_tab(times.to(torch.float64))  # (S, m, C, 2, half)
+        return ops.rotate(kc, self._heads(tab))
