@@ -37,6 +37,18 @@ What ``fit`` does, step by step (``step`` counts finished optimizer steps, 0..cf
   resumes from the checkpoint and ends with bit-identical weights and history (on CPU).
   A checkpoint written under a different ``run_key`` (config fingerprint) is ignored with
   a warning and overwritten.
+- Data parallel (several ranks: :mod:`rpnt.ranks`, started by torchrun or srun):
+  ``sample_batch`` must then be an indexed sampler, with ``draw(index, part, parts)``
+  giving rank ``part``'s share of batch ``index`` (:class:`rpnt.data.sampler.EpochSampler`;
+  batch ``index`` = ``step * accumulation + micro``, a pure function of the index, so a
+  run resumes with any number of ranks). Gradients are averaged over ranks in one flat
+  all_reduce before clipping (the loss function normalises by global counts: the mean of
+  the ranks' losses is the loss of the whole batch); logged scalars are means over
+  ranks; every rank validates (the same fixed batches, no collective); rank 0 alone
+  writes checkpoints and logs. A SIGTERM/SIGUSR1 on any rank reaches every rank at the
+  next step's all_reduce: all checkpoint (rank 0 writes) and raise
+  :class:`TrainingInterrupted`. With ``accumulation`` > 1 each micro-step's loss is
+  divided by ``accumulation``. An indexed sampler is used the same way in one process.
 - ``log_dir/metrics.jsonl`` gets ``{"step", "loss", "lr", "grad_norm", <extra losses>}``
   every ``log_every`` steps (means over the interval) and ``{"step", "val_loss"}`` at
   each evaluation; ``log_dir/curves.png`` is drawn at the end.
@@ -62,6 +74,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from rpnt import ranks
 from rpnt.data.device import choose_device, to_device
 from rpnt.errors import RpntError
 from rpnt.fields import check_fields, setting
@@ -78,8 +91,13 @@ class TrainConfig:
     """Optimisation settings of one run (shared by pretraining, finetuning and peers)."""
 
     steps: int = setting(1000, minimum=1)  #: optimizer steps
-    #: windows per step (read by the batch samplers, not by fit)
+    #: windows per optimizer step over all ranks and micro-steps (read by the batch
+    #: samplers, not by fit): each rank's forward pass sees batch_size / (ranks x
+    #: accumulation), whatever the number of ranks
     batch_size: int = setting(32, minimum=1)
+    #: micro-steps per optimizer step (gradient accumulation): each is its own batch of
+    #: batch_size / accumulation windows over all ranks
+    accumulation: int = setting(1, minimum=1)
     lr: float = setting(1e-3, exclusive_minimum=0)  #: peak learning rate
     #: AdamW decoupled weight decay (matrices only)
     weight_decay: float = setting(0.01, minimum=0)
@@ -289,6 +307,13 @@ def fit(
     t0 = time.perf_counter()
     device = choose_device(cfg.device)
     model.to(device)
+    me = ranks.current()
+    indexed = callable(getattr(sample_batch, "draw", None))
+    if me.world > 1 and not indexed:
+        raise RpntError(f"{me.world} ranks need an indexed batch sampler (draw(index, part, "
+                        "parts)); this training stage runs in one process only")
+    if not me.main:  # rank 0 alone writes logs and checkpoints
+        log_dir = None
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -308,9 +333,14 @@ def fit(
         state = FitState.restore(ckpt_dir, key, model, opt, sched, rng)
     state = state or FitState()
     resumed_from = state.step
+    if me.world > 1:
+        ranks.broadcast_parameters(model)  # one start for all ranks
+        # dropout differs between ranks (rank 0 keeps the single-process stream)
+        if me.rank:
+            torch.manual_seed(cfg.seed * 7919 + me.rank * 1000003 + state.step)
 
     def save() -> None:
-        if ckpt_dir is not None:
+        if ckpt_dir is not None and me.main:
             state.save(ckpt_dir, key, model, opt, sched, rng)
 
     def emit(record: dict[str, Any]) -> None:  # live log, rewritten whole at the end
@@ -323,28 +353,42 @@ def fit(
 
     last_loss: float | None = None
     # disable=None: a progress bar on a terminal only, none in log files
-    bar = tqdm(total=cfg.steps, initial=state.step, disable=None, desc=title or "train",
-               dynamic_ncols=True, leave=False)
+    bar = tqdm(total=cfg.steps, initial=state.step, disable=None if me.main else True,
+               desc=title or "train", dynamic_ncols=True, leave=False)
     with _SignalFlag() as flag:
         while state.step < cfg.steps and not state.stopped:
             # the schedule's lr (of parameters with lr_scale 1) for the step being taken
             lr_now = cfg.lr * lr_factor(state.step, cfg.steps, cfg.warmup_steps,
                                         cfg.min_lr_ratio)
             model.train()
-            batch = to_device(sample_batch(rng), device)
-            with autocast:
-                loss, extra = _split_loss(step_fn(batch))
-            if not torch.isfinite(loss):
-                raise RpntError(f"training diverged: loss is {loss.item()} at step "
-                                f"{state.step}; lower the learning rate or check the input data")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scalars: dict[str, float] = {}
+            for micro in range(cfg.accumulation):
+                index = state.step * cfg.accumulation + micro
+                raw = (sample_batch.draw(index, me.rank, me.world) if indexed  # type: ignore[attr-defined]
+                       else sample_batch(rng))
+                with autocast:
+                    loss, extra = _split_loss(step_fn(to_device(raw, device)))
+                (loss / cfg.accumulation if cfg.accumulation > 1 else loss).backward()
+                for k, v in {"loss": loss, **extra}.items():
+                    scalars[k] = scalars.get(k, 0.0) + float(v.detach()) / cfg.accumulation
+            signalled = flag.received is not None
+            if me.world > 1:  # means over ranks; a signal on any rank stops every rank
+                vec = torch.tensor([*scalars.values(), float(signalled)], dtype=torch.float64,
+                                   device=device)
+                vec = ranks.global_sum(vec).tolist()
+                scalars = {k: v / me.world for k, v in zip(scalars, vec, strict=False)}
+                signalled = vec[-1] > 0
+            if not math.isfinite(scalars["loss"]):
+                raise RpntError(f"training diverged: loss is {scalars['loss']} at step "
+                                f"{state.step}; lower the learning rate or check the input data")
+            ranks.average_gradients(trained)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(trained, clip))
             opt.step()
             sched.step()
-            last_loss = float(loss.detach())
+            last_loss = scalars["loss"]
             state.add_step({"loss": last_loss, "grad_norm": grad_norm,
-                            **{k: float(v.detach()) for k, v in extra.items()}})
+                            **{k: v for k, v in scalars.items() if k != "loss"}})
             bar.update(1)
             last = state.step == cfg.steps
             if state.step % cfg.log_every == 0 or last:
@@ -359,11 +403,14 @@ def fit(
             if last or state.stopped or (cfg.checkpoint_every > 0
                                          and state.step % cfg.checkpoint_every == 0):
                 save()
-            if flag.received is not None:
+            if signalled:
                 save()
                 bar.close()
+                ranks.barrier()  # the checkpoint is written before any rank leaves
+                name = (signal.Signals(flag.received).name if flag.received is not None
+                        else "a signal on another rank")
                 raise TrainingInterrupted(
-                    f"{signal.Signals(flag.received).name} received at step {state.step}; "
+                    f"{name} received at step {state.step}; "
                     f"checkpoint saved to {ckpt_dir}; rerun the same command to resume")
     bar.close()
     if state.best_state is not None:
