@@ -41,6 +41,7 @@ from rpnt.workflow.datasets import (
     source_type,
     target_sessions,
 )
+from rpnt.workflow.launch import rank_launcher
 from rpnt.workflow.plan import (
     Plan,
     Run,
@@ -79,6 +80,7 @@ __all__ = [
     "pretrain_flags",
     "pretrainings",
     "prune_empty_dirs",
+    "rank_launcher",
     "raw_root",
     "resolve_config",
     "rpnt_row",
