@@ -131,6 +131,7 @@ class FitResult:
     resumed_from: int  #: step restored from a checkpoint (0 for a fresh run)
     seconds: float  #: wall time of this call (not of earlier interrupted calls)
     history: list[dict[str, Any]] = field(default_factory=list)
+    loader_seconds: float = 0.0  #: of ``seconds``, drawing batches (this rank)
 
 
 class TrainingInterrupted(RpntError):
@@ -352,6 +353,7 @@ def fit(
         runlog.write_history(log_dir, state.history)
 
     last_loss: float | None = None
+    loader_seconds = 0.0
     # disable=None: a progress bar on a terminal only, none in log files
     bar = tqdm(total=cfg.steps, initial=state.step, disable=None if me.main else True,
                desc=title or "train", dynamic_ncols=True, leave=False)
@@ -365,8 +367,10 @@ def fit(
             scalars: dict[str, float] = {}
             for micro in range(cfg.accumulation):
                 index = state.step * cfg.accumulation + micro
+                t_load = time.perf_counter()
                 raw = (sample_batch.draw(index, me.rank, me.world) if indexed  # type: ignore[attr-defined]
                        else sample_batch(rng))
+                loader_seconds += time.perf_counter() - t_load
                 with autocast:
                     loss, extra = _split_loss(step_fn(to_device(raw, device)))
                 (loss / cfg.accumulation if cfg.accumulation > 1 else loss).backward()
@@ -424,4 +428,5 @@ def fit(
     return FitResult(steps_done=state.step, best_val=state.best_val,
                      best_step=state.best_step, stopped_early=state.stopped,
                      final_loss=last_loss, resumed_from=resumed_from,
-                     seconds=time.perf_counter() - t0, history=state.history)
+                     seconds=time.perf_counter() - t0, history=state.history,
+                     loader_seconds=loader_seconds)
