@@ -20,6 +20,8 @@ checked by a test:
                          same size, and where the step's time goes
   rpnt bench pretrain    pretraining samples/s of 1 rank, 2 data-parallel ranks (torchrun)
                          and 1 rank x 2 threads, and the loader's share of a step
+  rpnt bench corpus      peak RSS of pretraining over 12 and 48 sessions, counts in memory
+                         vs read lazily through the bounded chunk cache
   rpnt bench stream      per-bin latency of every streaming decoder (1 thread) vs recomputing
 """
 
@@ -113,6 +115,17 @@ def _pretrain_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the figures (with provenance) to this JSON file")
 
 
+def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stores", default="resources/stores/sim_default/bin20ms",
+                        help="folder of simulated .zarr stores to replicate "
+                             "(default resources/stores/sim_default/bin20ms)")
+    parser.add_argument("--sessions", type=int, nargs="+", default=[12, 48],
+                        help="corpus sizes (default 12 48)")
+    parser.add_argument("--steps", type=int, default=20, help="pretraining steps (default 20)")
+    parser.add_argument("--json", default=None, metavar="OUT",
+                        help="also write the figures (with provenance) to this JSON file")
+
+
 def _stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small", "paper"],
                         choices=["tiny", "small", "paper"],
@@ -147,6 +160,9 @@ TARGETS = {
     "pretrain": ("rpnt.bench.pretrain",
                  "pretraining samples/s: 1 rank vs 2 data-parallel ranks vs 1 rank x 2 "
                  "threads, and the loader's share", _pretrain_arguments),
+    "corpus": ("rpnt.bench.corpus",
+               "peak RSS of pretraining over 12 and 48 sessions, stores read eagerly vs "
+               "lazily", _corpus_arguments),
     "stream": ("rpnt.bench.stream",
                "per-bin latency of streaming decoders on one thread vs recomputing the window",
                _stream_arguments),

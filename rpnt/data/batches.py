@@ -216,7 +216,9 @@ class SessionWindows:
         self.session = session
         self.window = window
         self.n_slots = n_slots
-        self.counts = np.asarray(session.spike_counts)
+        # a numpy array, or rpnt.data.lazy.LazyCounts (windows read on demand)
+        counts = session.spike_counts
+        self.counts = counts if hasattr(counts, "shape") else np.asarray(counts)
         site_of_unit = session.unit_site
         self.site_units = [np.flatnonzero(site_of_unit == s) for s in session.sites]
         if not self.site_units:
@@ -297,7 +299,7 @@ def eval_unit_choice(sw: SessionWindows, n: int, seed: int = 0) -> np.ndarray:
     if sw._fixed is None or sw._fixed[0] != seed:
         s = sw.session
         bins = s.split_bins("train", finite_velocity=False)
-        rate = (s.spike_counts[bins] if bins.any() else s.spike_counts).mean(axis=0)
+        rate = (s.spike_counts[bins] if bins.any() else np.asarray(s.spike_counts)).mean(axis=0)
         tie = np.random.default_rng(seed).random(s.n_unit)
         out = np.full((1, sw.n_sites, sw.n_slots), -1, dtype=np.int64)
         for j, units in enumerate(sw.site_units):

@@ -91,9 +91,10 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
     loaded = {}
     for sid in tqdm(scenario.pretrain_sessions, desc="load stores", leave=False,
                     disable=None):  # a progress bar on a terminal only
-        # RPNT reads binned counts only: drop the raw spikes to keep many sessions in memory
-        loaded[sid] = replace(load_session(resolve_store(rows.loc[sid], manifest_path)),
-                              spike_times=None, spike_unit=None)
+        # RPNT reads binned counts only, windows of them: no raw spikes, and counts read
+        # from the store on demand through a bounded cache (rpnt.data.lazy), so memory
+        # does not grow with the number of sessions
+        loaded[sid] = load_session(resolve_store(rows.loc[sid], manifest_path), lazy=True)
     return pretraining_sessions(loaded, scenario)
 
 
