@@ -94,8 +94,8 @@ def init(device_type: str = "cpu") -> Ranks:
         _rendezvous(os.environ)
         os.environ.setdefault("RANK", str(r.rank))
         os.environ.setdefault("WORLD_SIZE", str(r.world))
-        if device_type == "cuda":
-            torch.cuda.set_device(r.local_rank)
+        if device_type == "cuda":  # SLURM may show each task only its own GPU
+            torch.cuda.set_device(r.local_rank % max(1, torch.cuda.device_count()))
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo",
                                 rank=r.rank, world_size=r.world)
     return r
