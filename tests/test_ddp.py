@@ -145,3 +145,17 @@ def test_ranks_from_the_environment():
     assert env_ranks({"SLURM_PROCID": "0", "SLURM_NTASKS": "8"}) == Ranks()
     assert first_host("gpu[07-09,12],cpu3") == "gpu07"
     assert first_host("node5") == "node5"
+
+
+def test_bench_pretrain_worker_measures_a_run(capsys):
+    """One rank of `rpnt bench pretrain`, in process (one rank): samples and the
+    loader's time come from a real pretraining run."""
+    import argparse
+
+    from rpnt.bench.pretrain import worker
+
+    worker(argparse.Namespace(sessions=2, units=16, bins=400, steps=3, batch=8, window=12,
+                              size="tiny", seed=0, threads=1))
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("RESULT ")][-1]
+    r = json.loads(line[len("RESULT "):])
+    assert r["steps"] == 3 and 0 < r["loader_seconds"] < r["seconds"]

@@ -45,3 +45,18 @@ def test_lazy_counts_equal_the_eager_read_and_the_cache_stays_bounded(tmp_path):
         for v in views:
             v[np.arange(5)]
     assert cache.bytes <= 1.5 * one and cache.reads == 9  # every read evicted another
+
+
+def test_bench_corpus_worker_reports_memory(tmp_path, capsys):
+    """One measured process of `rpnt bench corpus`, in process: it pretrains on lazily
+    read stores and prints its RSS before loading, after loading and at its peak."""
+    import json
+
+    from rpnt.bench.corpus import worker
+
+    paths = [write_session_store(synthetic_session(seed=i, n_unit=30), tmp_path / f"s{i}.zarr")
+             for i in range(2)]
+    worker({"stores": paths, "lazy": True, "steps": 2})
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("RESULT ")][-1]
+    r = json.loads(line[7:])
+    assert 0 < r["before_mb"] <= r["loaded_mb"] <= r["peak_mb"]
