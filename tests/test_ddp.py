@@ -71,8 +71,12 @@ def _weights(d: Path) -> dict[str, torch.Tensor]:
 def test_two_ranks_optimise_what_one_process_does(runs):
     one, two = _losses(runs["one"]), _losses(runs["two"])
     assert one.size == two.size == STEPS
-    # float tolerance (measured: largest difference 8.3e-7 over 50 steps)
-    np.testing.assert_allclose(two, one, rtol=0, atol=1e-5)
+    # Rounding of the gradient sums (the ranks' sum vs one process's) is all that
+    # differs: <= 7e-7 over the first 27 steps, then Adam amplifies it (largest
+    # difference measured 4.9e-5 at step 31). Losses normalised per rank instead of
+    # over the whole batch differ by ~0.1 (measured), so these bounds tell them apart.
+    np.testing.assert_allclose(two[:20], one[:20], rtol=0, atol=2e-6)
+    np.testing.assert_allclose(two, one, rtol=0, atol=2e-4)
     assert np.ptp(one) > 0.05  # it trains: the check compares moving losses
 
 
@@ -87,11 +91,11 @@ def test_two_rank_runs_are_bit_identical(runs):
 @pytest.mark.slow
 def test_two_rank_run_resumes_as_one_rank(runs):
     ref, got = _weights(runs["two"]), _weights(runs["resumed"])
-    # Adam amplifies rounding differences of the gradient sums: ~3e-5 here, 1.6e-4
-    # between the 1- and 2-rank runs (weights of scale ~1)
+    # Adam amplifies rounding differences of the gradient sums (weights of scale ~1;
+    # 3.6e-4 measured between uninterrupted 1- and 2-rank runs)
     for k in ref:
         torch.testing.assert_close(got[k], ref[k], rtol=0, atol=1e-3)
-    np.testing.assert_allclose(_losses(runs["resumed"]), _losses(runs["two"]), atol=1e-5)
+    np.testing.assert_allclose(_losses(runs["resumed"]), _losses(runs["two"]), atol=2e-4)
 
 
 def _windows(n_trials: int = 16) -> list[SessionWindows]:

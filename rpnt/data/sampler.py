@@ -5,13 +5,15 @@ optimizer step, or per micro-step with gradient accumulation) and makes batch ``
 a pure function of ``(seed, index)``: a run resumes anywhere, with any number of ranks,
 and draws the same batches.
 
-Epoch ``e`` (a generator seeded with ``(seed, e)``): each session's valid window starts
-are shuffled and cut into groups of ``n_win`` windows (the last incomplete group of a
-session is left for another epoch; a session with fewer starts than ``n_win`` gives one
-group, topped up with repeats: the only way a window appears twice in a batch), and the
-groups of all sessions are shuffled together. Sessions thus come up in proportion to
-their windows, as with :class:`rpnt.data.batches.BatchSampler`, but no window is drawn
-twice in an epoch.
+Epoch ``e``: each session's valid window starts are shuffled (a generator seeded with
+``(seed, e, session)``) and cut into groups of ``n_win`` windows (the last incomplete
+group of a session is left for another epoch; a session with fewer starts than ``n_win``
+gives one group, topped up with repeats: the only way a window appears twice in a
+batch), and the groups of all sessions are shuffled together (seeded with ``(seed,
+e)``). Sessions thus come up in proportion to their windows, as with
+:class:`rpnt.data.batches.BatchSampler`, but no window is drawn twice in an epoch. The
+plan holds two int32 per group; a session's shuffled starts are made when one of its
+groups is drawn (the last 16 kept), so memory stays small for large corpora.
 
 Batch ``index`` is group ``index mod G`` of epoch ``index // G`` (``G`` groups per
 epoch): ``subsets`` copies of each window with their unit choice, the mask draws of the
@@ -23,6 +25,7 @@ rank holds it, so N ranks see exactly the batch one process sees.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,28 +64,38 @@ class EpochSampler:
         self.rows = self.n_win * self.copies
         self.with_velocity, self.observer = with_velocity, observer
         self.unit_sampling, self.seed = unit_sampling, seed
-        sizes = [w.starts.size for w in self.windows]
-        self.groups_per_epoch = sum(max(1, n // self.n_win) for n in sizes)
+        self._groups = np.array([max(1, w.starts.size // self.n_win) for w in self.windows])
+        self.groups_per_epoch = int(self._groups.sum())
         self._epoch: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._orders: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
 
     def epoch_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """(session index (G,), window starts (G, n_win)) of every batch of ``epoch``."""
-        if self._epoch is not None and self._epoch[0] == epoch:
-            return self._epoch[1], self._epoch[2]
-        rng = np.random.default_rng([self.seed, 0x5EED, epoch])
-        sessions, starts = [], []
-        for k, w in enumerate(self.windows):
-            order = w.starts[rng.permutation(w.starts.size)]
-            n_groups = order.size // self.n_win
-            if n_groups == 0:  # fewer windows than a batch: all of them, topped up
-                extra = rng.choice(order, self.n_win - order.size)
-                order, n_groups = np.concatenate([order, extra]), 1
-            starts.append(order[:n_groups * self.n_win].reshape(n_groups, self.n_win))
-            sessions.append(np.full(n_groups, k))
-        shuffle = rng.permutation(self.groups_per_epoch)
-        plan = np.concatenate(sessions)[shuffle], np.concatenate(starts)[shuffle]
-        self._epoch = (epoch, *plan)
-        return plan
+        """(session index (G,), group of that session (G,)) of every batch of ``epoch``:
+        O(windows / n_win) memory, the windows of a group come from :meth:`order`."""
+        if self._epoch is None or self._epoch[0] != epoch:
+            sessions = np.repeat(np.arange(len(self.windows), dtype=np.int32), self._groups)
+            within = np.concatenate([np.arange(g, dtype=np.int32) for g in self._groups])
+            shuffle = np.random.default_rng([self.seed, 0x5EED, epoch]).permutation(
+                self.groups_per_epoch)
+            self._epoch = (epoch, sessions[shuffle], within[shuffle])
+        return self._epoch[1], self._epoch[2]
+
+    def order(self, epoch: int, k: int) -> np.ndarray:
+        """Session ``k``'s window starts in ``epoch``'s shuffled order (the last few
+        sessions' kept), topped up with repeats when it has fewer than ``n_win``."""
+        key = (epoch, k)
+        if key in self._orders:
+            self._orders.move_to_end(key)
+            return self._orders[key]
+        starts = self.windows[k].starts
+        rng = np.random.default_rng([self.seed, 0x5EED, epoch, k])
+        order = starts[rng.permutation(starts.size)]
+        if order.size < self.n_win:  # fewer windows than a batch: all, topped up
+            order = np.concatenate([order, rng.choice(order, self.n_win - order.size)])
+        self._orders[key] = order
+        if len(self._orders) > 16:
+            self._orders.popitem(last=False)
+        return order
 
     def draw(self, index: int, part: int = 0, parts: int = 1) -> dict[str, Any]:
         """Rank ``part``'s share (of ``parts``) of batch ``index`` (model inputs + draws)."""
@@ -90,10 +103,13 @@ class EpochSampler:
             raise RpntError(f"a batch of {self.rows} windows cannot be split evenly over "
                             f"{parts} ranks; make train.batch_size / train.accumulation a "
                             f"multiple of {parts}")
-        group_sessions, group_starts = self.epoch_plan(index // self.groups_per_epoch)
+        epoch = index // self.groups_per_epoch
+        group_sessions, group_within = self.epoch_plan(epoch)
         pos = index % self.groups_per_epoch
-        sw = self.windows[int(group_sessions[pos])]
-        starts = np.repeat(group_starts[pos], self.copies)
+        k, j = int(group_sessions[pos]), int(group_within[pos])
+        sw = self.windows[k]
+        group = self.order(epoch, k)[j * self.n_win:(j + 1) * self.n_win]
+        starts = np.repeat(group, self.copies)
         rng = np.random.default_rng([self.seed, 0xBA7C, index])
         if self.unit_sampling == "fixed":
             units = eval_unit_choice(sw, self.rows, self.seed)
