@@ -311,6 +311,22 @@ def eval_unit_choice(sw: SessionWindows, n: int, seed: int = 0) -> np.ndarray:
     return np.repeat(sw._fixed[1], n, axis=0)
 
 
+def usable_windows(windows: Sequence[SessionWindows], batch_size: int, subsets: int,
+                   unit_sampling: str) -> list[SessionWindows]:
+    """The sessions with at least one window start; checks the samplers' settings."""
+    usable = [w for w in windows if w.starts.size]
+    if not usable:
+        names = ", ".join(w.session.session for w in windows) or "(none)"
+        raise RpntError(f"no window of {windows[0].window if windows else '?'} "
+                        f"consecutive training bins in sessions {names}; use a shorter "
+                        "window or sessions with longer trials")
+    if subsets < 1 or batch_size < subsets:
+        raise RpntError(f"subsets ({subsets}) must be in 1..batch_size ({batch_size})")
+    if unit_sampling not in ("random", "fixed"):
+        raise RpntError(f"unit_sampling {unit_sampling!r} must be 'random' or 'fixed'")
+    return usable
+
+
 class BatchSampler:
     """Draw training batches from one or many :class:`SessionWindows`.
 
@@ -327,20 +343,11 @@ class BatchSampler:
     def __init__(self, windows: Sequence[SessionWindows], batch_size: int, subsets: int = 1,
                  with_velocity: bool = True, observer: Observer | None = None,
                  unit_sampling: str = "random", seed: int = 0):
-        self.windows = [w for w in windows if w.starts.size]
-        if not self.windows:
-            names = ", ".join(w.session.session for w in windows) or "(none)"
-            raise RpntError(f"no window of {windows[0].window if windows else '?'} "
-                            f"consecutive training bins in sessions {names}; use a shorter "
-                            "window or sessions with longer trials")
-        if subsets < 1 or batch_size < subsets:
-            raise RpntError(f"subsets ({subsets}) must be in 1..batch_size ({batch_size})")
+        self.windows = usable_windows(windows, batch_size, subsets, unit_sampling)
         weights = np.array([w.starts.size for w in self.windows], float)
         self.p = weights / weights.sum()
         self.batch_size, self.subsets = batch_size, subsets
         self.with_velocity, self.observer = with_velocity, observer
-        if unit_sampling not in ("random", "fixed"):
-            raise RpntError(f"unit_sampling {unit_sampling!r} must be 'random' or 'fixed'")
         self.unit_sampling, self.seed = unit_sampling, seed
 
     def __call__(self, rng: np.random.Generator) -> dict[str, Any]:

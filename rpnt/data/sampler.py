@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rpnt.data.batches import Observer, SessionWindows, eval_unit_choice
+from rpnt.data.batches import Observer, SessionWindows, eval_unit_choice, usable_windows
 from rpnt.errors import RpntError
 
 
@@ -48,16 +48,7 @@ class EpochSampler:
     def __init__(self, windows: Sequence[SessionWindows], batch_size: int, subsets: int = 1,
                  with_velocity: bool = True, observer: Observer | None = None,
                  unit_sampling: str = "random", seed: int = 0):
-        self.windows = [w for w in windows if w.starts.size]
-        if not self.windows:
-            names = ", ".join(w.session.session for w in windows) or "(none)"
-            raise RpntError(f"no window of {windows[0].window if windows else '?'} "
-                            f"consecutive training bins in sessions {names}; use a shorter "
-                            "window or sessions with longer trials")
-        if subsets < 1 or batch_size < subsets:
-            raise RpntError(f"subsets ({subsets}) must be in 1..batch_size ({batch_size})")
-        if unit_sampling not in ("random", "fixed"):
-            raise RpntError(f"unit_sampling {unit_sampling!r} must be 'random' or 'fixed'")
+        self.windows = usable_windows(windows, batch_size, subsets, unit_sampling)
         # The fixed unit choice would make every copy of a window identical: one copy each.
         self.copies = 1 if unit_sampling == "fixed" else subsets
         self.n_win = batch_size // self.copies
