@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_rank_launcher_follows_the_resources():
     assert rank_launcher(SimpleNamespace()) == ""
     assert rank_launcher(SimpleNamespace(tasks=1)) == ""
-    assert rank_launcher(SimpleNamespace(tasks=4, mpi="srun")) == "srun -n 4 "
+    assert rank_launcher(SimpleNamespace(tasks=4, mpi="srun")) == "srun -n 4 --kill-on-bad-exit=1 "
     local = rank_launcher(SimpleNamespace(tasks=2))
     assert local.startswith(shlex.quote(sys.executable)) and local.endswith(
         "-m torch.distributed.run --standalone --nproc-per-node 2 -m ")
@@ -82,7 +82,8 @@ def test_gpu_profile_documents_multi_gpu_and_multi_node_pretraining(tmp_path):
         jobs = re.split(r"\n\s*rule ", out)
         pre = next(j for j in jobs if j.startswith("pretrain:"))
         tasks = resources["tasks"]
-        assert f"exec srun -n {tasks} rpnt pretrain --config" in pre, pre[-1500:]
+        launch = f"exec srun -n {tasks} --kill-on-bad-exit=1 rpnt pretrain --config"
+        assert launch in pre, pre[-1500:]
         planned = _planned_resources(pre)
         job = SimpleNamespace(resources=planned, threads=8, name="pretrain")
         sbatch = get_submit_command(job, {"run_uuid": "u", "slurm_logfile": "l",

@@ -7,7 +7,8 @@ computed, not what it computes (rpnt.train.trainer), so they are no part of the 
 digest that decides what reruns.
 
 - ``mpi`` set (the SLURM profiles: ``mpi: "srun"``, with ``tasks``, ``nodes``, ``gpu``):
-  the job's shell starts the ranks with ``srun -n <tasks>`` inside the allocation
+  the job's shell starts the ranks with ``srun -n <tasks> --kill-on-bad-exit=1`` (a
+  failing rank ends the others rather than leaving them in a collective) inside the allocation
   sbatch made (the SLURM executor plugin's way for multi-task jobs);
 - ``tasks`` > 1 without ``mpi`` (one machine, local executor): ``torchrun --standalone
   --nproc-per-node <tasks>`` (``python -m torch.distributed.run``);
@@ -33,7 +34,9 @@ def rank_launcher(resources: Any) -> str:
         raise RpntError(f"resource tasks={tasks!r} of the pretraining rule must be a "
                         "positive integer (the number of data-parallel ranks)")
     if mpi:
-        return f"{mpi} -n {tasks} "
+        # one rank failing ends the others at once (they would wait in a collective)
+        stop = " --kill-on-bad-exit=1" if str(mpi).split()[0].endswith("srun") else ""
+        return f"{mpi} -n {tasks}{stop} "
     if tasks > 1:
         return (f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone "
                 f"--nproc-per-node {tasks} -m ")
