@@ -401,25 +401,39 @@ def time_order(spike_times: np.ndarray, spike_unit: np.ndarray, threads: int = 2
     return t[order], u[order]
 
 
-def load_session(path: str | Path) -> SessionData:
+def load_session(path: str | Path, lazy: bool = False) -> SessionData:
     """Read a whole store into memory as :class:`SessionData` (numpy arrays; raw spikes in
-    time order whatever the schema version)."""
+    time order whatever the schema version).
+
+    ``lazy``: no raw spikes (``spike_times``/``spike_unit`` None), and ``spike_counts`` a
+    :class:`rpnt.data.lazy.LazyCounts` that reads windows from the store on demand
+    through the process's bounded chunk cache (pretraining over many sessions).
+    """
     ds = open_store(path)
     try:
+        if lazy:
+            ds = ds.drop_vars(["spike_times", "spike_unit", "spike_counts"])
         ds = ds.load()
         attrs = dict(ds.attrs)
         xyz = np.stack([ds["unit_x"].values, ds["unit_y"].values, ds["unit_z"].values],
                        axis=1).astype(np.float64)
-        spike_times = ds["spike_times"].values.astype(np.float64)
-        spike_unit = ds["spike_unit"].values.astype(np.int32)
-        if int(attrs["schema_version"]) >= 2:
-            spike_times, spike_unit = time_order(spike_times, spike_unit)
+        if lazy:
+            from rpnt.data.lazy import LazyCounts
+
+            counts: Any = LazyCounts(path)
+            spike_times = spike_unit = None
+        else:
+            counts = ds["spike_counts"].values
+            spike_times = ds["spike_times"].values.astype(np.float64)
+            spike_unit = ds["spike_unit"].values.astype(np.int32)
+            if int(attrs["schema_version"]) >= 2:
+                spike_times, spike_unit = time_order(spike_times, spike_unit)
         return SessionData(
             session=str(attrs["session"]), subject=str(attrs["subject"]),
             task=str(attrs["task"]), recording_date=str(attrs["recording_date"]),
             dataset=str(attrs["dataset"]), bin_size_s=float(attrs["bin_size_s"]),
             time=ds["time"].values.astype(np.float64),
-            spike_counts=ds["spike_counts"].values,
+            spike_counts=counts,
             velocity=ds["velocity"].values.astype(np.float32),
             split=ds["split"].values.astype(np.int8),
             eval_mask=ds["eval_mask"].values.astype(bool),

@@ -8,7 +8,9 @@ this one node has; squeue status checks). Two runs, each bounded by `timeout -s 
 1. The reduced tiny workflow (one scenario, wiener and rpnt_joint_full) through the CPU
    profile: every non-local job goes through sbatch with the profile's resources and
    SIGTERM warning, no job asks for a GPU, one submission per job (training jobs score
-   their models; one job has the ceilings); SLURM runs them all to completion.
+   their models; one job has the ceilings); SLURM runs them all to completion. The
+   pretraining job runs as two data-parallel ranks (`srun -n 2` in an sbatch
+   `--ntasks=2` job).
 2. One RPNT training job through the GPU profile (--gpus=1 on the stand-in GPU) with a
    2-minute time limit: SLURM's warning signal makes it write its checkpoint, the retry
    (attempt 2) resumes from that step, and the log of each attempt is kept.
@@ -159,6 +161,10 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     assert set(src["set-resources"]) == set(derived["set-resources"])
     for rule, res in src["set-resources"].items():
         assert set(res) == set(derived["set-resources"][rule]) - {"slurm_partition"}, rule
+    # Pretraining as two data-parallel ranks that srun starts inside the job (the
+    # profiles' documented way, rpnt.workflow.launch): one CPU each on this 2-core node.
+    derived["set-resources"]["pretrain"].update(tasks=2, mpi='"srun"', cpus_per_task=1)
+    (profile / "config.yaml").write_text(yaml.safe_dump(derived, sort_keys=False))
 
     rc, out = run_profile(wd, profile, cluster, tmp_path / "snakemake.log",
                           "--configfile", "config/slurmtest.yaml")
@@ -195,6 +201,11 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
             assert "--gpus" not in line and "gres" not in line, line  # the CPU profile
     mem = re.search(r"--mem '?(\d+)", calls["pretrain"][0])
     assert int(mem[1]) == NODE_MEM_CAP_MB
+    assert "--ntasks=2" in calls["pretrain"][0].split()
+    # both ranks of the srun step trained (rpnt.ranks from SLURM's variables); rank 0
+    # wrote the pretrained encoder the finetuning job started from
+    pre_log = (wd / "logs/slurmtest/pretrain/cross_session/joint/seed0.log").read_text()
+    assert "rank 0 of 2" in pre_log and "rank 1 of 2" in pre_log, pre_log[-3000:]
 
     # SLURM itself ran them: finished jobs stay visible to squeue (MinJobAge).
     jobs = slurm_jobs(cluster)

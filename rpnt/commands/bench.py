@@ -6,7 +6,8 @@ import argparse
 import importlib
 
 NAME = "bench"
-HELP = "speed and memory against a reference, side by side (ingest, attention, units, train)"
+HELP = ("speed and memory against a reference, side by side (ingest, attention, units, "
+        "train, pretrain, stream)")
 DESCRIPTION = """\
 Benchmarks print ratios measured in the same process and run, never absolute timings
 checked by a test:
@@ -17,6 +18,10 @@ checked by a test:
   rpnt bench units       an RPNT training step reading every unit (200 per site) vs 50 slots
   rpnt bench train       an RPNT training step vs. a standard (SDPA) transformer of the
                          same size, and where the step's time goes
+  rpnt bench pretrain    pretraining samples/s of 1 rank, 2 data-parallel ranks (torchrun)
+                         and 1 rank x 2 threads, and the loader's share of a step
+  rpnt bench corpus      peak RSS of pretraining over 12 and 48 sessions, counts in memory
+                         vs read lazily through the bounded chunk cache
   rpnt bench stream      per-bin latency of every streaming decoder (1 thread) vs recomputing
 """
 
@@ -93,6 +98,34 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the figures (with provenance) to this JSON file")
 
 
+def _pretrain_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", default="tiny", choices=["tiny", "small", "medium", "large"],
+                        help="RPNT size preset (default tiny)")
+    parser.add_argument("--sessions", type=int, default=4, help="sessions (default 4)")
+    parser.add_argument("--units", type=int, default=64,
+                        help="units per session, 2 sites (default 64)")
+    parser.add_argument("--bins", type=int, default=20000, help="bins per session (default 20000)")
+    parser.add_argument("--steps", type=int, default=40, help="optimizer steps (default 40)")
+    parser.add_argument("--batch", type=int, default=32, help="global batch (default 32)")
+    parser.add_argument("--window", type=int, default=50, help="bins per window (default 50)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="interleaved rounds of every layout (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data, model, batches")
+    parser.add_argument("--json", default=None, metavar="OUT",
+                        help="also write the figures (with provenance) to this JSON file")
+
+
+def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stores", default="resources/stores/sim_default/bin20ms",
+                        help="folder of simulated .zarr stores to replicate "
+                             "(default resources/stores/sim_default/bin20ms)")
+    parser.add_argument("--sessions", type=int, nargs="+", default=[12, 48],
+                        help="corpus sizes (default 12 48)")
+    parser.add_argument("--steps", type=int, default=20, help="pretraining steps (default 20)")
+    parser.add_argument("--json", default=None, metavar="OUT",
+                        help="also write the figures (with provenance) to this JSON file")
+
+
 def _stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small", "paper"],
                         choices=["tiny", "small", "paper"],
@@ -124,6 +157,12 @@ TARGETS = {
     "train": ("rpnt.bench.train",
               "an RPNT training step vs. a standard transformer of the same size",
               _train_arguments),
+    "pretrain": ("rpnt.bench.pretrain",
+                 "pretraining samples/s: 1 rank vs 2 data-parallel ranks vs 1 rank x 2 "
+                 "threads, and the loader's share", _pretrain_arguments),
+    "corpus": ("rpnt.bench.corpus",
+               "peak RSS of pretraining over 12 and 48 sessions, stores read eagerly vs "
+               "lazily", _corpus_arguments),
     "stream": ("rpnt.bench.stream",
                "per-bin latency of streaming decoders on one thread vs recomputing the window",
                _stream_arguments),

@@ -216,7 +216,9 @@ class SessionWindows:
         self.session = session
         self.window = window
         self.n_slots = n_slots
-        self.counts = np.asarray(session.spike_counts)
+        # a numpy array, or rpnt.data.lazy.LazyCounts (windows read on demand)
+        counts = session.spike_counts
+        self.counts = counts if hasattr(counts, "shape") else np.asarray(counts)
         site_of_unit = session.unit_site
         self.site_units = [np.flatnonzero(site_of_unit == s) for s in session.sites]
         if not self.site_units:
@@ -297,7 +299,7 @@ def eval_unit_choice(sw: SessionWindows, n: int, seed: int = 0) -> np.ndarray:
     if sw._fixed is None or sw._fixed[0] != seed:
         s = sw.session
         bins = s.split_bins("train", finite_velocity=False)
-        rate = (s.spike_counts[bins] if bins.any() else s.spike_counts).mean(axis=0)
+        rate = (s.spike_counts[bins] if bins.any() else np.asarray(s.spike_counts)).mean(axis=0)
         tie = np.random.default_rng(seed).random(s.n_unit)
         out = np.full((1, sw.n_sites, sw.n_slots), -1, dtype=np.int64)
         for j, units in enumerate(sw.site_units):
@@ -307,6 +309,22 @@ def eval_unit_choice(sw: SessionWindows, n: int, seed: int = 0) -> np.ndarray:
             out[0, j, :units.size] = units
         sw._fixed = (seed, out)
     return np.repeat(sw._fixed[1], n, axis=0)
+
+
+def usable_windows(windows: Sequence[SessionWindows], batch_size: int, subsets: int,
+                   unit_sampling: str) -> list[SessionWindows]:
+    """The sessions with at least one window start; checks the samplers' settings."""
+    usable = [w for w in windows if w.starts.size]
+    if not usable:
+        names = ", ".join(w.session.session for w in windows) or "(none)"
+        raise RpntError(f"no window of {windows[0].window if windows else '?'} "
+                        f"consecutive training bins in sessions {names}; use a shorter "
+                        "window or sessions with longer trials")
+    if subsets < 1 or batch_size < subsets:
+        raise RpntError(f"subsets ({subsets}) must be in 1..batch_size ({batch_size})")
+    if unit_sampling not in ("random", "fixed"):
+        raise RpntError(f"unit_sampling {unit_sampling!r} must be 'random' or 'fixed'")
+    return usable
 
 
 class BatchSampler:
@@ -325,20 +343,11 @@ class BatchSampler:
     def __init__(self, windows: Sequence[SessionWindows], batch_size: int, subsets: int = 1,
                  with_velocity: bool = True, observer: Observer | None = None,
                  unit_sampling: str = "random", seed: int = 0):
-        self.windows = [w for w in windows if w.starts.size]
-        if not self.windows:
-            names = ", ".join(w.session.session for w in windows) or "(none)"
-            raise RpntError(f"no window of {windows[0].window if windows else '?'} "
-                            f"consecutive training bins in sessions {names}; use a shorter "
-                            "window or sessions with longer trials")
-        if subsets < 1 or batch_size < subsets:
-            raise RpntError(f"subsets ({subsets}) must be in 1..batch_size ({batch_size})")
+        self.windows = usable_windows(windows, batch_size, subsets, unit_sampling)
         weights = np.array([w.starts.size for w in self.windows], float)
         self.p = weights / weights.sum()
         self.batch_size, self.subsets = batch_size, subsets
         self.with_velocity, self.observer = with_velocity, observer
-        if unit_sampling not in ("random", "fixed"):
-            raise RpntError(f"unit_sampling {unit_sampling!r} must be 'random' or 'fixed'")
         self.unit_sampling, self.seed = unit_sampling, seed
 
     def __call__(self, rng: np.random.Generator) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from rpnt import ranks
 from rpnt.configfile import load_yaml
+from rpnt.data.device import choose_device
 from rpnt.data.scenarios import resolve_scenario
 from rpnt.manifest import read_corpus
 from rpnt.parts import PretrainPart
@@ -36,10 +38,15 @@ def pretrain_job(config: str | Path, manifest: str | Path | Sequence[str | Path]
     ``objective``: ``ssl`` or ``joint`` (:func:`rpnt.train.pretrain.pretrain`);
     ``variant``: a ``variants`` entry whose model overrides apply. Rolling checkpoints go
     to ``checkpoint_dir`` (default ``<out>.ckpt``).
+
+    Data parallel when started as several ranks (``torchrun --nproc-per-node N`` or
+    ``srun --ntasks N``: :mod:`rpnt.ranks`): every rank loads the sessions and trains on
+    its share of each batch; rank 0 alone writes checkpoints, the probe and ``out``.
     """
     seed_everything(seed)
     part = PretrainPart.of(load_yaml(config), scenario, objective, variant)
     pcfg = pretrain_config({"pretrain": part.pretrain}, str(config))
+    me = ranks.init(choose_device(pcfg.train.device).type)
     mcfg = model_config({"model": part.model}, str(config))
     manifests = [manifest] if isinstance(manifest, (str, Path)) else list(manifest)
     manifests += [str(m) for m in part.scenario.get("pretrain_manifests") or []
@@ -59,11 +66,16 @@ def pretrain_job(config: str | Path, manifest: str | Path | Sequence[str | Path]
                    "bin_size_s": float(sessions[0].bin_size_s)}
     record = {"model": mcfg.to_dict(), "pretrain": {**asdict(pcfg), "seed": seed},
               "scenario": pretraining}
-    log.info("pretraining (%s) on %d sessions (scenario %s, seed %d)", objective,
-             len(sessions), scen.name, seed)
-    decoder, result = pretrain(sessions, mcfg, pcfg, seed, ckpt, ckpt / "log",
-                               val_sessions=val_ids, run_key=config_hash(record),
-                               objective=objective)
+    log.info("pretraining (%s) on %d sessions (scenario %s, seed %d, rank %d of %d)",
+             objective, len(sessions), scen.name, seed, me.rank, me.world)
+    try:
+        decoder, result = pretrain(sessions, mcfg, pcfg, seed, ckpt, ckpt / "log",
+                                   val_sessions=val_ids, run_key=config_hash(record),
+                                   objective=objective)
+    finally:
+        ranks.finish()
+    if not me.main:
+        return Path(out)
     probe = probe_report(decoder, sessions, pcfg.probe_sessions, seed)
     write_run(decoder, out, ckpt / "log", ckpt, stage="pretrain", model="rpnt_pretrain",
               seed=seed, scenario=scen.name, pretraining=pretraining,

@@ -13,16 +13,23 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rpnt import ranks
 from rpnt.model.config import RPNTConfig
 
 
-def draw_mask_ratios(cfg: RPNTConfig,
-                     generator: torch.Generator | None = None) -> tuple[float, float]:
-    """(time_ratio, unit_ratio) for one batch: both ``fixed_mask_ratio`` or two U(a, b)."""
+def draw_mask_ratios(cfg: RPNTConfig, generator: torch.Generator | None = None,
+                     u: torch.Tensor | None = None) -> tuple[float, float]:
+    """(time_ratio, unit_ratio) for one batch: both ``fixed_mask_ratio`` or two U(a, b).
+
+    ``u``: two U(0, 1) draws made elsewhere (the batch sampler's, shared by every rank of
+    a data-parallel step); None draws them with ``generator``.
+    """
     if cfg.fixed_mask_ratio is not None:
         return float(cfg.fixed_mask_ratio), float(cfg.fixed_mask_ratio)
     lo, hi = cfg.mask_ratio_range
-    u = torch.rand(2, generator=generator, dtype=torch.float64)
+    if u is None:
+        u = torch.rand(2, generator=generator, dtype=torch.float64)
+    u = u.detach().to("cpu", torch.float64)
     r = lo + (hi - lo) * u
     return float(r[0]), float(r[1])
 
@@ -36,12 +43,17 @@ def time_block_mask(n_bins: int, ratio: float, device: torch.device | None = Non
 
 
 def unit_drop_mask(unit_mask: torch.Tensor, ratio: float,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None,
+                   keys: torch.Tensor | None = None) -> torch.Tensor:
     """(B, S, N) bool: per (sample, site) a random ``round(ratio * n_real)`` (>= 1) real units.
 
     ``unit_mask`` (B, S, N) bool marks real units; padded slots are never chosen.
+    ``keys`` (B, S, N): U(0, 1) draws made elsewhere (the batch sampler's, one per sample
+    whatever rank holds it); None draws them with ``generator``.
     """
-    keys = torch.rand(unit_mask.shape, generator=generator).to(unit_mask.device)
+    if keys is None:
+        keys = torch.rand(unit_mask.shape, generator=generator)
+    keys = keys.to(unit_mask.device, torch.float32)
     keys = keys.masked_fill(~unit_mask, float("inf"))
     rank = keys.argsort(dim=-1).argsort(dim=-1)  # 0 = smallest key
     n_real = unit_mask.sum(-1, keepdim=True)
@@ -50,22 +62,36 @@ def unit_drop_mask(unit_mask: torch.Tensor, ratio: float,
     return (rank < n_drop) & unit_mask
 
 
+def global_mean(total: torch.Tensor, count: torch.Tensor, across_ranks: bool = False
+                ) -> torch.Tensor:
+    """``total / count``, or with ``across_ranks`` this rank's share of the mean over all
+    ranks: ``world * total / (count summed over ranks)``, so that the mean of the ranks'
+    values (and of their gradients, as data-parallel averaging takes) is the mean over
+    every rank's entries: N ranks optimise what one process does with the whole batch."""
+    if across_ranks and ranks.active():
+        world = ranks.current().world
+        return world * total / ranks.global_sum(count).clamp(min=1.0)
+    return total / count.clamp(min=1.0)
+
+
 def poisson_nll(rates: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor,
-                eps: float = 1e-8) -> torch.Tensor:
+                eps: float = 1e-8, across_ranks: bool = False) -> torch.Tensor:
     """Mean Poisson negative log-likelihood over the entries where ``mask`` is True.
 
     -log p(y | r) = r - y log r + log(y!), with ``eps`` inside the log for r = 0.
-    All arguments share one shape; ``rates`` must be non-negative.
+    All arguments share one shape; ``rates`` must be non-negative. ``across_ranks``: the
+    mean is over the masked entries of every rank (:func:`global_mean`).
     """
     m = mask.to(rates.dtype)
     y = counts.to(rates.dtype)
     nll = rates - y * torch.log(rates + eps) + torch.lgamma(y + 1.0)
-    return (nll * m).sum() / m.sum().clamp(min=1.0)
+    return global_mean((nll * m).sum(), m.sum(), across_ranks)
 
 
 def site_contrastive(z: torch.Tensor, site_mask: torch.Tensor | None, mode: str,
                      temperature: float = 0.1,
-                     window: torch.Tensor | None = None) -> torch.Tensor:
+                     window: torch.Tensor | None = None,
+                     across_ranks: bool = False) -> torch.Tensor:
     """Supervised-contrastive loss over per-site representations.
 
     Args:
@@ -84,12 +110,22 @@ def site_contrastive(z: torch.Tensor, site_mask: torch.Tensor | None, mode: str,
             own other sites are positives in ``site_invariance``; in
             ``site_discrimination`` they are negatives, which is how that objective
             pushes sites apart.
+        across_ranks: the batch is the rows of every rank (gathered in rank order, each
+            rank's gradient flowing back to its own rows); every rank computes the same
+            loss over all of them. ``window`` ids must then be global.
     Returns:
         scalar; 0 (still attached to ``z``) when no anchor has a positive, e.g. one site.
     """
     b, s, d = z.shape
     if site_mask is None:
         site_mask = torch.ones(b, s, dtype=torch.bool, device=z.device)
+    if across_ranks and ranks.active():
+        if window is None:  # every sample its own window: ids unique over ranks
+            window = torch.arange(b, device=z.device) + ranks.current().rank * b
+        z = ranks.gather_rows(z)
+        site_mask = ranks.gather_rows(site_mask.to(torch.uint8)).bool()  # gloo: no bool
+        window = ranks.gather_rows(window.to(z.device).long())
+        b = z.shape[0]
     valid = site_mask.reshape(-1)
     zn = F.normalize(z.reshape(b * s, d), dim=-1)
     sim = zn @ zn.T / temperature  # cosine similarities

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,7 @@ from rpnt.model.config import RPNTConfig
 from rpnt.model.encoder import Encoder, EncoderOutput
 from rpnt.model.objectives import (
     draw_mask_ratios,
+    global_mean,
     poisson_nll,
     site_contrastive,
     time_block_mask,
@@ -82,7 +83,9 @@ class RPNT(nn.Module):
                       readin: torch.Tensor | None = None, *,
                       window: torch.Tensor | None = None,
                       velocity: torch.Tensor | None = None,
-                      velocity_weight: float = 0.0) -> dict[str, torch.Tensor]:
+                      velocity_weight: float = 0.0,
+                      draws: Mapping[str, torch.Tensor] | None = None,
+                      across_ranks: bool = False) -> dict[str, torch.Tensor]:
         """Masked causal reconstruction (+ site contrast) (+ velocity) on one batch.
 
         Draws the two mask ratios and the unit mask with ``generator`` (CPU generator),
@@ -97,6 +100,14 @@ class RPNT(nn.Module):
         reconstructed. One forward pass either way. (Decoding masked windows instead does
         not learn velocity: docs/model.md.)
 
+        Data parallel (a batch split over ranks): ``draws`` carries the batch sampler's
+        random draws, so one sample is masked alike whatever rank holds it: ``mask_u``
+        (2,) U(0, 1) for the two ratios, ``unit_keys`` (B, S, N) U(0, 1), ``row`` (B,)
+        the samples' rows in the whole batch and ``rows`` () its size (the decoded
+        half of the joint objective is the last half of the *whole* batch).
+        ``across_ranks``: every mean is over the whole batch of all ranks and the site
+        contrast sees every rank's samples (rpnt.model.objectives).
+
         Returns ``{"loss", "poisson", "contrastive", "velocity", "time_ratio",
         "unit_ratio"}`` (scalar tensors; ``loss = poisson + contrastive_weight *
         contrastive + velocity_weight * velocity``; ``velocity`` is 0 without targets).
@@ -105,34 +116,43 @@ class RPNT(nn.Module):
         b, _, t, _ = counts.shape
         self.encoder.check_inputs(counts, unit_mask, coords, site_mask)
         unit_mask = unit_mask.bool()
-        r_t, r_u = draw_mask_ratios(cfg, generator)
+        draws = draws or {}
+        r_t, r_u = draw_mask_ratios(cfg, generator, draws.get("mask_u"))
         tmask = time_block_mask(t, r_t, counts.device)  # (T,)
-        umask = unit_drop_mask(unit_mask, r_u, generator)  # (B, S, N)
+        umask = unit_drop_mask(unit_mask, r_u, generator, draws.get("unit_keys"))  # (B, S, N)
         hidden = tmask[None, None, :, None] | umask[:, :, None, :]  # (B, S, T, N)
-        n_vel = b // 2 if velocity is not None and velocity_weight > 0 else 0
-        if n_vel:
+        decode = None  # joint: the samples decoded unmasked, the last half of the batch
+        if velocity is not None and velocity_weight > 0:
+            row = draws.get("row")
+            if row is None:
+                decode = slice(b - b // 2, b)
+            else:
+                total = int(draws["rows"])
+                decode = row.to(counts.device) >= total - total // 2
             hidden = hidden.clone()
-            hidden[b - n_vel:] = False  # the decoded windows are seen whole
+            hidden[decode] = False  # the decoded windows are seen whole
         real = unit_mask[:, :, None, :]
         if site_mask is not None:
             real = real & site_mask.bool()[:, :, None, None]
         scored = hidden & real
         out = self.encode(counts, unit_mask, coords, site_mask, readin=readin, hidden=hidden)
-        poisson = poisson_nll(self.rates(out.h, readin), counts, scored)
+        poisson = poisson_nll(self.rates(out.h, readin), counts, scored,
+                              across_ranks=across_ranks)
         if cfg.contrastive == "none":
             contrast = out.h.sum() * 0.0
         else:
             z = out.h.mean(dim=2)  # (B, S, d) per-site mean representation
             contrast = site_contrastive(z, site_mask, cfg.contrastive,
-                                        cfg.contrastive_temperature, window=window)
+                                        cfg.contrastive_temperature, window=window,
+                                        across_ranks=across_ranks)
         loss = poisson + cfg.contrastive_weight * contrast
         vel_loss = poisson.detach() * 0.0
-        if n_vel:
-            pred = self.velocity_head(out.pooled[b - n_vel:])  # (B/2, T, n_axis)
-            target = velocity[b - n_vel:].to(pred.dtype)
+        if decode is not None:
+            pred = self.velocity_head(out.pooled[decode])  # (B/2, T, n_axis)
+            target = velocity[decode].to(pred.dtype)
             known = torch.isfinite(target)
             err = (pred - torch.nan_to_num(target)).square() * known
-            vel_loss = err.sum() / known.sum().clamp(min=1)
+            vel_loss = global_mean(err.sum(), known.sum(), across_ranks)
             loss = loss + velocity_weight * vel_loss
         as_t = lambda v: torch.tensor(v, dtype=poisson.dtype)  # noqa: E731
         return {"loss": loss, "poisson": poisson.detach(), "contrastive": contrast.detach(),

@@ -24,7 +24,6 @@ import torch
 from tqdm.auto import tqdm
 
 from rpnt.data.batches import (
-    BatchSampler,
     Observer,
     SessionWindows,
     Vocab,
@@ -32,6 +31,7 @@ from rpnt.data.batches import (
     velocity_stats,
 )
 from rpnt.data.device import to_device
+from rpnt.data.sampler import EpochSampler
 from rpnt.data.scenarios import Scenario
 from rpnt.data.session import SessionData
 from rpnt.data.windows import evenly_spaced, valid_window_starts
@@ -93,9 +93,10 @@ def load_pretraining_sessions(table: pd.DataFrame, scenario: Scenario,
     loaded = {}
     for sid in tqdm(scenario.pretrain_sessions, desc="load stores", leave=False,
                     disable=None):  # a progress bar on a terminal only
-        # RPNT reads binned counts only: drop the raw spikes to keep many sessions in memory
-        loaded[sid] = replace(load_session(resolve_store(rows.loc[sid], manifest_path)),
-                              spike_times=None, spike_unit=None)
+        # RPNT reads binned counts only, windows of them: no raw spikes, and counts read
+        # from the store on demand through a bounded cache (rpnt.data.lazy), so memory
+        # does not grow with the number of sessions
+        loaded[sid] = load_session(resolve_store(rows.loc[sid], manifest_path), lazy=True)
     return pretraining_sessions(loaded, scenario)
 
 
@@ -190,21 +191,27 @@ def pretrain(sessions: Sequence[SessionData], model_cfg: RPNTConfig, pcfg: Pretr
     tcfg = replace(pcfg.train, seed=seed)
     # A per-session read-in learns what each slot's unit does, so a slot must keep its
     # unit: the fixed unit choice of evaluation. A shared read-in gets random subsets.
-    sampler = BatchSampler(windows, tcfg.batch_size, pcfg.subsets, with_velocity=joint,
-                           observer=observer, seed=seed,
+    # Windows without replacement within an epoch, one batch per micro-step split over
+    # the ranks (rpnt.data.sampler).
+    if tcfg.batch_size % tcfg.accumulation:
+        raise RpntError(f"pretrain.train.batch_size ({tcfg.batch_size}) must be a multiple "
+                        f"of pretrain.train.accumulation ({tcfg.accumulation})")
+    sampler = EpochSampler(windows, tcfg.batch_size // tcfg.accumulation, pcfg.subsets,
+                           with_velocity=joint, observer=observer, seed=seed,
                            unit_sampling="fixed" if cfg.readin == "session" else "random")
     model = decoder.model
     weight = pcfg.velocity_weight if joint else 0.0
 
-    def losses(b: dict[str, Any], generator: torch.Generator | None = None
-               ) -> dict[str, torch.Tensor]:
+    def losses(b: dict[str, Any], generator: torch.Generator | None = None,
+               across_ranks: bool = False) -> dict[str, torch.Tensor]:
         return model.pretrain_loss(b["counts"], b["unit_mask"], b["coords"], b["site_mask"],
                                    generator=generator, readin=b["readin"],
                                    window=b.get("window"), velocity=b.get("velocity"),
-                                   velocity_weight=weight)
+                                   velocity_weight=weight, draws=b.get("draws"),
+                                   across_ranks=across_ranks)
 
     def loss_fn(b: dict[str, Any]) -> dict[str, torch.Tensor]:
-        out = losses(b)
+        out = losses(b, across_ranks=True)  # normalised over all ranks' samples
         keys = ("loss", "poisson", "contrastive", "velocity") if joint else (
             "loss", "poisson", "contrastive")
         return {k: out[k] for k in keys}

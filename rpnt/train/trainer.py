@@ -37,6 +37,18 @@ What ``fit`` does, step by step (``step`` counts finished optimizer steps, 0..cf
   resumes from the checkpoint and ends with bit-identical weights and history (on CPU).
   A checkpoint written under a different ``run_key`` (config fingerprint) is ignored with
   a warning and overwritten.
+- Data parallel (several ranks: :mod:`rpnt.ranks`, started by torchrun or srun):
+  ``sample_batch`` must then be an indexed sampler, with ``draw(index, part, parts)``
+  giving rank ``part``'s share of batch ``index`` (:class:`rpnt.data.sampler.EpochSampler`;
+  batch ``index`` = ``step * accumulation + micro``, a pure function of the index, so a
+  run resumes with any number of ranks). Gradients are averaged over ranks in one flat
+  all_reduce before clipping (the loss function normalises by global counts: the mean of
+  the ranks' losses is the loss of the whole batch); logged scalars are means over
+  ranks; every rank validates (the same fixed batches, no collective); rank 0 alone
+  writes checkpoints and logs. A SIGTERM/SIGUSR1 on any rank reaches every rank at the
+  next step's all_reduce: all checkpoint (rank 0 writes) and raise
+  :class:`TrainingInterrupted`. With ``accumulation`` > 1 each micro-step's loss is
+  divided by ``accumulation``. An indexed sampler is used the same way in one process.
 - ``log_dir/metrics.jsonl`` gets ``{"step", "loss", "lr", "grad_norm", <extra losses>}``
   every ``log_every`` steps (means over the interval) and ``{"step", "val_loss"}`` at
   each evaluation; ``log_dir/curves.png`` is drawn at the end.
@@ -45,12 +57,10 @@ What ``fit`` does, step by step (``step`` counts finished optimizer steps, 0..cf
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import random
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -62,11 +72,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from rpnt import ranks
 from rpnt.data.device import choose_device, to_device
 from rpnt.errors import RpntError
 from rpnt.fields import check_fields, setting
-from rpnt.train import checkpoint as ckpt_io
 from rpnt.train import runlog
+from rpnt.train.state import FitState, SignalFlag
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +89,13 @@ class TrainConfig:
     """Optimisation settings of one run (shared by pretraining, finetuning and peers)."""
 
     steps: int = setting(1000, minimum=1)  #: optimizer steps
-    #: windows per step (read by the batch samplers, not by fit)
+    #: windows per optimizer step over all ranks and micro-steps (read by the batch
+    #: samplers, not by fit): each rank's forward pass sees batch_size / (ranks x
+    #: accumulation), whatever the number of ranks
     batch_size: int = setting(32, minimum=1)
+    #: micro-steps per optimizer step (gradient accumulation): each is its own batch of
+    #: batch_size / accumulation windows over all ranks
+    accumulation: int = setting(1, minimum=1)
     lr: float = setting(1e-3, exclusive_minimum=0)  #: peak learning rate
     #: AdamW decoupled weight decay (matrices only)
     weight_decay: float = setting(0.01, minimum=0)
@@ -113,6 +129,7 @@ class FitResult:
     resumed_from: int  #: step restored from a checkpoint (0 for a fresh run)
     seconds: float  #: wall time of this call (not of earlier interrupted calls)
     history: list[dict[str, Any]] = field(default_factory=list)
+    loader_seconds: float = 0.0  #: of ``seconds``, drawing batches (this rank)
 
 
 class TrainingInterrupted(RpntError):
@@ -157,120 +174,12 @@ def make_optimizer(params: Iterable[Any], cfg: TrainConfig) -> torch.optim.AdamW
                               for (lr, wd), ps in merged.items()], lr=cfg.lr)
 
 
-class _SignalFlag:
-    """Record SIGTERM/SIGUSR1 instead of dying, so the loop can checkpoint first."""
-
-    SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None))
-                    if s is not None)
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _SignalFlag:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.received = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 def _split_loss(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     if isinstance(out, dict):
         if "loss" not in out:
             raise RpntError("internal error: loss_fn returned a dict without 'loss'")
         return out["loss"], {k: v for k, v in out.items() if k != "loss"}
     return out, {}
-
-
-@dataclass
-class FitState:
-    """Everything a run carries from one step to the next besides the model, optimizer,
-    scheduler and random generators; the rolling checkpoint holds all of them."""
-
-    step: int = 0  #: finished optimizer steps
-    history: list[dict[str, Any]] = field(default_factory=list)  #: metrics.jsonl records
-    best_val: float | None = None
-    best_step: int | None = None
-    best_state: dict[str, torch.Tensor] | None = None  #: CPU copy of the best weights
-    bad_evals: int = 0  #: evaluations since the last improvement
-    stopped: bool = False  #: early stopping triggered
-    #: sums of the scalars logged over the open logging interval, and its step count
-    #: (checkpointed, so that resumed means cover the same steps)
-    interval: dict[str, float] = field(default_factory=dict)
-    interval_steps: int = 0
-
-    def add_step(self, scalars: dict[str, float]) -> None:
-        """Count one finished step with its scalars (loss, grad_norm, extra losses)."""
-        self.step += 1
-        for k, v in scalars.items():
-            self.interval[k] = self.interval.get(k, 0.0) + v
-        self.interval_steps += 1
-
-    def close_interval(self, lr: float) -> dict[str, Any]:
-        """The training record of the interval just ended (means); starts the next."""
-        record = {"step": self.step, "lr": lr,
-                  **{k: v / self.interval_steps for k, v in self.interval.items()}}
-        self.interval, self.interval_steps = {}, 0
-        self.history.append(record)
-        return record
-
-    def add_validation(self, val: float, model: nn.Module, patience: int) -> dict[str, Any]:
-        """Record a validation loss; keep the best weights; decide on early stopping."""
-        if self.best_val is None or val < self.best_val:
-            self.best_val, self.best_step, self.bad_evals = val, self.step, 0
-            self.best_state = {k: v.detach().to("cpu", copy=True)
-                               for k, v in model.state_dict().items()}
-        else:
-            self.bad_evals += 1
-            self.stopped = patience > 0 and self.bad_evals >= patience
-        record = {"step": self.step, "val_loss": val}
-        self.history.append(record)
-        return record
-
-    def save(self, ckpt_dir: str | Path, run_key: str, model: nn.Module,
-             opt: torch.optim.Optimizer, sched: Any, rng: np.random.Generator) -> None:
-        """Atomically rewrite the rolling checkpoint (loadable with weights_only=True)."""
-        ckpt_io.save_checkpoint(ckpt_dir, {
-            "run_key": run_key, "step": self.step, "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "rng": ckpt_io.rng_state(rng), "history": json.dumps(self.history),
-            "best_val": self.best_val, "best_step": self.best_step,
-            "best_state": self.best_state, "bad_evals": self.bad_evals,
-            "stopped": self.stopped,
-            "log_acc": json.dumps([self.interval, self.interval_steps]),
-        })
-
-    @classmethod
-    def restore(cls, ckpt_dir: str | Path, run_key: str, model: nn.Module,
-                opt: torch.optim.Optimizer, sched: Any,
-                rng: np.random.Generator) -> FitState | None:
-        """The state of ``ckpt_dir``'s checkpoint, loading model, optimizer, scheduler and
-        generators in place; None without a checkpoint of this ``run_key``."""
-        saved = ckpt_io.load_checkpoint(ckpt_dir)
-        if saved is None:
-            return None
-        if saved.get("run_key") != run_key:
-            log.warning("%s: checkpoint belongs to another configuration; starting afresh",
-                        ckpt_dir)
-            return None
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        sched.load_state_dict(saved["scheduler"])
-        ckpt_io.set_rng_state(saved["rng"], rng)
-        interval, interval_steps = json.loads(saved["log_acc"])
-        log.info("resumed from %s at step %d", ckpt_dir, int(saved["step"]))
-        return cls(step=int(saved["step"]), history=json.loads(saved["history"]),
-                   best_val=saved["best_val"], best_step=saved["best_step"],
-                   best_state=saved["best_state"], bad_evals=int(saved["bad_evals"]),
-                   stopped=bool(saved["stopped"]), interval=interval,
-                   interval_steps=interval_steps)
 
 
 def fit(
@@ -289,6 +198,13 @@ def fit(
     t0 = time.perf_counter()
     device = choose_device(cfg.device)
     model.to(device)
+    me = ranks.current()
+    indexed = callable(getattr(sample_batch, "draw", None))
+    if me.world > 1 and not indexed:
+        raise RpntError(f"{me.world} ranks need an indexed batch sampler (draw(index, part, "
+                        "parts)); this training stage runs in one process only")
+    if not me.main:  # rank 0 alone writes logs and checkpoints
+        log_dir = None
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -308,9 +224,14 @@ def fit(
         state = FitState.restore(ckpt_dir, key, model, opt, sched, rng)
     state = state or FitState()
     resumed_from = state.step
+    if me.world > 1:
+        ranks.broadcast_parameters(model)  # one start for all ranks
+        # dropout differs between ranks (rank 0 keeps the single-process stream)
+        if me.rank:
+            torch.manual_seed(cfg.seed * 7919 + me.rank * 1000003 + state.step)
 
     def save() -> None:
-        if ckpt_dir is not None:
+        if ckpt_dir is not None and me.main:
             state.save(ckpt_dir, key, model, opt, sched, rng)
 
     def emit(record: dict[str, Any]) -> None:  # live log, rewritten whole at the end
@@ -322,29 +243,46 @@ def fit(
         runlog.write_history(log_dir, state.history)
 
     last_loss: float | None = None
+    loader_seconds = 0.0
     # disable=None: a progress bar on a terminal only, none in log files
-    bar = tqdm(total=cfg.steps, initial=state.step, disable=None, desc=title or "train",
-               dynamic_ncols=True, leave=False)
-    with _SignalFlag() as flag:
+    bar = tqdm(total=cfg.steps, initial=state.step, disable=None if me.main else True,
+               desc=title or "train", dynamic_ncols=True, leave=False)
+    with SignalFlag() as flag:
         while state.step < cfg.steps and not state.stopped:
             # the schedule's lr (of parameters with lr_scale 1) for the step being taken
             lr_now = cfg.lr * lr_factor(state.step, cfg.steps, cfg.warmup_steps,
                                         cfg.min_lr_ratio)
             model.train()
-            batch = to_device(sample_batch(rng), device)
-            with autocast:
-                loss, extra = _split_loss(step_fn(batch))
-            if not torch.isfinite(loss):
-                raise RpntError(f"training diverged: loss is {loss.item()} at step "
-                                f"{state.step}; lower the learning rate or check the input data")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scalars: dict[str, float] = {}
+            for micro in range(cfg.accumulation):
+                index = state.step * cfg.accumulation + micro
+                t_load = time.perf_counter()
+                raw = (sample_batch.draw(index, me.rank, me.world) if indexed  # type: ignore[attr-defined]
+                       else sample_batch(rng))
+                loader_seconds += time.perf_counter() - t_load
+                with autocast:
+                    loss, extra = _split_loss(step_fn(to_device(raw, device)))
+                (loss / cfg.accumulation if cfg.accumulation > 1 else loss).backward()
+                for k, v in {"loss": loss, **extra}.items():
+                    scalars[k] = scalars.get(k, 0.0) + float(v.detach()) / cfg.accumulation
+            signalled = flag.received is not None
+            if me.world > 1:  # means over ranks; a signal on any rank stops every rank
+                vec = torch.tensor([*scalars.values(), float(signalled)], dtype=torch.float64,
+                                   device=device)
+                vec = ranks.global_sum(vec).tolist()
+                scalars = {k: v / me.world for k, v in zip(scalars, vec, strict=False)}
+                signalled = vec[-1] > 0
+            if not math.isfinite(scalars["loss"]):
+                raise RpntError(f"training diverged: loss is {scalars['loss']} at step "
+                                f"{state.step}; lower the learning rate or check the input data")
+            ranks.average_gradients(trained)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(trained, clip))
             opt.step()
             sched.step()
-            last_loss = float(loss.detach())
+            last_loss = scalars["loss"]
             state.add_step({"loss": last_loss, "grad_norm": grad_norm,
-                            **{k: float(v.detach()) for k, v in extra.items()}})
+                            **{k: v for k, v in scalars.items() if k != "loss"}})
             bar.update(1)
             last = state.step == cfg.steps
             if state.step % cfg.log_every == 0 or last:
@@ -359,11 +297,14 @@ def fit(
             if last or state.stopped or (cfg.checkpoint_every > 0
                                          and state.step % cfg.checkpoint_every == 0):
                 save()
-            if flag.received is not None:
+            if signalled:
                 save()
                 bar.close()
+                ranks.barrier()  # the checkpoint is written before any rank leaves
+                name = (signal.Signals(flag.received).name if flag.received is not None
+                        else "a signal on another rank")
                 raise TrainingInterrupted(
-                    f"{signal.Signals(flag.received).name} received at step {state.step}; "
+                    f"{name} received at step {state.step}; "
                     f"checkpoint saved to {ckpt_dir}; rerun the same command to resume")
     bar.close()
     if state.best_state is not None:
@@ -377,4 +318,5 @@ def fit(
     return FitResult(steps_done=state.step, best_val=state.best_val,
                      best_step=state.best_step, stopped_early=state.stopped,
                      final_loss=last_loss, resumed_from=resumed_from,
-                     seconds=time.perf_counter() - t0, history=state.history)
+                     seconds=time.perf_counter() - t0, history=state.history,
+                     loader_seconds=loader_seconds)

@@ -43,6 +43,7 @@ from rpnt.workflow.datasets import (
     source_type,
     target_sessions,
 )
+from rpnt.workflow.launch import rank_launcher
 from rpnt.workflow.plan import (
     Plan,
     Run,
@@ -84,6 +85,7 @@ __all__ = [
     "pretrain_manifests",
     "pretrainings",
     "prune_empty_dirs",
+    "rank_launcher",
     "raw_root",
     "resolve_config",
     "rpnt_row",

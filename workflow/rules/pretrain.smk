@@ -26,9 +26,12 @@ rule pretrain:
         config=RESOLVED,
         flags=pretrain_flags,
         ckpt=f"{CKPT}/pretrain/{{scenario}}/{{pretraining}}/seed{{seed}}",
+        # data-parallel ranks from the resources tasks/mpi of the profile (srun under
+        # SLURM, torchrun on one machine; docs/workflow.md), "" for one process
+        launch=lambda wildcards, resources: W.rank_launcher(resources),
     shell:
         logged(
-            "rpnt pretrain --config {params.config} --manifest {input.manifest} "
+            "{params.launch}rpnt pretrain --config {params.config} --manifest {input.manifest} "
             "--scenario {wildcards.scenario} {params.flags} --seed {wildcards.seed} "
             "--out {output} "
             "--checkpoint-dir {params.ckpt}"
