@@ -101,7 +101,7 @@ def test_all_figures_draw_attention_from_the_run_store(tmp_path):
     pytest.importorskip("rpnt.model")
     from rpnt.data.batches import Vocab
     from rpnt.decoders.rpnt_decoder import RPNTDecoder
-    from rpnt.eval.figures import write_all_figures
+    from rpnt.eval.figure_set import write_all_figures
     from rpnt.model import RPNTConfig
 
     s = synthetic_session(0, n_trial=12, n_unit=16)

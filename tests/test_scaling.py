@@ -6,7 +6,7 @@ import json
 import pytest
 from test_tables import _rec, _write
 
-from rpnt.eval.figures import write_all_figures
+from rpnt.eval.figure_set import write_all_figures
 from rpnt.eval.tables import write_table
 
 TARGET = {"subject": ["C"], "date_from": "2016-10-01"}

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from rpnt.configfile import load_yaml
     from rpnt.data.scenarios import apply_scenario_units
     from rpnt.errors import RpntError
-    from rpnt.eval import figures
+    from rpnt.eval import figure_set, figures
     from rpnt.eval.tables import read_table_csv
     from rpnt.parts import TablePart
     from rpnt.store import load_session
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         config = TablePart.of(config or {}, figures=True).as_dict() if config else None
         if not args.out_dir:
             raise RpntError("rpnt figures needs --out-dir DIR (or a subcommand, see --help)")
-        paths = figures.write_all_figures(args.out_dir, config, args.metrics,
+        paths = figure_set.write_all_figures(args.out_dir, config, args.metrics,
                                           args.predictions, args.runs,
                                           attention=not args.no_attention)
         print("\n".join(str(p) for p in paths) or "no figure: nothing to draw")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         out = figures.plot_predictions(args.pred_file, args.out, trial=args.trial)
     elif args.figure == "curves":
         out = figures.plot_curves(args.run_list, args.out,
-                                  groups=[figures.curve_group(r) for r in args.run_list])
+                                  groups=[figure_set.curve_group(r) for r in args.run_list])
     else:
         if args.scenario and config is None:
             raise RpntError("--scenario needs --config CFG.yaml")
