@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rpnt.configfile import model_section
+from rpnt.data.scenarios import scenario_section
 from rpnt.errors import RpntError
 from rpnt.provenance import config_hash
-from rpnt.rows import ALL
+from rpnt.rows import ALL, BASELINE_MODELS
 
 #: finetune keys only one mode reads (the others read train, subsets, unit_sampling and
 #: val_windows): a mode's part leaves out the other modes' keys, so changing, say,
@@ -42,13 +43,7 @@ def _plain(obj: Any) -> Any:
 
 
 def _scenario(cfg: Mapping[str, Any], name: str | None) -> dict[str, Any] | None:
-    if name is None:
-        return None
-    scenarios = cfg.get("scenarios") or {}
-    if name not in scenarios:
-        known = ", ".join(sorted(scenarios)) or "none (pass --config with a scenarios section)"
-        raise RpntError(f"scenario {name!r} is not in the config's scenarios; known: {known}")
-    return _plain(scenarios[name] or {})
+    return None if name is None else _plain(scenario_section(cfg, name))
 
 
 def _labels(cfg: Mapping[str, Any], budget: str) -> dict[str, Any]:
@@ -120,10 +115,14 @@ class BaselinePart(Part):
 
     @classmethod
     def of(cls, cfg: Mapping[str, Any], scenario: str | None, model: str,
-           budget: str) -> BaselinePart:
+           budget: str, source: str = "config") -> BaselinePart:
         baselines = cfg.get("baselines") or {}
         if not isinstance(baselines, Mapping):
-            raise RpntError("config: baselines must be a mapping of model -> settings")
+            raise RpntError(f"{source}: baselines must be a mapping of model -> settings")
+        unknown = sorted(set(baselines) - set(BASELINE_MODELS))
+        if unknown:
+            raise RpntError(f"{source}: unknown baselines {unknown}; known: "
+                            f"{', '.join(BASELINE_MODELS)}")
         return cls(scenario, _scenario(cfg, scenario), _labels(cfg, budget),
                    _plain(baselines.get(model)))
 

@@ -45,6 +45,15 @@ def _ingest_arguments(p: argparse.ArgumentParser) -> None:
                         "waveforms, against the h5py floor")
 
 
+def _seed_and_json(parser: argparse.ArgumentParser, seed: str | None = None) -> None:
+    """``--seed`` (when the target draws random inputs: ``seed`` says of what) and
+    ``--json``, which every bench target takes."""
+    if seed is not None:
+        parser.add_argument("--seed", type=int, default=0, help=seed)
+    parser.add_argument("--json", default=None, metavar="OUT",
+                        help="also write the figures (with provenance) to this JSON file")
+
+
 def _attention_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=32, help="batch size B (default 32)")
     parser.add_argument("--heads", type=int, default=8, help="attention heads H (default 8)")
@@ -59,9 +68,7 @@ def _attention_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="torch intra-op thread counts to measure (default 1 2; with more "
                              "than one thread, times are wall-clock)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    parser.add_argument("--json", default=None, metavar="OUT",
-                        help="also write the figures (with provenance) to this JSON file")
+    _seed_and_json(parser, "seed of the random inputs")
 
 
 def _units_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,9 +82,7 @@ def _units_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=50, help="bins per window (default 50)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="interleaved rounds of every variant (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of model and inputs")
-    parser.add_argument("--json", default=None, metavar="OUT",
-                        help="also write the figures (with provenance) to this JSON file")
+    _seed_and_json(parser, "seed of model and inputs")
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,9 +98,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="interleaved rounds of every variant (default 10)")
     parser.add_argument("--profile", action="store_true",
                         help="also print the torch.profiler operator table of an RPNT step")
-    parser.add_argument("--seed", type=int, default=0, help="seed of models and inputs")
-    parser.add_argument("--json", default=None, metavar="OUT",
-                        help="also write the figures (with provenance) to this JSON file")
+    _seed_and_json(parser, "seed of models and inputs")
 
 
 def _pretrain_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,9 +113,7 @@ def _pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=50, help="bins per window (default 50)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved rounds of every layout (default 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data, model, batches")
-    parser.add_argument("--json", default=None, metavar="OUT",
-                        help="also write the figures (with provenance) to this JSON file")
+    _seed_and_json(parser, "seed of data, model, batches")
 
 
 def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,8 +123,7 @@ def _corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[12, 48],
                         help="corpus sizes (default 12 48)")
     parser.add_argument("--steps", type=int, default=20, help="pretraining steps (default 20)")
-    parser.add_argument("--json", default=None, metavar="OUT",
-                        help="also write the figures (with provenance) to this JSON file")
+    _seed_and_json(parser)
 
 
 def _stream_arguments(parser: argparse.ArgumentParser) -> None:
@@ -137,9 +137,7 @@ def _stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bins", type=int, default=1000, help="timed bins (default 1000)")
     parser.add_argument("--warmup", type=int, default=100,
                         help="untimed bins first (default 100; >= T fills the span)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and counts")
-    parser.add_argument("--json", default=None, metavar="OUT",
-                        help="also write the figures (with provenance) to this JSON file")
+    _seed_and_json(parser, "seed of weights and counts")
 
 
 #: benchmark name -> (module with run(args) -> int, help, argument declarations).
