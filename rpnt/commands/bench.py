@@ -54,6 +54,16 @@ def _seed_and_json(parser: argparse.ArgumentParser, seed: str | None = None) -> 
                         help="also write the figures (with provenance) to this JSON file")
 
 
+def _model_batch(parser: argparse.ArgumentParser) -> None:
+    """The size presets and the batch shape that the units and train targets time."""
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"],
+                        choices=["tiny", "small", "medium", "large"],
+                        help="size presets (default tiny small)")
+    parser.add_argument("--batch", type=int, default=32, help="windows per batch (default 32)")
+    parser.add_argument("--sites", type=int, default=2, help="sites per window (default 2)")
+    parser.add_argument("--window", type=int, default=50, help="bins per window (default 50)")
+
+
 def _attention_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=32, help="batch size B (default 32)")
     parser.add_argument("--heads", type=int, default=8, help="attention heads H (default 8)")
@@ -74,26 +84,16 @@ def _attention_arguments(parser: argparse.ArgumentParser) -> None:
 def _units_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--units", type=int, default=200,
                         help="unit slots per site to compare with 50 (default 200)")
-    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"],
-                        choices=["tiny", "small", "medium", "large"],
-                        help="size presets (default tiny small)")
-    parser.add_argument("--batch", type=int, default=32, help="windows per batch (default 32)")
-    parser.add_argument("--sites", type=int, default=2, help="sites per window (default 2)")
-    parser.add_argument("--window", type=int, default=50, help="bins per window (default 50)")
+    _model_batch(parser)
     parser.add_argument("--repeats", type=int, default=5,
                         help="interleaved rounds of every variant (default 5)")
     _seed_and_json(parser, "seed of model and inputs")
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"],
-                        choices=["tiny", "small", "medium", "large"],
-                        help="size presets (default tiny small)")
     parser.add_argument("--units", type=int, default=64,
                         help="unit slots per site (default 64)")
-    parser.add_argument("--batch", type=int, default=32, help="windows per batch (default 32)")
-    parser.add_argument("--sites", type=int, default=2, help="sites per window (default 2)")
-    parser.add_argument("--window", type=int, default=50, help="bins per window (default 50)")
+    _model_batch(parser)
     parser.add_argument("--repeats", type=int, default=10,
                         help="interleaved rounds of every variant (default 10)")
     parser.add_argument("--profile", action="store_true",
