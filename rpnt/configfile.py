@@ -21,17 +21,36 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
-    except (FileNotFoundError, IsADirectoryError) as exc:
-        raise RpntError(f"{path}: config file not found; pass the workflow's config "
-                        "(results/<benchmark>/config.resolved.yaml)") from exc
+    except FileNotFoundError as exc:
+        raise RpntError(f"{path}: config file not found; check the path (the shipped "
+                        "configs are config/*.yaml and config/benchmarks/*.yaml; a job's "
+                        "is results/<benchmark>/bin<B>ms/config.resolved.yaml)") from exc
+    except IsADirectoryError as exc:
+        raise RpntError(f"{path}: is a folder, not a config file; name a .yaml file "
+                        "in it") from exc
     except yaml.YAMLError as exc:
-        raise RpntError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the "
-                        "file") from exc
+        raise RpntError(f"{path}{_yaml_where(exc)}: not valid YAML ({_yaml_problem(exc)}); "
+                        "fix the file there (indent with spaces, not tabs; close every "
+                        "bracket and quote)") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise RpntError(f"{path}: a config file must hold a mapping at the top level")
     return data
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """``:LINE:COLUMN`` (1-based) of a YAML error, or "" when PyYAML gives no place."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return "" if mark is None else f":{mark.line + 1}:{mark.column + 1}"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's one-phrase reason (e.g. "found character '\\t' that cannot start any
+    token"), not its multi-line excerpt of the file."""
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    text = "; ".join(p for p in parts if p)
+    return text or str(exc).splitlines()[0]
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

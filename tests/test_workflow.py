@@ -127,12 +127,12 @@ def test_tiny_dry_run_plans_every_stage(workdir):
         (block,) = [b for b in jobs[rule]
                     if f"/{model}/sub-T_ses-CO-20130819/4trials/" in b]
         for kind, ext in (("models", ""), ("metrics", ".json"), ("predictions", ".npz")):
-            path = (f"results/tiny/{kind}/cross_subject/{model}/sub-T_ses-CO-20130819/"
+            path = (f"results/tiny/bin20ms/{kind}/cross_subject/{model}/sub-T_ses-CO-20130819/"
                     f"4trials/seed0{ext}")
             assert re.search(rf"output: .*{re.escape(path)}(,|$)", block, re.M), (path, block)
     (staged,) = [b for b in jobs["finetune"]
                  if "/rpnt_joint_staged/sub-T_ses-RT-20130820/alltrials/" in b]
-    assert "results/tiny/pretrain/cross_subject/joint/seed0" in staged.split("output:")[0]
+    assert "results/tiny/bin20ms/pretrain/cross_subject/joint/seed0" in staged.split("output:")[0]
     cfg = W.resolve_config(W.load_yaml(REPO / "config/tiny.yaml"))
     assert W.finetune_flags(cfg, "rpnt_joint_staged", "P") == "--mode staged --init P"
     assert W.finetune_flags(cfg, "rpnt_scratch", None) == "--mode scratch"
@@ -163,11 +163,11 @@ def test_multisite_dry_run(workdir):
     assert n["simulate"] == 1 and n["ingest"] == 3 and n["pretrain"] == 3 * 5 * 2
     assert n["finetune"] == 7 * 3 * 2  # scratch, 3 built-in pretrained rows, 3 variants
     assert n["baseline"] == _n_baselines() * 3 * 2
-    for path in ("results/sim_multisite/models/cross_site/rpnt_ssl_full/"
+    for path in ("results/sim_multisite/bin20ms/models/cross_site/rpnt_ssl_full/"
                  "sub-N_ses-CO-20160302/alltrials/seed1",
-                 "results/sim_multisite/models/cross_site/rpnt_ssl_full_rope_time/"
+                 "results/sim_multisite/bin20ms/models/cross_site/rpnt_ssl_full_rope_time/"
                  "sub-N_ses-CO-20160302/alltrials/seed1",
-                 "results/sim_multisite/pretrain/cross_site/ssl-rpnt_ssl_full_rope_time/seed1"):
+                 "results/sim_multisite/bin20ms/pretrain/cross_site/ssl-rpnt_ssl_full_rope_time/seed1"):
         assert path in proc.stdout, path
 
 
@@ -188,15 +188,20 @@ def test_paper_dry_run_builds_the_whole_dag_offline(workdir):
     out = proc.stdout
     assert "resources/raw/perich_miller_2018/sub-M/sub-M_ses-RT-20140114_behavior+ecephys.nwb" \
         in out
-    for path in ("results/perich_miller_2018/models/C-CO/rpnt_ssl_full/"
+    for path in ("results/perich_miller_2018/bin20ms/models/C-CO/rpnt_ssl_full/"
                  "sub-C_ses-CO-20161021/alltrials/seed2",
-                 "results/perich_miller_2018/models/T-RT/rpnt_ssl_frozen/"
+                 "results/perich_miller_2018/bin20ms/models/T-RT/rpnt_ssl_frozen/"
                  "sub-T_ses-RT-20130910/alltrials/seed0",
-                 "results/perich_miller_2018/pretrain/T-CO/ssl/seed1",
-                 "results/perich_miller_2018/pretrain/T-CO/joint/seed1"):
+                 "results/perich_miller_2018/bin20ms/pretrain/T-CO/ssl/seed1",
+                 "results/perich_miller_2018/bin20ms/pretrain/T-CO/joint/seed1"):
         assert path in out, path
     # Held-out sessions are targets, not pretraining data of their own scenario.
     assert "models/T-CO/rpnt_ssl_full/sub-T_ses-RT-20130820" not in out
+    # docs/workflow.md states this dry run's job count and its pretrainings
+    docs = (REPO / "docs/workflow.md").read_text()
+    stated = re.search(r"perich_miller_2018\.yaml +# (\d+) jobs, offline", docs)
+    assert stated and int(stated[1]) == sum(n.values()), (stated, sum(n.values()))
+    assert f"{n['pretrain']} pretrainings (3 scenarios x 2 objectives x 3 seeds)" in docs
 
 
 def test_falcon_stand_in_dry_run(workdir):
@@ -208,9 +213,9 @@ def test_falcon_stand_in_dry_run(workdir):
     assert n["simulate"] == 1 and n["ingest"] == 6 and n["pretrain"] == 2 * 2
     assert n["finetune"] == 6 * runs and n["baseline"] == _n_baselines() * runs
     out = proc.stdout
-    for path in ("results/falcon_m2_sim/models/held_out/rpnt_joint_staged/"
+    for path in ("results/falcon_m2_sim/bin20ms/models/held_out/rpnt_joint_staged/"
                  "sub-SimN-held-out-calib_ses-20201124/5trials/seed0",
-                 "results/falcon_m2_sim/models/held_in/wiener/"
+                 "results/falcon_m2_sim/bin20ms/models/held_in/wiener/"
                  "sub-SimN-held-in-calib_ses-20201028/alltrials/seed0"):
         assert path in out, path
     assert "models/held_out/gru/sub-SimN-held-in-calib" not in out
@@ -416,13 +421,49 @@ def test_rule_digests_follow_the_config_each_rule_reads():
     assert changed({"pretrain": {"train": {"progress": True}}}) == set()  # a progress bar
 
 
-def test_stores_are_keyed_by_bin_size(workdir):
-    """Two bin sizes on one dataset: separate store and manifest folders."""
+def test_outputs_are_keyed_by_bin_size(workdir):
+    """Two bin sizes of one benchmark: separate stores and manifests (shared by every
+    benchmark of the dataset), and separate models, metrics, tables, logs and benchmark
+    files, so that a 25 ms run keeps the 20 ms run's outputs."""
     out = run_snakemake(workdir, "-n", "--configfile", "config/tiny.yaml",
                         "--config", "bin_ms=25").stdout
     assert "resources/stores/sim_tiny/bin25ms/sub-T_ses-CO-20130819.zarr" in out
     assert "resources/manifests/sim_tiny/bin25ms.tsv" in out
+    for path in ("results/tiny/bin25ms/models/cross_subject/gru/sub-T_ses-CO-20130819/"
+                 "4trials/seed0",
+                 "results/tiny/bin25ms/metrics/cross_subject/ceiling/sub-T_ses-CO-20130819.json",
+                 "results/tiny/bin25ms/pretrain/cross_subject/joint/seed0",
+                 "results/benchmark/tiny/bin25ms/table.md",
+                 "logs/tiny/bin25ms/finetune/cross_subject/rpnt_scratch/",
+                 "benchmarks/tiny/bin25ms/pretrain/cross_subject/joint/seed0.tsv"):
+        assert path in out, path
     assert "bin20ms" not in out
+    # every output and log sits under its bin-size level, but the raw NWB files (and the
+    # simulator's log) that every bin size is made from
+    for line in out.splitlines():
+        m = re.match(r"\s+(output|log): (.*)", line)
+        if m:
+            for path in m[2].split(", "):
+                assert "bin25ms" in path or path.startswith(
+                    ("resources/raw/sim_tiny/", "logs/simulate/")), line
+
+
+def test_config_validate_names_the_file_and_line_of_bad_yaml(tmp_path, capsys):
+    """A missing file, a folder, and YAML with a tab or an unclosed bracket: one line
+    each, naming the file (and the line and column of a syntax error) and the fix."""
+    from rpnt.cli import main
+
+    (tmp_path / "tab.yaml").write_text("benchmark: x\n\tdataset: y\n")
+    (tmp_path / "open.yaml").write_text("benchmark: x\nmodels: [gru,\n")
+    cases = {"missing.yaml": "config file not found; check the path",
+             "tab.yaml": "tab.yaml:2:1: not valid YAML (",
+             "open.yaml": "open.yaml:3:1: not valid YAML (",
+             ".": "is a folder, not a config file"}
+    for name, expected in cases.items():
+        assert main(["config", "validate", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1, (name, err)
+        assert str(tmp_path) in err
 
 
 def test_config_validate_checks_the_dataset_and_resolve_prints(capsys):

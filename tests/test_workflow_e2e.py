@@ -55,7 +55,7 @@ def _runs(seed: int = 0) -> list[W.Run]:
 @pytest.mark.timeout(1800)
 def test_tiny_benchmark_end_to_end(tiny):
     wd = tiny
-    out = wd / "results/benchmark/tiny"
+    out = wd / "results/benchmark/tiny/bin20ms"
     md, csv_path = out / "table.md", out / "table.csv"
     assert md.exists() and csv_path.exists()
     text = md.read_text()
@@ -68,7 +68,7 @@ def test_tiny_benchmark_end_to_end(tiny):
 
     # One metrics JSON per (scenario, model, target session, budget, seed), each a real
     # score of a decoder trained on that budget's labelled trials.
-    metrics = sorted((wd / "results/tiny/metrics").rglob("seed*.json"))
+    metrics = sorted((wd / "results/tiny/bin20ms/metrics").rglob("seed*.json"))
     runs = _runs()
     assert len(metrics) == len(runs) and {r.budget for r in runs} == {"4", "all"}
     for path in metrics:
@@ -79,21 +79,22 @@ def test_tiny_benchmark_end_to_end(tiny):
 
     # Each training job scored its model (the log says so) exactly as a separate
     # `rpnt evaluate` process scores it: the same metrics and predictions, byte for byte.
+    results = "results/tiny/bin20ms"
     session = "sub-T_ses-CO-20130819"
     for model, job in (("rpnt_joint_staged", "finetune"), ("gru", "baseline")):
         run = f"cross_subject/{model}/{session}/4trials/seed0"
-        log = (wd / f"logs/tiny/{job}/{run}.log").read_text()
+        log = (wd / f"logs/tiny/bin20ms/{job}/{run}.log").read_text()
         assert f"{model} on {session}: R² mean" in log, log[-2000:]
         subprocess.run(
-            ["rpnt", "evaluate", "--model", f"results/tiny/models/{run}",
+            ["rpnt", "evaluate", "--model", f"{results}/models/{run}",
              "--store", f"resources/stores/sim_tiny/bin20ms/{session}.zarr",
-             "--scenario", "cross_subject", "--config", "results/tiny/config.resolved.yaml",
+             "--scenario", "cross_subject", "--config", f"{results}/config.resolved.yaml",
              "--tag", f"model={model}", "--tag", "seed=0", "--out", "again.json",
              "--predictions", "again.npz"],
             cwd=wd, env=offline_env(wd), check=True, capture_output=True, timeout=300)
         for made, again in ((f"metrics/{run}.json", "again.json"),
                             (f"predictions/{run}.npz", "again.npz")):
-            assert (wd / "results/tiny" / made).read_bytes() == (wd / again).read_bytes(), made
+            assert (wd / results / made).read_bytes() == (wd / again).read_bytes(), made
             (wd / again).unlink()
 
     figures = {p.name for p in (out / "figures").glob("*.png")}
@@ -102,7 +103,7 @@ def test_tiny_benchmark_end_to_end(tiny):
     assert any(f.startswith("curves_") for f in figures)
 
     # The commands read the resolved config the workflow wrote before its first job.
-    resolved = W.load_yaml(wd / "results/tiny/config.resolved.yaml")
+    resolved = W.load_yaml(wd / "results/tiny/bin20ms/config.resolved.yaml")
     assert resolved == W.resolve_config(W.load_yaml(wd / "config/tiny.yaml"))
 
     # Rerunning does nothing: every output is up to date.
@@ -119,10 +120,10 @@ def test_outputs_record_the_commit_of_the_checkout_that_ran(tiny):
     """Stores, metrics and the table carry the workdir's commit (the checkout whose
     Snakefile ran), not that of the checkout the tests were started from."""
     commit = head_commit(tiny)
-    for path in (tiny / "results/tiny/metrics").rglob("seed*.json"):
+    for path in (tiny / "results/tiny/bin20ms/metrics").rglob("seed*.json"):
         assert json.loads(path.read_text())["provenance"]["git_commit"] == commit, path
     assert f"table written at commit: `{commit}`" in \
-        (tiny / "results/benchmark/tiny/table.md").read_text()
+        (tiny / "results/benchmark/tiny/bin20ms/table.md").read_text()
     for store in (tiny / "resources/stores/sim_tiny/bin20ms").glob("*.zarr"):
         with xr.open_zarr(store) as ds:
             assert ds.attrs["git_commit"] == commit, store
@@ -191,7 +192,7 @@ def test_stores_of_another_bin_size_coexist(tiny):
 def test_no_checkpoint_folders_left_after_a_successful_run(tiny):
     """Each finished job deletes its rolling checkpoints; the run then prunes the folders
     they were in (Snakefile onsuccess)."""
-    ckpt = tiny / "resources/checkpoints/tiny"
+    ckpt = tiny / "resources/checkpoints/tiny/bin20ms"
     assert not ckpt.exists() or not any(p.is_dir() for p in ckpt.rglob("*")), \
         sorted(str(p) for p in ckpt.rglob("*"))[:5]
 

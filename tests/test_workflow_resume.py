@@ -26,9 +26,9 @@ from tests.workflow_helpers import (
 
 SESSION = "sub-T_ses-CO-20130819"
 RUN = f"cross_subject/rpnt_scratch/{SESSION}/alltrials/seed0"
-TARGET = f"results/resume/models/{RUN}"
-CKPT = f"resources/checkpoints/resume/finetune/{RUN}"
-LOG = f"logs/resume/finetune/{RUN}.log"
+TARGET = f"results/resume/bin20ms/models/{RUN}"
+CKPT = f"resources/checkpoints/resume/bin20ms/finetune/{RUN}"
+LOG = f"logs/resume/bin20ms/finetune/{RUN}.log"
 
 
 def _our_training_pids(session_leader: int) -> list[int]:

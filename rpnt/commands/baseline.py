@@ -40,7 +40,7 @@ process (a skip record gives a skipped metrics record); --tag adds fields to tha
 
 Example:
   rpnt baseline --config resolved.yaml --model gru --store STORE.zarr \\
-      --scenario cross_subject --seed 0 --out results/default/models/.../gru/SESSION/seed0
+      --scenario cross_subject --seed 0 --out results/default/bin20ms/models/.../gru/SESSION/seed0
 """
 
 

@@ -28,7 +28,7 @@ are known before any download) are errors.
 
 Several files are merged left to right (later ones override, mappings merged key by key).
 `resolve` writes the config with every default filled (what the workflow writes to
-results/<benchmark>/config.resolved.yaml before its first job and hands to every
+results/<benchmark>/bin<B>ms/config.resolved.yaml before its first job and hands to every
 training and evaluation command as --config); without --out it prints it. `where`
 prints the rpnt package folder: the workflow runs only when the `rpnt` command on PATH
 imports rpnt from the checkout whose Snakefile is running.

@@ -28,7 +28,7 @@ A model directory holding a skip record (e.g. POYO without torch-brain) yields a
 record with "skipped": reason and "r2": null.
 
 Example:
-  rpnt evaluate --model results/default/models/cross_subject/gru/SESSION/seed0 \\
+  rpnt evaluate --model results/default/bin20ms/models/cross_subject/gru/SESSION/seed0 \\
       --store resources/stores/sim_default/SESSION.zarr --scenario cross_subject \\
       --config resolved.yaml --tag model=gru --tag seed=0 --out metrics.json
 """

@@ -11,7 +11,7 @@ Without a subcommand, draw every benchmark figure into --out-dir (written as one
 directory, atomically), as the workflow does:
 
   rpnt figures --config CFG.yaml --metrics M.json ... --predictions P.npz ... \\
-      --runs MODEL_DIR ... --out-dir results/benchmark/NAME/figures
+      --runs MODEL_DIR ... --out-dir results/benchmark/NAME/bin<B>ms/figures
 
   r2.png                    R² per scenario and model: bars = mean, error bars = std, dots =
                             sessions x seeds; the noise ceiling as a marker

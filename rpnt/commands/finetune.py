@@ -36,11 +36,13 @@ the record, e.g. the table row's name). Rolling resume checkpoints go to
 --checkpoint-dir (default <out>.ckpt); rerunning after a kill resumes exactly.
 
 example:
-  rpnt finetune --config cfg.yaml --mode staged \\
-      --init results/default/pretrain/cross_subject/joint/seed0 \\
-      --store resources/stores/sim_default/sub-T_ses-CO-20130819.zarr --scenario cross_subject \\
-      --budget 10 --seed 0 --out results/default/models/cross_subject/rpnt_joint_staged/10/... \
-      --metrics results/default/metrics/cross_subject/rpnt_joint_staged/10/... \
+  R=results/default/bin20ms
+  rpnt finetune --config $R/config.resolved.yaml --mode staged \\
+      --init $R/pretrain/cross_task/joint/seed0 \\
+      --store resources/stores/sim_default/bin20ms/sub-M_ses-RT-20140211.zarr \\
+      --scenario cross_task --budget 10 --seed 0 \\
+      --out $R/models/cross_task/rpnt_joint_staged/sub-M_ses-RT-20140211/10trials/seed0 \\
+      --metrics $R/metrics/cross_task/rpnt_joint_staged/sub-M_ses-RT-20140211/10trials/seed0.json \\
       --tag model=rpnt_joint_staged
 """
 

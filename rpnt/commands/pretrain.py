@@ -29,7 +29,7 @@ preemption) a checkpoint is written and rerunning the same command resumes exact
 example:
   rpnt pretrain --config cfg.yaml --manifest resources/manifests/sim_default.tsv \\
       --scenario cross_subject --objective joint --seed 0 \\
-      --out results/default/pretrain/cross_subject/joint/seed0
+      --out results/default/bin20ms/pretrain/cross_subject/joint/seed0
 """
 
 

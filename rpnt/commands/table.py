@@ -27,8 +27,9 @@ cannot be imported, else "no results". With --config, the rows include every mod
 the config's models list and the columns follow its scenarios and budgets.
 
 Example:
-  rpnt table results/default/metrics/*/*/*/*/*.json --out-dir results/benchmark/default \\
-      --config resolved.yaml --pretrained results/default/pretrain/*/*/seed*
+  R=results/default/bin20ms
+  rpnt table $R/metrics/*/*/*/*/*.json --out-dir results/benchmark/default/bin20ms \\
+      --config $R/config.resolved.yaml --pretrained $R/pretrain/*/*/seed*
 """
 
 

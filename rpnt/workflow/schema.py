@@ -104,8 +104,8 @@ class FiguresConfig:
 class BenchmarkKeys:
     """The planning keys of a benchmark: which jobs exist and where their outputs go."""
 
-    #: name of this benchmark run: outputs go to results/<benchmark>/ and the table to
-    #: results/benchmark/<benchmark>/
+    #: name of this benchmark run: outputs go to results/<benchmark>/bin<B>ms/ and the table to
+    #: results/benchmark/<benchmark>/bin<B>ms/
     benchmark: str = setting("", schema={"type": "string", "pattern": _NAME})
     #: a dataset name of the registry (config/datasets.yaml)
     dataset: str = setting("", schema={"type": "string"})
@@ -246,7 +246,7 @@ def _schema() -> dict[str, Any]:
                        "config/tiny.yaml, config/benchmarks/*.yaml), generated from rpnt's "
                        "config dataclasses. Every key is checked; unknown keys are errors. "
                        "Defaults are filled in and the result is written to "
-                       "results/<benchmark>/config.resolved.yaml, the --config of every "
+                       "results/<benchmark>/bin<B>ms/config.resolved.yaml, the --config of every "
                        "training and evaluation command. Compute resources live in the "
                        "Snakemake profiles.",
         "type": "object", "additionalProperties": False, "required": list(REQUIRED),

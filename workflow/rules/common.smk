@@ -41,28 +41,32 @@ ASSET_MANIFEST = os.path.relpath(ENTRY["source"]["manifest"]) if ENTRY["source"]
 DANDI_DATASETS = W.dataset_names(REGISTRY, "dandi")
 
 # Paths (docs/architecture.md "Paths of the workflow"). Stores are keyed by the ingest
-# options that made them (bin size), so benchmarks with different bins share a dataset.
+# options that made them (bin size), so benchmarks with different bins share a dataset;
+# everything a benchmark makes is keyed by its name and bin size (RUNS), so that a 25 ms
+# run of a benchmark keeps its 20 ms models, tables, logs and checkpoints.
 # The resolved config is written before the first job (Snakefile, onstart) and handed to
 # the commands by path, not as an input: jobs depend on their own part of it (reads()).
-RESOLVED = f"results/{BENCH}/config.resolved.yaml"
-STORES = f"resources/stores/{DATASET}/{W.store_tag(config)}"
+BIN = W.store_tag(config)
+RUNS = f"{BENCH}/{BIN}"
+RESOLVED = f"results/{RUNS}/config.resolved.yaml"
+STORES = f"resources/stores/{DATASET}/{BIN}"
 STORE = f"{STORES}/{{session}}.zarr"
-MANIFEST = f"resources/manifests/{DATASET}/{W.store_tag(config)}.tsv"
+MANIFEST = f"resources/manifests/{DATASET}/{BIN}.tsv"
 TRUTH = f"{RAW}/derivatives/ground-truth/{{session}}.npz"
 # One pretraining per scenario, pretraining (objective, or objective-variant) and seed;
 # one decoder per scenario, table row, target session, label budget and seed.
-PRETRAIN = f"results/{BENCH}/pretrain/{{scenario}}/{{pretraining}}/seed{{seed}}"
+PRETRAIN = f"results/{RUNS}/pretrain/{{scenario}}/{{pretraining}}/seed{{seed}}"
 RUN = "{scenario}/{model}/{session}/{budget}trials/seed{seed}"
-MODEL = f"results/{BENCH}/models/{RUN}"
-METRICS = f"results/{BENCH}/metrics/{RUN}.json"
-PREDICTIONS = f"results/{BENCH}/predictions/{RUN}.npz"
-CEILING = f"results/{BENCH}/metrics/{{scenario}}/ceiling/{{session}}.json"
-TABLE_DIR = f"results/benchmark/{BENCH}"
+MODEL = f"results/{RUNS}/models/{RUN}"
+METRICS = f"results/{RUNS}/metrics/{RUN}.json"
+PREDICTIONS = f"results/{RUNS}/predictions/{RUN}.npz"
+CEILING = f"results/{RUNS}/metrics/{{scenario}}/ceiling/{{session}}.json"
+TABLE_DIR = f"results/benchmark/{RUNS}"
 # Rolling resume checkpoints: never declared outputs, so a failed or preempted job's
 # retry finds them (Snakemake deletes the declared outputs of a failed job).
-CKPT = f"resources/checkpoints/{BENCH}"
-LOGS = f"logs/{BENCH}"
-BENCHMARKS = f"benchmarks/{BENCH}"
+CKPT = f"resources/checkpoints/{RUNS}"
+LOGS = f"logs/{RUNS}"
+BENCHMARKS = f"benchmarks/{RUNS}"
 
 
 wildcard_constraints:

@@ -10,9 +10,9 @@ rule ingest:
     output:
         directory(STORE),
     log:
-        f"logs/ingest/{DATASET}/{W.store_tag(config)}/{{session}}.log",
+        f"logs/ingest/{DATASET}/{BIN}/{{session}}.log",
     benchmark:
-        f"benchmarks/ingest/{DATASET}/{W.store_tag(config)}/{{session}}.tsv"
+        f"benchmarks/ingest/{DATASET}/{BIN}/{{session}}.tsv"
     threads: 2
     # The pretrainings (priority 10) wait for every store and the manifest: a store job
     # first, so they start as early as they can (Snakemake does not pass a rule's
@@ -42,6 +42,6 @@ rule manifest:
         MANIFEST,
     priority: 10
     log:
-        f"logs/manifest/{DATASET}/{W.store_tag(config)}.log",
+        f"logs/manifest/{DATASET}/{BIN}.log",
     shell:
         logged("rpnt manifest {input} --out {output}")

@@ -3,7 +3,7 @@
 
 
 rule table:
-    """Collect every metrics JSON into results/benchmark/<name>/table.md and table.csv."""
+    """Collect every metrics JSON into results/benchmark/<name>/bin<B>ms/table.md and table.csv."""
     input:
         metrics=all_metrics,
         pretrained=all_pretrained,
