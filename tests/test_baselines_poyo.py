@@ -10,7 +10,7 @@ from eval_helpers import synthetic_session, write_session_store
 import rpnt.decoders.poyo as poyo_mod
 import rpnt.provenance
 from rpnt.cli import main
-from rpnt.eval.tables import read_table_csv
+from rpnt.eval.table_files import read_table_csv
 
 torch.set_num_threads(1)
 

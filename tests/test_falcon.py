@@ -208,7 +208,7 @@ def test_record_takes_the_official_value():
 def test_table_pools_the_configured_metric(tmp_path):
     import json
 
-    from rpnt.eval.tables import write_table
+    from rpnt.eval.table_files import write_table
 
     paths = []
     for i, (mean, vw) in enumerate([(0.5, 0.7), (0.3, 0.6)]):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from rpnt.eval.tables import write_table
+from rpnt.eval.table_files import write_table
 
 
 def _rec(model, session, seed, r2, latency=None):

@@ -7,7 +7,7 @@ import pytest
 from test_tables import _rec, _write
 
 from rpnt.eval.figure_set import write_all_figures
-from rpnt.eval.tables import write_table
+from rpnt.eval.table_files import write_table
 
 TARGET = {"subject": ["C"], "date_from": "2016-10-01"}
 CONFIG = {"benchmark": "scaling", "models": ["gru", "rpnt_scratch", "rpnt_ssl_full"],

@@ -9,7 +9,8 @@ import pytest
 from rpnt.cli import main
 from rpnt.errors import RpntError
 from rpnt.eval.probes import load_probes
-from rpnt.eval.tables import build_table, load_records, read_table_csv, write_table
+from rpnt.eval.table_files import read_table_csv, write_table
+from rpnt.eval.tables import build_table, load_records
 
 
 def _rec(model, scenario, session, seed, r2):

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from rpnt.data.scenarios import apply_scenario_units
     from rpnt.errors import RpntError
     from rpnt.eval import figure_set, figures
-    from rpnt.eval.tables import read_table_csv
+    from rpnt.eval.table_files import read_table_csv
     from rpnt.parts import TablePart
     from rpnt.store import load_session
 

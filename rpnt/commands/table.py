@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rpnt.configfile import load_yaml
-    from rpnt.eval.tables import write_table
+    from rpnt.eval.table_files import write_table
     from rpnt.parts import TablePart
 
     # the table's part of the config (what the workflow's digest of this rule hashes)

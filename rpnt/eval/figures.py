@@ -67,7 +67,7 @@ def plot_r2_bars(models: Sequence[str], scenarios: Sequence[str],
                  cells: dict[str, dict[str, dict[str, Any]]], out: str | Path,
                  title: str = "R² per scenario and model", metric: str = "mean") -> Path:
     """Grouped bars. ``cells[model][scenario]`` = {"mean", "std", "n", "note"} (as read by
-    :func:`rpnt.eval.tables.read_table_csv`), optionally "values" (one R² per session and
+    :func:`rpnt.eval.table_files.read_table_csv`), optionally "values" (one R² per session and
     seed, drawn as dots). The ``ceiling`` row is a marker across each group; models
     without any number are listed under the title with their reason instead of a bar."""
     def has_numbers(m: str) -> bool:

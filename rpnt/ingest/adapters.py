@@ -28,6 +28,7 @@ import numpy as np
 
 from rpnt.errors import RpntError
 from rpnt.ingest import falcon as fal
+from rpnt.ingest.behaviour import mask_outliers, read_behaviour
 from rpnt.nwb import read as nwb_read
 from rpnt.nwb.read import BEHAVIOUR, Meta, Series, Units
 
@@ -99,46 +100,6 @@ def detect(f: h5py.File, entry: dict[str, Any] | None = None) -> str:
         "registry entry whose 'generic' mapping names the velocity series")
 
 
-def clean_series(fn: str, s: Series, notes: list[str]) -> Series:
-    """Drop samples with non-finite values or timestamps that do not increase; warn with counts.
-
-    A timestamp is kept only if it is larger than every earlier one, so a block that jumps
-    back in time is masked rather than reordered into the wrong place.
-    """
-    t, x = s.t, s.data
-    finite = np.isfinite(t)
-    for a in range(x.shape[1]):  # column by column: a reduction along a short axis is slow
-        finite &= np.isfinite(x[:, a])
-    increasing = np.ones(t.shape[0], bool)
-    if finite.all() and np.all(t[1:] > t[:-1]):  # the usual case: nothing to mask
-        return s
-    prev_max = np.maximum.accumulate(np.where(np.isfinite(t), t, -np.inf))
-    increasing[1:] = t[1:] > prev_max[:-1]
-    keep = finite & increasing
-    n_nan, n_back = int((~finite).sum()), int((finite & ~increasing).sum())
-    if n_nan:
-        msg = f"{fn}: {s.path}: masked {n_nan} of {t.shape[0]} samples with NaN values"
-        log.warning(msg)
-        notes.append(msg)
-    if n_back:
-        msg = (f"{fn}: {s.path}/timestamps: masked {n_back} samples whose timestamps do not "
-               "increase")
-        log.warning(msg)
-        notes.append(msg)
-    if not keep.any():
-        raise RpntError(f"{fn}: {s.path} has no finite samples with increasing timestamps")
-    if keep.all():
-        return s
-    return Series(s.path, t[keep], x[keep])
-
-
-def derive_velocity(pos: Series) -> Series:
-    """Velocity (units/s) from position by central differences on its own timestamps."""
-    if pos.t.shape[0] < 2:
-        raise RpntError(f"{pos.path}: too few samples to derive a velocity")
-    return Series(pos.path, pos.t, np.gradient(pos.data, pos.t, axis=0))
-
-
 def direction_octant(angle: np.ndarray) -> np.ndarray:
     """Directions (radians, any shape) -> octant 0..7, octant k centred on k x 45 degrees
     (0 = rightwards, counter-clockwise); -1 where the angle is not finite."""
@@ -155,25 +116,6 @@ def condition_ids(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64).reshape(values.shape[0], -1)
     ok = np.isfinite(v) & (v >= 0)
     return np.where(ok, np.nan_to_num(v), -1).astype(np.int16)
-
-
-def _behaviour(f: h5py.File, vel_path: str | None, pos_path: str | None,
-               notes: list[str]) -> tuple[Series, Series | None, str]:
-    fn = f.filename
-    pos = None
-    if pos_path and nwb_read.is_series(f, pos_path):
-        pos = clean_series(fn, nwb_read.read_series(f, pos_path), notes)
-    if vel_path and nwb_read.is_series(f, vel_path):
-        vel = clean_series(fn, nwb_read.read_series(f, vel_path), notes)
-        return vel, pos, vel_path
-    if pos is not None:
-        msg = f"{fn}: no velocity series ({vel_path}); velocity derived from {pos_path}"
-        log.warning(msg)
-        notes.append(msg)
-        return derive_velocity(pos), pos, f"derived from {pos_path}"
-    raise RpntError(f"{fn}: no behaviour series: neither {vel_path} nor {pos_path} exists; "
-                    "a session without behaviour cannot be decoded (NLB test files hold "
-                    "spikes only)")
 
 
 def _base_trials(f: h5py.File) -> tuple[set[str], np.ndarray, np.ndarray]:
@@ -200,55 +142,14 @@ def _no_go_cue(fn: str, notes: list[str]) -> str:
     return "trial (no go cue in the file)"
 
 
-def _mask_outliers(f: h5py.File, vel: Series, pos: Series | None, thr: dict,
-                   notes: list[str]) -> tuple[Series, Series | None]:
-    """Drop behaviour samples in 000688 outlier segments (position or acceleration too large).
-
-    Samples are matched by timestamp across the position, acceleration and velocity series
-    (they share timestamps in 000688).
-    """
-    def above(x: np.ndarray, limit: float) -> np.ndarray:
-        out = np.zeros(x.shape[0], bool)
-        for a in range(x.shape[1]):  # column by column: a reduction along a short axis is slow
-            out |= np.abs(x[:, a]) > limit
-        return out
-
-    bad = []
-    if pos is not None and thr.get("pos_cm") is not None:
-        bad.append(pos.t[above(pos.data, float(thr["pos_cm"]))])
-    if thr.get("acc") is not None and nwb_read.is_series(f, PM_ACC):
-        acc = nwb_read.read_series(f, PM_ACC)
-        bad.append(acc.t[above(acc.data, float(thr["acc"]))])
-    bad_t = np.concatenate(bad) if bad else np.zeros(0)
-    if not bad_t.size:
-        return vel, pos
-    out = []
-    for s in (vel, pos):
-        if s is None:
-            out.append(None)
-            continue
-        drop = np.isin(s.t, bad_t)
-        if drop.any():
-            msg = (f"{f.filename}: {s.path}: masked {int(drop.sum())} of {s.t.shape[0]} samples "
-                   f"in outlier segments (|position| > {thr.get('pos_cm')} cm or "
-                   f"|acceleration| > {thr.get('acc')})")
-            log.warning(msg)
-            notes.append(msg)
-            s = Series(s.path, s.t[~drop], s.data[~drop])
-        out.append(s)
-    if out[0].t.shape[0] == 0:
-        raise RpntError(f"{f.filename}: {vel.path}: every sample is in an outlier segment")
-    return out[0], out[1]
-
-
 def perich_miller(f: h5py.File, meta: Meta, entry: dict) -> Source:
     notes: list[str] = []
     fn = f.filename
     units = nwb_read.read_units(f)
-    vel, pos, vsrc = _behaviour(f, PM_VEL, PM_POS, notes)
+    vel, pos, vsrc = read_behaviour(f, PM_VEL, PM_POS, notes)
     thr = entry.get("outliers", PM_OUTLIERS)
     if thr:
-        vel, pos = _mask_outliers(f, vel, pos, thr, notes)
+        vel, pos = mask_outliers(f, vel, pos, thr, notes, PM_ACC)
     cols, start, stop = _base_trials(f)
     n, dur = start.shape[0], stop - start
     result = _col(f, cols, "result", n, "").astype(str).astype(object)
@@ -310,7 +211,7 @@ def nlb(f: h5py.File, meta: Meta, entry: dict) -> Source:
                      and nwb_read.is_series(f, f"{BEHAVIOUR}/{n}")), None)
     pos_name = pos_name or next((n for n in NLB_POS if nwb_read.is_series(f, f"{BEHAVIOUR}/{n}")),
                                 None)
-    vel, pos, vsrc = _behaviour(f, f"{BEHAVIOUR}/{vel_name}",
+    vel, pos, vsrc = read_behaviour(f, f"{BEHAVIOUR}/{vel_name}",
                                 f"{BEHAVIOUR}/{pos_name}" if pos_name else None, notes)
     cols, start, stop = _base_trials(f)
     n = start.shape[0]
@@ -344,7 +245,7 @@ def generic(f: h5py.File, meta: Meta, entry: dict) -> Source:
                         "generic: {velocity: <TimeSeries path>} (or position:)")
     notes: list[str] = []
     units = nwb_read.read_units(f)
-    vel, pos, vsrc = _behaviour(f, g.get("velocity"), g.get("position"), notes)
+    vel, pos, vsrc = read_behaviour(f, g.get("velocity"), g.get("position"), notes)
     cols, start, stop = _base_trials(f)
     n, dur = start.shape[0], stop - start
     result = _col(f, cols, g.get("result", "result"), n, "").astype(str).astype(object)

@@ -137,7 +137,7 @@ def bin_behaviour(t: np.ndarray, x: np.ndarray, edges: np.ndarray,
     Bins without a sample (bins shorter than the sampling period) get the linear
     interpolation at the bin centre between the neighbouring samples if those are at most
     ``max_gap_s`` apart; otherwise (gaps, before the first or after the last sample) NaN.
-    ``t`` is increasing and ``x`` finite (see ``adapters.clean_series``).
+    ``t`` is increasing and ``x`` finite (see ``behaviour.clean_series``).
     """
     n_time = edges.shape[0] - 1
     lo, hi = np.searchsorted(t, edges[[0, -1]], side="left")  # the samples inside the grid
