@@ -14,6 +14,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -69,6 +70,23 @@ def submissions(groups: list[dict], counts: dict[str, int],
     return len(groups) + ungrouped
 
 
+class _Resources(dict):
+    __getattr__ = dict.__getitem__
+
+
+def sbatch_flags(group: dict) -> str:
+    """The sbatch flags the SLURM executor plugin builds for a group's request (its own
+    functions, as tests/test_workflow_ranks.py does for a pretraining)."""
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    res = _Resources(group["resources"])
+    job = SimpleNamespace(resources=res, threads=res["_cores"], name=group["group"])
+    params = {"run_uuid": "u", "slurm_logfile": "l", "comment_str": "c", "account": "",
+              "partition": "", "workdir": ""}
+    return get_submit_command(job, params) + set_gres_string(job)
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     return make_workdir(tmp_path_factory.mktemp("groups") / "wf")
@@ -119,6 +137,9 @@ def test_tiny_benchmark_submits_tens_of_group_jobs_and_no_grouped_pretraining(wo
             res = g["resources"]
             assert res["gpu"] == 1 and res["_cores"] == 4, g
             assert res["runtime"] == 60 * len(g["rules"]), g  # one after another
+            sbatch = sbatch_flags(g)  # what the SLURM executor plugin submits
+            assert "--gpus=1" in sbatch and "--cpus-per-gpu=4" in sbatch, sbatch
+            assert f"-t {60 * len(g['rules'])} " in sbatch, sbatch
     assert max(len(g["rules"]) for g in named["finetune"]) == 4
     for name in ("ingest", "baselines", "report"):
         assert all("gpu" not in g["resources"] for g in named[name]), name
