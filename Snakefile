@@ -6,7 +6,8 @@
 #   snakemake --profile slurm/gpu --configfile config/benchmarks/perich_miller_2018.yaml
 #
 # Rules are thin `rpnt ...` commands; planning and config logic live in rpnt/workflow/.
-# Compute resources live in the profiles (slurm/config.yaml), not here.
+# Cluster requests: the profiles (slurm/config.yaml) and, for training jobs, sized from
+# the config (rpnt/workflow/resources.py); groups of small jobs apply on clusters only.
 
 # config/config.yaml is the default; a --configfile on the command line replaces it
 # (instead of being deep-merged into it, which would mix the two benchmarks' scenarios).

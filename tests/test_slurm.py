@@ -6,11 +6,12 @@ and slurm/gpu/config.yaml (the same keys; the test partition; values capped to w
 this one node has; squeue status checks). Two runs, each bounded by `timeout -s INT`:
 
 1. The reduced tiny workflow (one scenario, wiener and rpnt_joint_full) through the CPU
-   profile: every non-local job goes through sbatch with the profile's resources and
-   SIGTERM warning, no job asks for a GPU, one submission per job (training jobs score
-   their models; one job has the ceilings); SLURM runs them all to completion. The
-   pretraining job runs as two data-parallel ranks (`srun -n 2` in an sbatch
-   `--ntasks=2` job).
+   profile: every non-local job goes through sbatch with the profile's (or the rules'
+   sized) resources and SIGTERM warning, no job asks for a GPU, small jobs share group
+   jobs (the five ingests one submission, the ceilings, table and figures one; training
+   jobs score their models) with the group's summed runtime; SLURM runs them all to
+   completion. The pretraining job, never grouped, runs as two data-parallel ranks
+   (`srun -n 2` in an sbatch `--ntasks=2` job).
 2. One RPNT training job through the GPU profile (--gpus=1 on the stand-in GPU) with a
    2-minute time limit: SLURM's warning signal makes it write its checkpoint, the retry
    (attempt 2) resumes from that step, and the log of each attempt is kept.
@@ -32,6 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rpnt import workflow as W
 from tests.slurm_cluster import SlurmCluster, why_unavailable
 from tests.workflow_helpers import (
     failed_logs,
@@ -94,6 +96,8 @@ def derive_test_profile(src: Path, dst: Path, cluster: SlurmCluster) -> Path:
     prof["set-resources"] = {rule: fit(res) for rule, res in prof["set-resources"].items()}
     prof["set-threads"] = {rule: min(int(n), cpus) for rule, n in
                            prof.get("set-threads", {}).items()}
+    if "cores" in prof:  # the widest group job
+        prof["cores"] = min(int(prof["cores"]), cpus)
     prof["retries"] = 0  # a failure should fail the test at once
     prof["latency-wait"] = 5
     prof["slurm-init-seconds-before-status-checks"] = 5
@@ -145,6 +149,13 @@ def _sbatch_calls(output: str) -> dict[str, list[str]]:
     return calls
 
 
+def _one(root: Path, tail: str) -> Path:
+    """The one file ``root/**/tail`` (outputs and logs may sit under a bin-size folder)."""
+    found = sorted(root.rglob(tail))
+    assert len(found) == 1, (root, tail, found)
+    return found[0]
+
+
 @pytest.mark.timeout(RUN_TIMEOUT_S + 300)
 def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     wd = make_workdir(tmp_path / "wf")
@@ -163,7 +174,8 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
         assert set(res) == set(derived["set-resources"][rule]) - {"slurm_partition"}, rule
     # Pretraining as two data-parallel ranks that srun starts inside the job (the
     # profiles' documented way, rpnt.workflow.launch): one CPU each on this 2-core node.
-    derived["set-resources"]["pretrain"].update(tasks=2, mpi='"srun"', cpus_per_task=1)
+    derived["set-resources"].setdefault("pretrain", {}).update(tasks=2, mpi='"srun"',
+                                                               cpus_per_task=1)
     (profile / "config.yaml").write_text(yaml.safe_dump(derived, sort_keys=False))
 
     rc, out = run_profile(wd, profile, cluster, tmp_path / "snakemake.log",
@@ -181,48 +193,73 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
         raise AssertionError(f"snakemake --profile exited {rc}\n{out[-6000:]}\n"
                              f"{failed_logs(wd)}\n{slurm_logs}\n{cluster.log_tail()}")
 
-    # Every non-local job went through sbatch, one submission each, with the declared
-    # resources; a training job scores its model itself, one job has the ceilings.
-    expected = {"simulate", "ingest", "manifest", "pretrain", "finetune", "baseline",
-                "ceiling", "table", "figures"}
-    assert set(calls) == expected, sorted(calls)
-    assert len(calls["ingest"]) == 5 and len(calls["ceiling"]) == 1
-    assert len(calls["finetune"]) == len(calls["baseline"]) == 1
-    runtime = {rule: int(eval(str(res.get("runtime", src["default-resources"]["runtime"])),
-                              {"attempt": 1}))
-               for rule, res in derived["set-resources"].items()}
+    # Every non-local job went through sbatch with the declared resources; the small
+    # ones in group jobs (the comment names the group and its rules), the pretraining
+    # alone; a training job scores its model itself, one group has the ceilings, the
+    # table and the figures.
+    groups = {"ingest": "ingest_ingest", "baselines": "baselines_baseline",
+              "finetune": "finetune_finetune", "report": "report_ceiling_figures_table"}
+    assert set(calls) == {"simulate", "manifest", "pretrain", *groups.values()}, sorted(calls)
+    assert all(len(lines) == 1 for lines in calls.values()), calls
+    line = {name: lines[0] for name, lines in calls.items()}
+    assert len(re.findall(r"\bingest:session=", line["ingest_ingest"])) == 5
+    for rule in ("ceiling", "table", "figures"):
+        assert re.search(rf"\b{rule}:", line[groups["report"]]), rule
+    assert "baseline:" in line[groups["baselines"]] and "pretrain:" not in line[groups["finetune"]]
+    assert "--local-groupid" not in line["pretrain"]
+    cfg = W.resolve_config(yaml.safe_load((wd / "config/slurmtest.yaml").read_text()),
+                           source="config/slurmtest.yaml")
+
+    def profile_runtime(rule: str) -> int:
+        res = derived["set-resources"].get(rule, {})
+        return int(eval(str(res.get("runtime", src["default-resources"]["runtime"])),
+                        {"attempt": 1}))
+
+    # a group's runtime is the sum of its layers: jobs side by side up to `cores` CPUs
+    cores = derived["cores"]
+    ingest_layers = -(-5 // max(1, cores // 2))  # ingest jobs have 2 threads
+    report_layers = [profile_runtime("ceiling"),  # then table and figures (1 thread each)
+                     *([max(profile_runtime("table"), profile_runtime("figures"))]
+                       if cores >= 2 else [profile_runtime("table"),
+                                           profile_runtime("figures")])]
+    runtime = {"simulate": profile_runtime("simulate"),
+               "manifest": profile_runtime("manifest"),
+               "pretrain": W.job_size(cfg, "pretrain", sessions=5).runtime,
+               groups["ingest"]: ingest_layers * profile_runtime("ingest"),
+               groups["baselines"]: W.job_size(cfg, "baseline", model="wiener").runtime,
+               groups["finetune"]: W.job_size(cfg, "finetune",
+                                              model="rpnt_joint_full").runtime,
+               groups["report"]: sum(report_layers)}
     signal_flag = src["default-resources"]["slurm_extra"].strip("'")
-    for rule, lines in calls.items():
-        for line in lines:
-            assert f"-p {cluster.partition}" in line or f"-p '{cluster.partition}'" in line
-            assert re.search(rf"-t '?{runtime[rule]}'?(\s|$)", line), (rule, line)
-            assert re.search(r"--mem '?\d+", line), line
-            assert signal_flag in line, line
-            assert "--gpus" not in line and "gres" not in line, line  # the CPU profile
-    mem = re.search(r"--mem '?(\d+)", calls["pretrain"][0])
-    assert int(mem[1]) == NODE_MEM_CAP_MB
-    assert "--ntasks=2" in calls["pretrain"][0].split()
+    for name, sbatch in line.items():
+        assert f"-p {cluster.partition}" in sbatch or f"-p '{cluster.partition}'" in sbatch
+        assert re.search(rf"-t '?{runtime[name]}'?(\s|$)", sbatch), (name, sbatch)
+        assert re.search(r"--mem '?\d+", sbatch), sbatch
+        assert signal_flag in sbatch, sbatch
+        assert "--gpus" not in sbatch and "gres" not in sbatch, sbatch  # the CPU profile
+    # the pretraining's memory: sized from the tiny model (below this node's cap)
+    mem = re.search(r"--mem '?(\d+)", line["pretrain"])
+    assert int(mem[1]) == W.job_size(cfg, "pretrain", sessions=5).mem_mb < NODE_MEM_CAP_MB
+    assert "--ntasks=2" in line["pretrain"].split()
     # both ranks of the srun step trained (rpnt.ranks from SLURM's variables); rank 0
     # wrote the pretrained encoder the finetuning job started from
-    pre_log = (wd / "logs/slurmtest/pretrain/cross_session/joint/seed0.log").read_text()
+    pre_log = _one(wd / "logs/slurmtest", "pretrain/cross_session/joint/seed0.log").read_text()
     assert "rank 0 of 2" in pre_log and "rank 1 of 2" in pre_log, pre_log[-3000:]
 
-    # SLURM itself ran them: finished jobs stay visible to squeue (MinJobAge).
+    # SLURM itself ran them, one SLURM job per submission: finished jobs stay visible
+    # to squeue (MinJobAge).
     jobs = slurm_jobs(cluster)
-    ours = [j for j in jobs if j[2].startswith(("rule_simulate", "rule_ingest",
-                                                 "rule_finetune", "rule_baseline",
-                                                 "rule_pretrain", "rule_table"))]
-    assert len(ours) >= len(calls["ingest"]) + 4
+    assert len(jobs) == len(line), (jobs, sorted(line))
     # each training job scored its model
     for model in ("wiener", "rpnt_joint_full"):
-        assert (wd / f"results/slurmtest/metrics/cross_session/{model}/{SESSION}/alltrials/"
-                     "seed0.json").exists(), model
+        assert _one(wd / "results/slurmtest",
+                    f"metrics/cross_session/{model}/{SESSION}/alltrials/seed0.json"), model
     assert all(state == "COMPLETED" for _, state, _, _ in jobs), jobs
 
     # And the workflow's products exist.
-    table = wd / "results/benchmark/slurmtest/table.md"
+    table = _one(wd / "results/benchmark/slurmtest", "table.md")
     assert table.exists() and "rpnt_joint_full" in table.read_text()
-    assert any((wd / "results/benchmark/slurmtest/figures").glob("*.png"))
+    assert any((table.parent / "figures").glob("*.png"))
 
 
 #: How long the retry trains after its log says it resumed, before the test signals it.

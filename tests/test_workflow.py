@@ -281,21 +281,32 @@ def _job_blocks(output: str) -> dict[str, list[str]]:
 @pytest.mark.slow  # > 3 s: two dry runs
 def test_slurm_profiles_request_gpus_only_when_asked(workdir):
     """`--profile slurm` (CPU) requests no GPU for any job; `--profile slurm/gpu` is the
-    same file plus one GPU for each pretraining and finetuning job. Runtime and memory
-    grow with the attempt; SLURM is asked for SIGTERM before the time limit."""
+    same file plus one GPU for each pretraining and finetuning job (with their GPU
+    runtimes), and group jobs as wide as one finetuning (tests/test_workflow_groups.py).
+    Runtime and memory grow with the attempt; SLURM is asked for SIGTERM before the time
+    limit."""
     cpu, gpu = _profile("slurm/config.yaml"), _profile("slurm/gpu/config.yaml")
     assert cpu["executor"] == "slurm" and cpu["retries"] >= 1
     stripped = yaml.safe_load(yaml.safe_dump(gpu))
     for rule in ("pretrain", "finetune"):
-        res = stripped["set-resources"][rule]
+        res = stripped["set-resources"].pop(rule)
         assert res.pop("gpu") == 1 and res.pop("cpus_per_gpu") >= 1
         assert eval(str(res["runtime"]), {"attempt": 2}) == 2 * eval(str(res["runtime"]),
                                                                       {"attempt": 1})
-        assert "attempt" in str(res["mem_mb"])
-    assert stripped == cpu  # the GPU profile differs by its GPU lines only
+        assert set(res) == {"runtime"}  # host memory: sized by the rule, as on CPU
+    # a GPU group runs its finetunings in turn: one at a time fills the group's cores
+    assert stripped.pop("cores") == gpu["set-threads"]["finetune"]
+    assert stripped["set-threads"].pop("pretrain") <= gpu["cores"]
+    stripped["set-threads"]["pretrain"] = cpu["set-threads"]["pretrain"]
+    gpu_groups, cpu_groups = stripped.pop("group-components"), cpu.pop("group-components")
+    assert [g.split("=")[0] for g in gpu_groups] == [g.split("=")[0] for g in cpu_groups]
+    assert cpu.pop("cores") >= max(cpu["set-threads"].values())
+    assert stripped == cpu  # otherwise the GPU profile differs by its GPU lines only
+    assert not any(g.startswith("pretrain=") for g in cpu_groups)
+    assert "pretrain" not in cpu["set-resources"]  # sized by the rule from the config
     extra = cpu["default-resources"]["slurm_extra"]
     assert re.fullmatch(r"'--signal=TERM@\d+'", extra), extra  # no B: the job step gets it
-    assert "group-components" not in cpu and "evaluate" not in cpu["set-resources"]
+    assert "evaluate" not in cpu["set-resources"]
     for text in ((REPO / "slurm/config.yaml").read_text(),
                  (REPO / "slurm/gpu/config.yaml").read_text()):
         body = text.split("executor:")[1]  # no site's partition or account is hard-coded
@@ -305,9 +316,13 @@ def test_slurm_profiles_request_gpus_only_when_asked(workdir):
                         "config/tiny.yaml").stdout
     assert "gpu" not in out
     pre = _job_blocks(out)["pretrain"][0]
-    assert "mem_mb=32000" in pre and "runtime=240" in pre and "--signal=TERM@" in pre
-    # one submission per job: training jobs score their models, one job has the ceilings
-    assert "Group job" not in out and "group:" not in out
+    tiny = W.resolve_config(yaml.safe_load((REPO / "config/tiny.yaml").read_text()),
+                            source="config/tiny.yaml")
+    size = W.job_size(tiny, "pretrain", sessions=5)  # every store of sim_tiny
+    assert f"mem_mb={size.mem_mb}," in pre and f"runtime={size.runtime}," in pre, pre
+    assert "--signal=TERM@" in pre
+    # small jobs share group jobs; pretraining is never one of them
+    assert "Group job" in out and "Group job pretrain" not in out
 
     out = run_snakemake(workdir, "-n", "--profile", "slurm/gpu", "--configfile",
                         "config/tiny.yaml").stdout

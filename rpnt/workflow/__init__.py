@@ -5,7 +5,8 @@ The ``Snakefile`` and ``workflow/rules/*.smk`` stay thin: they call the function
 (:mod:`.checks`), to validate the config and say which part of it each rule reads
 (:mod:`.config`), to know the sessions of the configured dataset before anything is
 downloaded or simulated (:mod:`.datasets`), and to list the jobs of a benchmark
-(:mod:`.plan`). Errors are :class:`RpntError` with a one-line message;
+(:mod:`.plan`), and to size the cluster requests of its training jobs and name their
+group jobs (:mod:`.resources`). Errors are :class:`RpntError` with a one-line message;
 :func:`stop_on_error` turns them into Snakemake's exit without a traceback. ``rpnt config
 resolve|validate`` uses the same functions outside Snakemake.
 
@@ -54,10 +55,12 @@ from rpnt.workflow.plan import (
     pretrain_flags,
     prune_empty_dirs,
 )
+from rpnt.workflow.resources import JobSize, job_size, train_group
 
 __all__ = [
     "BASELINES",
     "SCHEMA_PATH",
+    "JobSize",
     "Plan",
     "Run",
     "active_models",
@@ -73,6 +76,7 @@ __all__ = [
     "ingest_digest",
     "is_simulated",
     "job_part",
+    "job_size",
     "load_configs",
     "load_yaml",
     "make_plan",
@@ -96,5 +100,6 @@ __all__ = [
     "stop_on_error",
     "store_tag",
     "target_sessions",
+    "train_group",
     "write_resolved_config",
 ]

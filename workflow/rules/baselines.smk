@@ -15,6 +15,11 @@ rule baseline:
         f"{LOGS}/baseline/{RUN.replace('{model}', '{baseline}')}.log",
     benchmark:
         f"{BENCHMARKS}/baseline/{RUN.replace('{model}', '{baseline}')}.tsv"
+    # cluster runs: several peers per SLURM job (profile group-components: baselines=N)
+    group: "baselines"
+    resources:
+        mem_mb=sized("baseline", "mem_mb"),
+        runtime=sized("baseline", "runtime"),
     params:
         reads=reads("baseline"),
         config=RESOLVED,

@@ -14,6 +14,8 @@ if PLAN is not None and PLAN.ceiling_runs():
             [CEILING.format(scenario=sc, session=s) for sc, s in PLAN.ceiling_runs()],
         log:
             f"{LOGS}/ceiling.log",
+        # cluster runs: one SLURM job with the table and figures (after the training)
+        group: "report"
         params:
             runs=" ".join(
                 f"--run {STORE.format(session=s)} {TRUTH.format(session=s)} "

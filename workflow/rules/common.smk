@@ -195,3 +195,25 @@ def pretrain_flags(wildcards):
 def raw_root_of(wildcards, output):
     """The dataset folder, from the simulator's first output (lint: no hard-coded prefix)."""
     return output.nwb[0][: -len(PLANNED[0]["asset_path"]) - 1]
+
+
+# SLURM requests and group jobs (docs/workflow.md "Jobs per submission" and "How big a
+# request is"). Both matter only to cluster executors: a local run ignores groups, and
+# mem_mb/runtime limit nothing without --resources.
+def sized(rule, key):
+    """resources value: mem_mb or runtime of a training job from the config's model size,
+    steps, batch size and sessions, growing with the attempt (rpnt.workflow.resources);
+    a profile's set-resources for the rule replaces it."""
+
+    def value(wildcards, input, attempt):
+        sessions = len(input.stores) if rule == "pretrain" else 1
+        model = wildcards.get("model") or wildcards.get("baseline")
+        return getattr(W.job_size(config, rule, attempt, sessions, model), key)
+
+    return value
+
+
+def train_group(wildcards):
+    """group of a finetuning job: "scratch" (needs only its store) or "finetune" (waits
+    for its pretraining), so that a group never holds both."""
+    return W.train_group(config, wildcards.model)

@@ -21,6 +21,12 @@ rule finetune:
         f"{BENCHMARKS}/finetune/{RUN}.tsv"
     wildcard_constraints:
         model=RPNT_ROWS,
+    # cluster runs: several finetunings per SLURM job (profile group-components:
+    # scratch=N, finetune=N)
+    group: train_group
+    resources:
+        mem_mb=sized("finetune", "mem_mb"),
+        runtime=sized("finetune", "runtime"),
     params:
         reads=reads("finetune"),
         config=RESOLVED,

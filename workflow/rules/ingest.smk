@@ -14,6 +14,8 @@ rule ingest:
     benchmark:
         f"benchmarks/ingest/{DATASET}/{BIN}/{{session}}.tsv"
     threads: 2
+    # cluster runs: a few sessions per SLURM job (profile group-components: ingest=N)
+    group: "ingest"
     # The pretrainings (priority 10) wait for every store and the manifest: a store job
     # first, so they start as early as they can (Snakemake does not pass a rule's
     # priority on to the jobs it depends on).

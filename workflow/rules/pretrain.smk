@@ -21,6 +21,10 @@ rule pretrain:
     # the longest jobs and three of the four finetuning modes wait for them, so started
     # first they do not leave those finetunings (and one idle core) for the end.
     priority: 10
+    # never grouped: one long job, possibly several ranks and nodes, each its own request
+    resources:
+        mem_mb=sized("pretrain", "mem_mb"),
+        runtime=sized("pretrain", "runtime"),
     params:
         reads=reads("pretrain"),
         config=RESOLVED,

@@ -25,6 +25,7 @@ rule table:
         scaling=f"{TABLE_DIR}/scaling.csv",
     log:
         f"{LOGS}/table.log",
+    group: "report"
     params:
         reads=reads("table"),
         config=RESOLVED,
@@ -52,6 +53,7 @@ rule figures:
         ),
     log:
         f"{LOGS}/figures.log",
+    group: "report"
     params:
         reads=reads("figures"),
         config=RESOLVED,
