@@ -13,14 +13,17 @@ this one node has; squeue status checks). Two runs, each bounded by `timeout -s 
    completion. The pretraining job, never grouped, runs as two data-parallel ranks
    (`srun -n 2` in an sbatch `--ntasks=2` job).
 2. One RPNT training job through the GPU profile (--gpus=1 on the stand-in GPU) with a
-   2-minute time limit: SLURM's warning signal makes it write its checkpoint, the retry
-   (attempt 2) resumes from that step, and the log of each attempt is kept.
+   2-minute time limit, held at step 20 so that its steps do not fit: SLURM's warning
+   signal makes it write its checkpoint and exit, the retry (attempt 2) resumes from that
+   step and completes, Snakemake reports success, and the outputs equal those of the
+   same command run without interruption; the log of each attempt is kept.
 
 It skips only when not root or apt-get is missing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -30,11 +33,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
 from rpnt import workflow as W
 from tests.slurm_cluster import SlurmCluster, why_unavailable
+from tests.slurm_hold import HoldAtStep
 from tests.workflow_helpers import (
     failed_logs,
     make_workdir,
@@ -149,13 +156,6 @@ def _sbatch_calls(output: str) -> dict[str, list[str]]:
     return calls
 
 
-def _one(root: Path, tail: str) -> Path:
-    """The one file ``root/**/tail`` (outputs and logs may sit under a bin-size folder)."""
-    found = sorted(root.rglob(tail))
-    assert len(found) == 1, (root, tail, found)
-    return found[0]
-
-
 @pytest.mark.timeout(RUN_TIMEOUT_S + 300)
 def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     wd = make_workdir(tmp_path / "wf")
@@ -243,7 +243,7 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     assert "--ntasks=2" in line["pretrain"].split()
     # both ranks of the srun step trained (rpnt.ranks from SLURM's variables); rank 0
     # wrote the pretrained encoder the finetuning job started from
-    pre_log = _one(wd / "logs/slurmtest", "pretrain/cross_session/joint/seed0.log").read_text()
+    pre_log = (wd / "logs/slurmtest/bin20ms/pretrain/cross_session/joint/seed0.log").read_text()
     assert "rank 0 of 2" in pre_log and "rank 1 of 2" in pre_log, pre_log[-3000:]
 
     # SLURM itself ran them, one SLURM job per submission: finished jobs stay visible
@@ -252,57 +252,77 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path, capsys):
     assert len(jobs) == len(line), (jobs, sorted(line))
     # each training job scored its model
     for model in ("wiener", "rpnt_joint_full"):
-        assert _one(wd / "results/slurmtest",
-                    f"metrics/cross_session/{model}/{SESSION}/alltrials/seed0.json"), model
+        assert (wd / f"results/slurmtest/bin20ms/metrics/cross_session/{model}/{SESSION}/"
+                     "alltrials/seed0.json").exists(), model
     assert all(state == "COMPLETED" for _, state, _, _ in jobs), jobs
 
     # And the workflow's products exist.
-    table = _one(wd / "results/benchmark/slurmtest", "table.md")
+    table = wd / "results/benchmark/slurmtest/bin20ms/table.md"
     assert table.exists() and "rpnt_joint_full" in table.read_text()
     assert any((table.parent / "figures").glob("*.png"))
 
 
-#: How long the retry trains after its log says it resumed, before the test signals it.
-RETRY_TRAINS_S = 10.0
+# The time-limit test's job (RPNT from scratch on SESSION) and its files, relative to the
+# workdir: the workflow's paths (workflow/rules/common.smk), in one place.
+TL_BENCH = "timelimit"
+TL_RUN = f"cross_session/rpnt_scratch/{SESSION}/alltrials/seed0"
+TL_MODEL = f"results/{TL_BENCH}/bin20ms/models/{TL_RUN}"
+TL_METRICS = f"results/{TL_BENCH}/bin20ms/metrics/{TL_RUN}.json"
+TL_PREDICTIONS = f"results/{TL_BENCH}/bin20ms/predictions/{TL_RUN}.npz"
+TL_CKPT = f"resources/checkpoints/{TL_BENCH}/bin20ms/finetune/{TL_RUN}"
+TL_LOG = f"logs/{TL_BENCH}/bin20ms/finetune/{TL_RUN}.log"  # attempts: <dir>/attempts/seed0.*.log
+#: The job's steps, and the step at which the test holds its first attempt until SLURM's
+#: warning comes: a job whose steps do not fit in its time limit, stopped at a known step.
+TL_STEPS = 60
+TL_HOLD_AT = 20
+#: Where the uninterrupted reference run writes, for each output flag of `rpnt finetune`
+#: (every other flag is the job's).
+REFERENCE_OUTPUTS = {"--out": "model", "--checkpoint-dir": "model.ckpt",
+                     "--metrics": "metrics.json", "--predictions": "predictions.npz"}
 
 
-def signal_retry_once_resumed(logs: Path, cluster: SlurmCluster) -> Callable[[], bool]:
-    """A ``poll`` for :func:`run_profile`: once the second attempt's log says it resumed,
-    and it has trained for :data:`RETRY_TRAINS_S`, send its job SIGTERM with ``scancel
-    --signal=TERM`` (to the job's steps, not the batch shell: what ``--signal=TERM@N``
-    sends at the time limit), so that the retry need not wait for its own limit."""
-    resumed_at: list[float] = []
+def attempt_logs(wd: Path) -> list[Path]:
+    """The time-limit job's log of each attempt, oldest first."""
+    log = wd / TL_LOG
+    return sorted((log.parent / "attempts").glob(f"{log.stem}.*.log"))
 
-    def poll() -> bool:
-        attempts = sorted((logs / "attempts").glob("seed0.*.log"))
-        if len(attempts) < 2:
-            return False
-        text = attempts[1].read_text(errors="replace")
-        if "resumed from" not in text:
-            return False
-        if not resumed_at:
-            resumed_at.append(time.monotonic())
-        if time.monotonic() - resumed_at[0] < RETRY_TRAINS_S:
-            return False
-        job = re.search(r"SLURM job (\d+) ===", text)[1]
-        # check=False: SLURM's own warning may have ended the job just before.
-        subprocess.run(["scancel", "--signal=TERM", job], env=cluster.env(),
-                       capture_output=True, text=True, timeout=30, check=False)
-        return True
 
-    return poll
+def start_reference(hold: HoldAtStep, wd: Path, out: Path) -> subprocess.Popen:
+    """The job's ``rpnt finetune`` command as its first attempt ran it (same flags, same
+    thread count), run here to its end with its outputs under ``out``."""
+    argv = list(hold.argv)
+    for flag, name in REFERENCE_OUTPUTS.items():
+        argv[argv.index(flag) + 1] = str(out / name)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "rpnt.log").open("w") as log:
+        return subprocess.Popen([sys.executable, "-m", "rpnt", *argv], cwd=wd, stdout=log,
+                                stderr=subprocess.STDOUT, env=offline_env(
+                                    wd, OMP_NUM_THREADS=hold.environ["OMP_NUM_THREADS"]))
+
+
+def _equal_but(a: dict, b: dict, ignore: dict[str, tuple[str, ...]]) -> bool:
+    """``a == b`` but for the keys ``ignore`` names per sub-dictionary ("" = top level)."""
+    def strip(d: dict) -> dict:
+        d = {k: v for k, v in d.items() if k not in ignore.get("", ())}
+        for key, names in ignore.items():
+            if key and isinstance(d.get(key), dict):
+                d[key] = {k: v for k, v in d[key].items() if k not in names}
+        return d
+    return strip(a) == strip(b)
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 300)
-def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluster, tmp_path,
-                                                                          capsys):
-    """A finetuning job with a 2-minute limit and far more steps than fit in it: SLURM's
-    SIGTERM (profile: --signal, here 10 s before the limit) makes it save its checkpoint
-    at step N and exit; the retry (attempt 2) resumes from step N. Attempt 2 gets the same
-    SIGTERM once it has trained for a few seconds (the test sends it with `scancel
-    --signal=TERM` rather than wait another 2 minutes for the limit; SLURM's own warning
-    would come at the limit anyway, the steps never fit), saves and exits the same way, so
-    the run ends failed after its one retry, with the log of each attempt kept.
+def test_job_stopped_at_its_time_limit_resumes_and_ends_as_if_uninterrupted(cluster, tmp_path,
+                                                                            capsys):
+    """A finetuning job through the GPU profile (--gpus=1 on the stand-in GPU) with a
+    2-minute limit and a retry. Its steps are made not to fit in the first attempt: the
+    test freezes it at step 20 (:class:`tests.slurm_hold.HoldAtStep`), so SLURM's own warning signal
+    (--signal=TERM@10) reaches it mid-run; rpnt saves its checkpoint at step N and exits
+    by itself (FAILED, not TIMEOUT). The retry (attempt 2, limit 2 x attempt = 4 minutes,
+    never signalled) resumes from step N and trains to the end: Snakemake reports success,
+    and the model weights, training log, metrics and predictions equal those of the same
+    `rpnt finetune` command run here without interruption (provenance's model_dir and the
+    wall time in meta.json aside). Each attempt's log is kept.
 
     SLURM may send the warning signal up to 60 s earlier than asked (sbatch(1), --signal:
     "resolution of event handling"), so the limit leaves at least 50 s for the job to start
@@ -313,13 +333,15 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
     wd = WORKDIRS.get("sbatch")
     if wd is None or not (wd / STORE).exists():
         wd = make_workdir(tmp_path / "wf")
-    long = {"steps": 1_000_000, "batch_size": 8, "eval_every": 1_000_000,
-            "checkpoint_every": 1_000_000, "patience": 0}
-    write_config(wd, "timelimit", "config/tiny.yaml", benchmark="timelimit",
-                 models=["rpnt_scratch"], scenarios=SCENARIO, finetune={"train": long},
-                 budgets=["all"], model_budgets={})
+    # labels.selection valid: validation, best weights and early-stopping state cross
+    # the interruption too (patience never runs out in 6 evaluations)
+    train = {"steps": TL_STEPS, "batch_size": 8, "eval_every": 10, "log_every": 5,
+             "checkpoint_every": 1_000_000, "patience": 10}
+    write_config(wd, TL_BENCH, "config/tiny.yaml", benchmark=TL_BENCH,
+                 models=["rpnt_scratch"], scenarios=SCENARIO, finetune={"train": train},
+                 labels={"selection": "valid"}, budgets=["all"], model_budgets={})
     if not (wd / STORE).exists():
-        run_snakemake(wd, STORE, "--cores", "2", "--configfile", "config/timelimit.yaml",
+        run_snakemake(wd, STORE, "--cores", "2", "--configfile", f"config/{TL_BENCH}.yaml",
                       timeout=600)
 
     profile = derive_test_profile(wd / "slurm" / "gpu" / "config.yaml", tmp_path / "profile",
@@ -327,49 +349,89 @@ def test_training_job_at_its_time_limit_checkpoints_and_its_retry_resumes(cluste
     prof = yaml.safe_load((profile / "config.yaml").read_text())
     assert "--signal=TERM@" in prof["default-resources"]["slurm_extra"]
     prof["retries"] = 1
-    prof["set-resources"]["finetune"].update(runtime=2, slurm_extra="'--signal=TERM@10'")
+    prof["set-resources"]["finetune"].update(runtime="2 * attempt",
+                                             slurm_extra="'--signal=TERM@10'")
+    # One thread: two OpenMP threads on this shared 2-core node spin against each other
+    # (60 steps: 37 s with two, 4 s with one, under load).
+    prof["set-threads"]["finetune"] = 1
     (profile / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
 
-    target = f"results/timelimit/models/cross_session/rpnt_scratch/{SESSION}/alltrials/seed0"
-    logs = wd / f"logs/timelimit/finetune/cross_session/rpnt_scratch/{SESSION}/alltrials"
-    rc, out = run_profile(wd, profile, cluster, tmp_path / "snakemake.log", target,
-                          "--configfile", "config/timelimit.yaml",
-                          poll=signal_retry_once_resumed(logs, cluster))
+    # While attempt 1 is held, the same command runs here uninterrupted (the reference).
+    ref = tmp_path / "reference"
+    started: list[subprocess.Popen] = []
+    hold = HoldAtStep(lambda: attempt_logs(wd), wd / TL_CKPT / "log" / "metrics.jsonl",
+                      TL_HOLD_AT, "rpnt", "finetune",
+                      on_hold=lambda: started.append(start_reference(hold, wd, ref)))
+    try:
+        rc, out = run_profile(wd, profile, cluster, tmp_path / "snakemake.log", TL_MODEL,
+                              "--configfile", f"config/{TL_BENCH}.yaml", poll=hold)
+    finally:
+        hold.release()
+    assert hold.argv, f"attempt 1's rpnt was never seen\n{out[-4000:]}"
+    if not started:  # SLURM's warning came before the hold
+        started.append(start_reference(hold, wd, ref))
+    ref_rc = started[0].wait(timeout=600)
+    ref_log = (ref / "rpnt.log").read_text(errors="replace")
     calls = [c for cs in _sbatch_calls(out).values() for c in cs]
+    assert rc == 0, f"snakemake exited {rc}\n{out[-4000:]}\n{failed_logs(wd)}"
     assert len(calls) == 2, out[-4000:]  # the first attempt and its retry
-    for line in calls:
+    for attempt, line in enumerate(calls, 1):
         assert "--gpus=1" in line and "--signal=TERM@10" in line, line
-        assert re.search(r"-t '?2'?\s", line), line
-    assert rc != 0  # attempt 2 was stopped by SIGTERM too: the steps never fit
-    assert not (wd / target).exists()
+        assert re.search(rf"-t '?{2 * attempt}'?\s", line), line
 
     # Each attempt's log is kept (logs/.../attempts/seed0.<time>.<SLURM job>.log); the
     # job's log is the last attempt's.
-    attempts = sorted((logs / "attempts").glob("seed0.*.log"))
-    assert len(attempts) == 2, sorted(map(str, logs.rglob("*")))
+    attempts = attempt_logs(wd)
+    assert len(attempts) == 2, sorted(map(str, attempts))
     first, second = (a.read_text(errors="replace") for a in attempts)
     job1, job2 = (re.search(r"SLURM job (\d+) ===", t)[1] for t in (first, second))
-    assert job1 != job2 and attempts[0].name.endswith(f".{job1}.log")
-    assert (logs / "seed0.log").read_text(errors="replace") == second
-    saved = re.search(r"SIGTERM received at step (\d+); checkpoint saved to (\S+)", first)
+    assert job1 == hold.job != job2 and attempts[0].name.endswith(f".{job1}.log")
+    assert (wd / TL_LOG).read_text(errors="replace") == second
+    saved = re.search(r"SIGTERM received at step (\d+); checkpoint saved to (\S+?);", first)
     assert saved, first[-3000:]
     resumed = re.search(r"resumed from (\S+) at step (\d+)", second)
     assert resumed, second[-3000:]
-    assert resumed[2] == saved[1] and int(saved[1]) > 0
-    ckpt = (f"resources/checkpoints/timelimit/finetune/cross_session/rpnt_scratch/{SESSION}/"
-            "alltrials/seed0")
-    assert (wd / resumed[1]).resolve() == (wd / ckpt).resolve()
-    again = re.search(r"SIGTERM received at step (\d+)", second)
-    assert again and int(again[1]) > int(saved[1]), second[-3000:]
+    n = int(saved[1])
+    assert resumed[2] == saved[1] and 0 < n < TL_STEPS
+    assert (wd / resumed[1]).resolve() == (wd / TL_CKPT).resolve() == (wd / saved[2]).resolve()
+    # attempt 2 was not signalled and trained to the end; its checkpoint is gone
+    assert "SIGTERM" not in second and f"{TL_STEPS} steps" in second, second[-3000:]
+    assert not (wd / TL_CKPT).exists()
     with capsys.disabled():
-        print(f"\nSLURM time limit: attempt 1 (job {job1}) checkpointed at step {saved[1]}; "
-              f"attempt 2 (job {job2}) resumed at step {resumed[2]}, stopped at {again[1]}")
+        print(f"\nSLURM time limit: attempt 1 (job {job1}) held at step {hold.held_at} for "
+              f"{hold.held_s:.0f} s until SLURM's warning, checkpointed at step {n}; "
+              f"attempt 2 (job {job2}) resumed at step {resumed[2]} and completed "
+              f"{TL_STEPS} steps")
 
-    # Both attempts ran on the stand-in GPU and ended before SLURM's hard limit killed
-    # them: the SIGTERM made rpnt exit by itself.
-    jobs = {jid: (state, elapsed) for jid, state, _, elapsed in slurm_jobs(cluster)}
-    for jid in (job1, job2):
+    # Attempt 1 ran on the stand-in GPU and ended before SLURM's hard limit killed it:
+    # the SIGTERM made rpnt exit by itself (FAILED; SLURM's kill: TIMEOUT). Attempt 2
+    # completed.
+    jobs = {jid: state for jid, state, _, _ in slurm_jobs(cluster)}
+    for jid, expected in ((job1, "FAILED"), (job2, "COMPLETED")):
         show = subprocess.run(["scontrol", "show", "job", jid], env=cluster.env(),
                               capture_output=True, text=True, timeout=30).stdout
         assert re.search(r"gres[/:]gpu[:=]1", show), show
-        assert jobs[jid][0] == "FAILED", (jid, jobs[jid], show)
+        assert jobs[jid] == expected, (jid, jobs[jid], show)
+
+    # The outputs equal those of the uninterrupted run of the same command.
+    assert ref_rc == 0 and "resumed from" not in ref_log, ref_log[-3000:]
+    got_w = load_file(str(wd / TL_MODEL / "weights.safetensors"))
+    ref_w = load_file(str(ref / "model" / "weights.safetensors"))
+    assert got_w.keys() == ref_w.keys()
+    assert not [k for k in got_w if not torch.equal(got_w[k], ref_w[k])], "weights differ"
+    # the training log: every loss, learning rate, gradient norm and validation loss
+    assert ((wd / TL_MODEL / "metrics.jsonl").read_text()
+            == (ref / "model" / "metrics.jsonl").read_text())
+    got_meta, ref_meta = (json.loads((d / "meta.json").read_text())
+                          for d in (wd / TL_MODEL, ref / "model"))
+    assert (got_meta["fit"]["resumed_from"], ref_meta["fit"]["resumed_from"]) == (n, 0)
+    assert got_meta["fit"]["steps_done"] == TL_STEPS
+    assert _equal_but(got_meta, ref_meta, {"fit": ("resumed_from", "seconds")})
+    got_m, ref_m = (json.loads(p.read_text()) for p in (wd / TL_METRICS,
+                                                        ref / "metrics.json"))
+    assert _equal_but(got_m, ref_m, {"provenance": ("model_dir",)}), (got_m, ref_m)
+    with np.load(wd / TL_PREDICTIONS) as got_p, np.load(ref / "predictions.npz") as ref_p:
+        assert sorted(got_p.files) == sorted(ref_p.files)
+        for key in got_p.files:
+            a, b = got_p[key], ref_p[key]
+            assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), key
