@@ -144,14 +144,24 @@ def test_tiny_dry_run_plans_every_stage(workdir):
 def test_default_dry_run(workdir):
     proc = run_snakemake(workdir, "-n")
     n = job_counts(proc.stdout)
-    # targets: cross_session 2 (C 2016), cross_task 1; one seed; budgets 5, 10, all
-    # rows: the peers, rpnt_scratch, rpnt_joint_frozen, rpnt_joint_full (one pretraining)
-    runs = 3 * 1 * 3  # target sessions x seeds x budgets
+    # targets: cross_session 1 (C 2016-10-21), cross_task 1; one seed; budgets 5, 10, all
+    # rows: the peers, rpnt_scratch, rpnt_joint_full (one pretraining per scenario)
+    runs = 2 * 1 * 3  # target sessions x seeds x budgets
     assert n["ingest"] == 12 and n["pretrain"] == 2 * 1 * 1
-    assert n["finetune"] == 3 * runs
+    assert n["finetune"] == 2 * runs
     assert n["baseline"] == _n_baselines() * runs
     assert n["ceiling"] == 1
-    assert sum(n.values()) == 1 + 12 + 1 + 2 + (3 + _n_baselines()) * runs + 1 + 3
+    assert sum(n.values()) == 1 + 12 + 1 + 2 + (2 + _n_baselines()) * runs + 1 + 3
+    # cross_session's pretraining sees neither 2016 session of monkey C (its holdout),
+    # though only the last one is a target
+    from rpnt.data.scenarios import plan_sessions, scenario_from_config
+
+    cfg = W.resolve_config(W.load_yaml(REPO / "config/config.yaml"))
+    table = plan_sessions(s["session"] for s in W.planned_sessions(W.dataset_entry(cfg)))
+    scen = scenario_from_config(cfg, "cross_session", table)
+    assert scen.target_sessions == ["sub-C_ses-CO-20161021"]
+    assert len(scen.pretrain_sessions) == 10, scen.pretrain_sessions
+    assert not any("C_ses-CO-2016" in s for s in scen.pretrain_sessions)
 
 
 def test_multisite_dry_run(workdir):
