@@ -168,11 +168,6 @@ def section_schema(cls: type, defaults: Any | None = None, description: str | No
             "additionalProperties": False, "default": {}, "properties": props}
 
 
-def field_schema(cls: type, name: str) -> dict[str, Any] | None:
-    """The JSON-schema fragment of field ``name`` of config dataclass ``cls``."""
-    return config_fields(cls)[name]
-
-
 @functools.cache
 def _validator(cls: type, name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(config_fields(cls)[name])

@@ -129,15 +129,6 @@ def global_sum(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def ranks_max(x: torch.Tensor) -> torch.Tensor:
-    """Element-wise maximum over ranks (``x`` itself in one process)."""
-    if not active():
-        return x
-    out = x.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.MAX)
-    return out
-
-
 class _GatherRows(torch.autograd.Function):
     """all_gather along dim 0 whose backward hands each rank the summed gradient of its
     rows (an all_reduce: works on gloo and NCCL alike)."""

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["ALL", "BASELINE_MODELS", "BUILTIN_ROWS", "MODES", "OBJECTIVES", "Pretraining",
-           "Row", "RpntRow", "parse_row", "pretraining_named", "pretrainings", "row_order",
-           "rpnt_row", "rpnt_rows"]
+           "Row", "RpntRow", "parse_row", "pretraining_name", "pretraining_named",
+           "pretrainings", "row_order", "rpnt_row", "rpnt_rows"]
 
 from rpnt.data.budget import ALL
 from rpnt.errors import RpntError
@@ -150,3 +150,10 @@ def pretraining_named(cfg: Mapping[str, Any], name: str) -> Pretraining:
         return Pretraining(name)
     raise RpntError(f"no pretraining named {name!r} in this config (have: "
                     f"{', '.join(known) or 'none'})")
+
+
+def pretraining_name(pretraining: dict[str, Any]) -> str:
+    """How tables name a pretraining (a pretrained meta.json's ``pretraining``): its
+    objective, with its variant in brackets."""
+    name = str(pretraining.get("objective") or "ssl")
+    return name + (f" ({pretraining['variant']})" if pretraining.get("variant") else "")

@@ -237,6 +237,14 @@ def test_job_size_uses_a_variants_model_size():
             > job_size(cfg, "finetune", model="rpnt_ssl_full").runtime)
 
 
+def test_a_variants_pretraining_is_sized_from_the_variants_model():
+    cfg = _cfg("tiny", steps=20000, models=["rpnt_ssl_full", "big"],
+               variants={"big": {"row": "rpnt_ssl_full", "model": {"size": "small"}}})
+    assert (job_size(cfg, "pretrain", pretraining="ssl-big")
+            == job_size(_cfg("small", steps=20000), "pretrain"))
+    assert job_size(cfg, "pretrain", pretraining="ssl") == job_size(cfg, "pretrain")
+
+
 def test_job_size_refuses_what_it_cannot_size():
     with pytest.raises(RpntError, match=r"model.size 'huge'.*set-resources"):
         job_size(_cfg("huge"), "pretrain")

@@ -127,8 +127,12 @@ class LazyCounts:
 
     def astype(self, dtype: Any) -> np.ndarray:
         """The whole array, read, as ``dtype``."""
-        return np.asarray(self).astype(dtype)
+        return self.__array__(dtype)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        whole = self[np.arange(self.shape[0])]
-        return whole if dtype is None else whole.astype(dtype)
+        # read straight from the store, not chunk by chunk through the shared cache,
+        # which would push out the chunks training is reading
+        whole = np.asarray(self._array[:])
+        if self.units is not None:
+            whole = whole[:, self.units]
+        return whole if dtype is None else whole.astype(dtype, copy=False)

@@ -230,11 +230,7 @@ def resolve_scenario(table: pd.DataFrame, scenario_cfg: Mapping[str, Any],
     holdout = (target if scenario_cfg.get("holdout") is None
                else _check_selector(scenario_cfg["holdout"], f"{where}.holdout"))
     loose = bool(scenario_cfg.get("pretrain_on_target_train", False))
-    extra = scenario_cfg.get("pretrain_manifests")
-    if extra is not None and (not isinstance(extra, list)
-                              or not all(isinstance(m, str) and m for m in extra)):
-        raise RpntError(f"{where}.pretrain_manifests: {extra!r} must be a list of manifest "
-                        "paths (rpnt manifest output of another dataset)")
+    scenario_manifests(scenario_cfg, where)  # checked here too
     n_pre = scenario_cfg.get("n_pretrain_sessions")
     if n_pre is not None and (isinstance(n_pre, bool) or not isinstance(n_pre, int)
                               or n_pre < 1):
@@ -305,8 +301,18 @@ def target_units(session: SessionData, scenario: Mapping[str, Any] | None) -> Se
     return _unit_filter(scenario.get("target") or {}, exclude=False).apply(session)
 
 
+def scenario_manifests(section: Mapping[str, Any], where: str = "scenario") -> list[str]:
+    """The manifests of other datasets whose sessions join the pretraining corpus of the
+    scenario config ``section`` (its ``pretrain_manifests``; none by default)."""
+    extra = section.get("pretrain_manifests")
+    if extra is None:
+        return []
+    if not isinstance(extra, list) or not all(isinstance(m, str) and m for m in extra):
+        raise RpntError(f"{where}.pretrain_manifests: {extra!r} must be a list of manifest "
+                        "paths (rpnt manifest output of another dataset)")
+    return list(extra)
+
+
 def pretrain_manifests(config: Mapping[str, Any] | None, scenario: str) -> list[str]:
-    """The manifests of other datasets whose sessions join scenario ``scenario``'s
-    pretraining corpus (``scenarios.<name>.pretrain_manifests``; none by default)."""
-    return [str(m) for m in scenario_section(config, scenario).get("pretrain_manifests")
-            or []]
+    """:func:`scenario_manifests` of scenario ``scenario`` of a config."""
+    return scenario_manifests(scenario_section(config, scenario), f"scenarios.{scenario}")

@@ -41,11 +41,12 @@ def _run_meta(run: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def curve_group(run: str | Path) -> str:
-    """The line a run joins in :func:`plot_curves`: its scenario (from meta.json next to
-    its metrics.jsonl), else its directory name."""
+def curve_group(run: str | Path, meta: dict[str, Any] | None = None) -> str:
+    """The line a run joins in :func:`plot_curves`: its scenario (from ``meta``, else the
+    meta.json next to its metrics.jsonl), else its directory name."""
     run = Path(run)
-    meta = _run_meta(run if run.is_dir() else run.parent)
+    if meta is None:
+        meta = _run_meta(run if run.is_dir() else run.parent)
     return str(meta.get("scenario") or (run.name if run.is_dir() else run.parent.name))
 
 
@@ -102,18 +103,18 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
                     continue
                 meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
             preds.append((p, meta))
+        # each run directory's meta.json, read once
+        metas = {r: _run_meta(r) for r in map(Path, runs) if r.is_dir()}
         groups: dict[str, list[tuple[Path, str]]] = {}  # model -> (run, its scenario)
         for run in map(Path, runs):
             if not (run / "metrics.jsonl").is_file() and not run.is_file():
                 log.info("no metrics.jsonl in %s; no curve", run)
                 continue
-            meta = _run_meta(run) if run.is_dir() else {}
+            meta = metas.get(run, {})
             model = str(meta.get("model") or "pretrain")
-            groups.setdefault(model, []).append((run, curve_group(run)))
+            groups.setdefault(model, []).append((run, curve_group(run, metas.get(run))))
         if metrics:  # R² against pretraining sessions (a scaling benchmark only)
-
-            metas = [_run_meta(r) for r in map(Path, runs) if r.is_dir()]
-            if plot_scaling(table, scaling_groups(cfg, [m for m in metas
+            if plot_scaling(table, scaling_groups(cfg, [m for m in metas.values()
                                                         if m.get("stage") == "pretrain"]),
                             tmp / "scaling.png"):
                 written.append("scaling.png")
@@ -131,15 +132,17 @@ def write_all_figures(out_dir: str | Path, config: dict[str, Any] | None,
                         kind="pretrain" if model.endswith("pretrain") else "decoder")
             written.append(f"curves_{model}.png")
         if attention:
-            written += _attention_figures(tmp, groups.get(wanted, []), cfg, stores, log)
+            written += _attention_figures(tmp, groups.get(wanted, []), metas, cfg, stores,
+                                          log)
     return [Path(out_dir) / w for w in written]
 
 
-def _attention_figures(tmp: Path, runs: list[tuple[Path, str]], cfg: dict[str, Any],
+def _attention_figures(tmp: Path, runs: list[tuple[Path, str]],
+                       metas: dict[Path, dict[str, Any]], cfg: dict[str, Any],
                        stores: dict[tuple, str], log: Any) -> list[str]:
     out, done = [], set()
     for run, _ in runs:
-        meta = _run_meta(run)
+        meta = metas[run] if run in metas else _run_meta(run)
         scen = str(meta.get("scenario"))
         store = meta.get("store") or stores.get(
             (meta.get("model"), meta.get("scenario"), meta.get("session"), meta.get("seed")))

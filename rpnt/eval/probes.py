@@ -24,7 +24,7 @@ from typing import Any
 from rpnt.errors import RpntError
 from rpnt.eval.cells import Cell, write_csv_rows
 from rpnt.eval.tables import budget_key
-from rpnt.train.probe import pretraining_name
+from rpnt.rows import pretraining_name
 
 #: probe.csv columns; ``where`` is ``pretraining`` or ``target``, ``budget`` empty for the
 #: pretraining probe (it fits every training trial of its sessions).
@@ -45,13 +45,13 @@ def pretrained_metas(pretrained: Sequence[str | Path]) -> list[dict[str, Any]]:
     return out
 
 
-def load_probes(pretrained: Sequence[str | Path],
+def load_probes(metas: Sequence[dict[str, Any]],
                 records: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-    """Probe rows: one per probe session of every pretrained model directory (its
-    meta.json's ``probe``), then one per (scenario, pretraining, budget, seed, target) of
-    the metrics ``records`` that carry a ``target_probe``."""
+    """Probe rows: one per probe session of every pretrained model's meta.json
+    (:func:`pretrained_metas`; its ``probe``), then one per (scenario, pretraining, budget,
+    seed, target) of the metrics ``records`` that carry a ``target_probe``."""
     rows = []
-    for meta in pretrained_metas(pretrained):
+    for meta in metas:
         name = pretraining_name(meta.get("pretraining") or {})
         for r in (meta.get("probe") or {}).get("sessions", []):
             rows.append({"where": "pretraining", "scenario": str(meta.get("scenario")),

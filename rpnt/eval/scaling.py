@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from rpnt.eval.cells import Cell, write_csv_rows
-from rpnt.eval.figures import _figure, _save
 from rpnt.eval.tables import REFERENCES, Table
 from rpnt.rows import SCRATCH
 
@@ -176,6 +175,9 @@ def plot_scaling(table: Table, groups: Mapping[str, list[Point]], out: str | Pat
     row, one line per label budget (error bars: std over targets × seeds); the first
     corpus solid, a corpus with more datasets dashed; RPNT from scratch (dotted) and the
     GRU (dash-dot) as horizontal lines in the budget's colour. None without points."""
+    # matplotlib only where a figure is drawn: `rpnt table` imports this module
+    from rpnt.eval.figures import _figure, _save
+
     rows = _rows(table, groups)
     panels = list(dict.fromkeys((g, m) for g, m, _ in rows))
     if not panels:

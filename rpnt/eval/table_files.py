@@ -92,8 +92,9 @@ def write_table(metrics: Sequence[str | Path], out_dir: str | Path,
     removed otherwise)."""
     records = load_records(metrics, table_metric(config))
     table = build_table(records, config)
-    probes = load_probes(pretrained, records)
-    groups = scaling_groups(config, pretrained_metas(pretrained))
+    metas = pretrained_metas(pretrained)
+    probes = load_probes(metas, records)
+    groups = scaling_groups(config, metas)
     prov = provenance_block(records, config)
     name = name or str((config or {}).get("benchmark", "benchmark"))
     out_dir = Path(out_dir)

@@ -16,13 +16,13 @@ from rpnt.errors import RpntError
 from rpnt.jobs.scoring import Scoring, score_trained
 from rpnt.parts import FinetunePart
 from rpnt.provenance import config_hash, provenance, sha256_file
-from rpnt.rows import MODES
+from rpnt.rows import MODES, pretraining_name
 from rpnt.seeding import seed_everything
 from rpnt.store import load_session
 from rpnt.train.config import finetune_config, labelled_trials, model_config
 from rpnt.train.finetune import finetune
 from rpnt.train.output import default_checkpoint_dir, fit_summary, write_run
-from rpnt.train.probe import pretraining_name, target_probe_report
+from rpnt.train.probe import target_probe_report
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ def finetune_job(config: str | Path, mode: str, store: str | Path, seed: int,
                                           budget, seed)
     init_decoder = None
     mcfg = None
+    init_meta: dict[str, Any] = {}
     # the table row this decoder is: its variant, or rpnt_scratch / rpnt_<objective>_<mode>
     row = variant or "rpnt_scratch"
     if mode == "scratch":
@@ -105,7 +106,7 @@ def finetune_job(config: str | Path, mode: str, store: str | Path, seed: int,
     # budget's trials only, scored on its test trials (a table section of its own); after
     # finetuning, so that it draws no random number the training would have drawn
     probe = {} if init_decoder is None else {"target_probe": {
-        "pretraining": pretraining_name(read_meta(init).get("pretraining") or {}),
+        "pretraining": pretraining_name(init_meta.get("pretraining") or {}),
         **target_probe_report(init_decoder, session, labelled, seed)}}
     meta = write_run(decoder, out, ckpt / "log", ckpt, stage="finetune",
                      model=row, mode=mode, seed=seed, budget=labelled.budget,

@@ -11,7 +11,7 @@ from pathlib import Path
 from rpnt import ranks
 from rpnt.configfile import load_yaml
 from rpnt.data.device import choose_device
-from rpnt.data.scenarios import resolve_scenario
+from rpnt.data.scenarios import resolve_scenario, scenario_manifests
 from rpnt.manifest import read_corpus
 from rpnt.parts import PretrainPart
 from rpnt.provenance import config_hash, provenance
@@ -49,8 +49,8 @@ def pretrain_job(config: str | Path, manifest: str | Path | Sequence[str | Path]
     me = ranks.init(choose_device(pcfg.train.device).type)
     mcfg = model_config({"model": part.model}, str(config))
     manifests = [manifest] if isinstance(manifest, (str, Path)) else list(manifest)
-    manifests += [str(m) for m in part.scenario.get("pretrain_manifests") or []
-                  if str(m) not in {str(x) for x in manifests}]
+    manifests += [m for m in scenario_manifests(part.scenario, f"scenarios.{scenario}")
+                  if m not in {str(x) for x in manifests}]
     table = read_corpus(manifests)
     scen = resolve_scenario(table, part.scenario, scenario).limited(seed)
     sessions = load_pretraining_sessions(table, scen, manifests[0])

@@ -9,6 +9,7 @@ refractory) noise of spiking.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,19 @@ from rpnt.scoring.stitch import scored_mask, variance_weighted
 CEILING_LAGS = 10  #: bins of rate history (200 ms at 20 ms bins; covers M1/PMd leads)
 
 
-def load_truth(path: str | Path) -> dict[str, np.ndarray]:
-    """The ground-truth arrays of one session (plain npz, no pickles)."""
+def load_truth(path: str | Path, keys: Sequence[str] | None = None
+               ) -> dict[str, np.ndarray]:
+    """The ground-truth arrays of one session (plain npz, no pickles): all of them, or
+    only ``keys`` (those the file has; the fine-grid rates are most of its bytes)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
+            out = {k: z[k] for k in z.files if keys is None or k in keys}
     except (OSError, ValueError) as exc:
         raise RpntError(f"{path}: not a simulator ground-truth .npz ({exc}); "
                         "pass derivatives/ground-truth/<session>.npz") from None
     for key in ("time", "rates", "dt", "session_id"):
-        if key not in out:
+        if key not in out and (keys is None or key in keys):
             raise RpntError(f"{path}: ground-truth file lacks array {key!r}; regenerate it "
                             "with rpnt simulate")
     return out

@@ -61,7 +61,7 @@ def _mixing(sim: SimSession, rows: int, tag: int) -> np.ndarray:
         size=(rows, 5))
 
 
-def _in_trials(t: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+def _in_trials(t: np.ndarray, start: np.ndarray) -> np.ndarray:
     """(n,) trial index of each time (the last trial starting at or before it), and -1
     before the first; callers mask with the trial's stop."""
     return np.searchsorted(start, t, side="right") - 1
@@ -73,7 +73,7 @@ def covariates(sim: SimSession, layout: str) -> dict[str, np.ndarray | list[str]
     starts, vel, z = _features(sim)
     tr = sim.behaviour.trials
     t_start, t_stop = np.asarray(tr["start_time"]), np.asarray(tr["stop_time"])
-    k = _in_trials(starts, t_start, t_stop)
+    k = _in_trials(starts, t_start)
     inside = (k >= 0) & (starts < t_stop[np.maximum(k, 0)])
     if layout == "m2":
         return {"names": ["index", "mrs"], "data": vel[inside] / 100.0,

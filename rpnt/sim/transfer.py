@@ -35,7 +35,7 @@ TRANSFER_LAGS = 5
 def population_index(session: SessionData, truth_npz_path: str | Path) -> np.ndarray:
     """(n_unit,) the population neuron each unit of ``session`` records."""
     path = Path(truth_npz_path)
-    truth = load_truth(path)
+    truth = load_truth(path, keys=("unit_population_index", "session_id"))
     if "unit_population_index" not in truth:
         raise RpntError(f"{path}: ground truth without unit_population_index; regenerate "
                         "it with rpnt simulate")

@@ -1,7 +1,7 @@
 """The store writer: Zarr v3 written directly (JSON metadata and Blosc-compressed chunk
 files, the layout xarray's ``to_zarr`` produces, consolidated metadata included) instead
 of through xarray and zarr, whose import costs a fresh ``rpnt ingest`` process more than
-the ingest itself; and :func:`time_order`, the raw spikes of a session in time order."""
+the ingest itself."""
 
 from __future__ import annotations
 
@@ -169,6 +169,3 @@ def write_store(ds, path: str | Path, *, force: bool = False, threads: int = 1) 
     with atomic_path(path, force=force) as tmp:
         _write_zarr(content, tmp, max(1, threads))
     return path
-
-
-# ---- readers -----------------------------------------------------------------------------

@@ -169,10 +169,3 @@ def target_probe_report(init: RPNTDecoder, session: SessionData, budget: Budget,
                                       budget),
             "counts": budget_probe_r2(session.spike_counts.astype(np.float64), session,
                                       budget)}
-
-
-def pretraining_name(pretraining: dict[str, Any]) -> str:
-    """How tables name a pretraining (a pretrained meta.json's ``pretraining``): its
-    objective, with its variant in brackets."""
-    name = str(pretraining.get("objective") or "ssl")
-    return name + (f" ({pretraining['variant']})" if pretraining.get("variant") else "")

@@ -73,7 +73,7 @@ def resolve_config(
             msg = f"{msg} (allowed: {', '.join(allowed)})"
         raise RpntError(f"{source}: {_error_path(err)}: {msg}{where}")
     fill_defaults(cfg, sch)
-    check_config(cfg, source)
+    check_config(cfg, source, sch)
     return cfg
 
 
@@ -97,8 +97,10 @@ def fill_defaults(cfg: dict[str, Any], schema: dict[str, Any],
     return cfg
 
 
-def check_config(cfg: Mapping[str, Any], source: str = "config") -> None:
-    """Cross-field checks a JSON schema cannot express."""
+def check_config(cfg: Mapping[str, Any], source: str = "config",
+                 schema: Mapping[str, Any] | None = None) -> None:
+    """Cross-field checks a JSON schema cannot express (``schema``: the loaded schema,
+    default the workflow's)."""
     if not cfg.get("scenarios"):
         raise RpntError(f"{source}: scenarios: at least one scenario is needed")
     for name, scen in cfg["scenarios"].items():
@@ -133,7 +135,7 @@ def check_config(cfg: Mapping[str, Any], source: str = "config") -> None:
         if extra:
             raise RpntError(f"{source}: model_scenarios.{m}: {extra} not in scenarios "
                             f"{sorted(cfg.get('scenarios') or {})}")
-    _check_variants(cfg, source)
+    _check_variants(cfg, source, schema or load_yaml(SCHEMA_PATH))
     for m in models:
         if m not in (cfg.get("variants") or {}):
             try:
@@ -142,10 +144,10 @@ def check_config(cfg: Mapping[str, Any], source: str = "config") -> None:
                 raise RpntError(f"{source}: models: {exc}") from None
 
 
-def _check_variants(cfg: Mapping[str, Any], source: str) -> None:
+def _check_variants(cfg: Mapping[str, Any], source: str, schema: Mapping[str, Any]) -> None:
     """Each variant names a built-in RPNT row and valid model settings (the model's
     cross-field checks run when a command builds it)."""
-    model_schema = load_yaml(SCHEMA_PATH)["properties"]["model"]
+    model_schema = schema["properties"]["model"]
     for name, var in (cfg.get("variants") or {}).items():
         where = f"{source}: variants.{name}"
         if name in BUILTIN_ROWS:

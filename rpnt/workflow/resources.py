@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rpnt.errors import RpntError
-from rpnt.rows import rpnt_row
+from rpnt.rows import pretraining_named, rpnt_row
 
 #: seconds of one training step at batch 32 on one CPU thread, per model size preset
 #: (the slower of pretraining and finetuning; medium: pretraining only; large: medium
@@ -69,9 +69,9 @@ class JobSize:
     runtime: int
 
 
-def _size(cfg: Mapping[str, Any], model: str | None) -> str:
-    variant = (cfg.get("variants") or {}).get(model) or {}
-    size = (variant.get("model") or {}).get("size") or cfg["model"]["size"]
+def _size(cfg: Mapping[str, Any], variant: str | None) -> str:
+    overrides = (cfg.get("variants") or {}).get(variant) or {}
+    size = (overrides.get("model") or {}).get("size") or cfg["model"]["size"]
     if size not in STEP_S:
         raise RpntError(f"config model.size {size!r}: no resource estimate for it "
                         f"(rpnt/workflow/resources.py knows {sorted(STEP_S)}); set mem_mb "
@@ -86,10 +86,11 @@ def _train(cfg: Mapping[str, Any], rule: str, model: str | None) -> Mapping[str,
 
 
 def job_size(cfg: Mapping[str, Any], rule: str, attempt: int = 1, sessions: int = 1,
-             model: str | None = None) -> JobSize:
+             model: str | None = None, pretraining: str | None = None) -> JobSize:
     """The request of one ``rule`` job (pretrain | finetune | baseline) of a resolved
-    config: ``sessions`` the stores it reads, ``model`` the table row (a variant's size
-    or a peer's steps), ``attempt`` Snakemake's try (1 first)."""
+    config: ``sessions`` the stores it reads, ``model`` the table row (a variant's size,
+    or a peer's steps), ``pretraining`` a pretraining's name (``<objective>[-<variant>]``:
+    its variant's size), ``attempt`` Snakemake's try (1 first)."""
     if rule not in RULES:
         raise RpntError(f"internal error: no resource estimate for rule {rule!r}")
     if attempt < 1 or sessions < 1:
@@ -97,12 +98,17 @@ def job_size(cfg: Mapping[str, Any], rule: str, attempt: int = 1, sessions: int 
     train = _train(cfg, rule, model)
     steps = int(train.get("steps", 0))
     batch = float(train.get("batch_size", 32)) / 32.0
-    if rule == "finetune":
+    variant = model
+    if rule == "pretrain" and pretraining is not None:
+        variant = pretraining_named(cfg, pretraining).variant
+    elif rule == "finetune" and model is not None:
+        variant = rpnt_row(cfg, model).variant
+    if rule == "finetune":  # every finetuning asks for the label-free mode's extra stage
         steps += int(cfg["finetune"].get("labelfree_steps", 0))
     if rule == "baseline":
         step_s, overhead_s, act_mb = PEER_STEP_S, PEER_OVERHEAD_S, PEER_ACT_MB
     else:
-        size = _size(cfg, model)
+        size = _size(cfg, variant)
         step_s, overhead_s, act_mb = STEP_S[size], OVERHEAD_S[size], ACT_MB[size]
     seconds = overhead_s + steps * step_s * batch
     runtime = max(FLOOR_MIN, math.ceil(TIME_SAFETY * seconds / 60.0))

@@ -208,7 +208,8 @@ def sized(rule, key):
     def value(wildcards, input, attempt):
         sessions = len(input.stores) if rule == "pretrain" else 1
         model = wildcards.get("model") or wildcards.get("baseline")
-        return getattr(W.job_size(config, rule, attempt, sessions, model), key)
+        size = W.job_size(config, rule, attempt, sessions, model, wildcards.get("pretraining"))
+        return getattr(size, key)
 
     return value
 
